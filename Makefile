@@ -1,0 +1,54 @@
+# Everything a fresh machine needs: `make serve` runs the server, `make test` runs the checks.
+# Both create .venv and install the pinned requirements first (once; again when they change).
+
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+PYTHON  ?= python3
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+# llama.cpp is compiled for portable x86-64-v3 (AVX2/FMA/F16C), not -march=native: a native build
+# picks up AMX on CPUs that advertise it, and in VMs that do not enable AMX state it crashes on the
+# first multi-token batch. pip caches the built wheel; after changing these flags run
+# `pip cache remove llama_cpp_python` so the new flags take effect.
+ifeq ($(shell uname -m),x86_64)
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+endif
+export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
+
+.PHONY: install serve test lint proto proto-check pytest bench
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml clients/python/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -e clients/python -e .
+	touch $@
+
+install: $(STAMP)
+
+serve: install
+	$(BIN)/tokenwire serve $(ARGS)
+
+test: install lint proto-check pytest
+
+lint: install
+	buf lint
+
+# Regenerates the code from proto/ (commit the result).
+proto: install
+	buf generate
+
+# Fails when the committed generated code differs from what proto/ generates now.
+proto-check: install
+	@tmp=$$(mktemp -d) && buf generate -o $$tmp && \
+	  diff -r -x __init__.py -x __pycache__ $$tmp/clients/python/tokenwire/v1 clients/python/tokenwire/v1 \
+	  || { echo "generated code is stale: run 'make proto' and commit"; rm -rf $$tmp; exit 1; }; \
+	  rm -rf $$tmp; echo "generated code is up to date"
+
+pytest: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python bench/grpc_vs_inprocess.py $(ARGS)

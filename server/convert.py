@@ -1,0 +1,128 @@
+"""The one place where protobuf messages become domain objects and back.
+
+Validation of request fields lives here too, because it speaks in the request's field paths
+("sampling.top_p"), which is what a client needs to hear.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from server.core.types import (ChatMessage, Delta, FinishReason, GenerationRequest, Sampling,
+                               Timings, Usage)
+from server.errors import FieldViolation, InvalidArgument
+from tokenwire.v1 import generation_pb2 as gen_pb
+from tokenwire.v1 import generation_service_pb2 as svc_pb
+
+MAX_STOP_SEQUENCES = 16
+CHAT_ROLES = frozenset({"system", "user", "assistant", "tool"})
+LOGIT_BIAS_LIMIT = 100.0
+
+_FINISH_TO_PB = {
+    FinishReason.STOP: gen_pb.FINISH_REASON_STOP,
+    FinishReason.STOP_SEQUENCE: gen_pb.FINISH_REASON_STOP_SEQUENCE,
+    FinishReason.LENGTH: gen_pb.FINISH_REASON_LENGTH,
+}
+
+# (field, default, check, description of the valid range)
+_SAMPLING_RULES = (
+    ("temperature", 0.8, lambda v: v >= 0, "must be a number >= 0"),
+    ("top_p", 0.95, lambda v: 0 < v <= 1, "must be in (0, 1]"),
+    ("top_k", 40, lambda v: v >= 0, "must be >= 0"),
+    ("min_p", 0.05, lambda v: 0 <= v <= 1, "must be in [0, 1]"),
+    ("repeat_penalty", 1.0, lambda v: v > 0, "must be > 0"),
+    ("presence_penalty", 0.0, lambda v: -2 <= v <= 2, "must be in [-2, 2]"),
+    ("frequency_penalty", 0.0, lambda v: -2 <= v <= 2, "must be in [-2, 2]"),
+)
+
+
+def _sampling_from_pb(pb: gen_pb.SamplingParams, violations: list[FieldViolation]) -> Sampling:
+    values: dict = {}
+    for name, default, ok, rule in _SAMPLING_RULES:
+        if not pb.HasField(name):
+            values[name] = default
+            continue
+        value = getattr(pb, name)
+        if isinstance(value, float) and math.isnan(value) or not ok(value):
+            violations.append(FieldViolation(f"sampling.{name}", f"{rule} (got {value})"))
+        values[name] = value
+    for token, bias in pb.logit_bias.items():
+        if token < 0:
+            violations.append(FieldViolation("sampling.logit_bias", f"token id {token} is negative"))
+        elif math.isnan(bias) or not (bias == -math.inf or -LOGIT_BIAS_LIMIT <= bias <= LOGIT_BIAS_LIMIT):
+            violations.append(FieldViolation("sampling.logit_bias",
+                                             f"bias for token {token} must be in [-100, 100] (got {bias})"))
+    return Sampling(**values, seed=pb.seed if pb.HasField("seed") else None,
+                    logit_bias=dict(pb.logit_bias))
+
+
+def generation_request_from_pb(
+    pb: svc_pb.GenerateRequest | svc_pb.CompleteRequest, *, request_id: str = ""
+) -> GenerationRequest:
+    """Validates a Generate or Complete request (they share their fields) into the domain type."""
+    arrived_at = time.monotonic()
+    violations: list[FieldViolation] = []
+    which = pb.WhichOneof("input")
+    prompt = messages = None
+    if which is None:
+        violations.append(FieldViolation("input", "set either prompt or chat"))
+    elif which == "prompt":
+        prompt = pb.prompt
+        if not prompt:
+            violations.append(FieldViolation("prompt", "must not be empty"))
+    else:
+        if not pb.chat.messages:
+            violations.append(FieldViolation("chat.messages", "must hold at least one message"))
+        for i, m in enumerate(pb.chat.messages):
+            if m.role not in CHAT_ROLES:
+                violations.append(FieldViolation(f"chat.messages[{i}].role",
+                                                 f"must be one of {', '.join(sorted(CHAT_ROLES))} (got {m.role!r})"))
+        messages = tuple(ChatMessage(m.role, m.content) for m in pb.chat.messages)
+    sampling = _sampling_from_pb(pb.sampling, violations)
+    max_tokens = pb.max_tokens if pb.HasField("max_tokens") else None
+    if max_tokens is not None and max_tokens < 1:
+        violations.append(FieldViolation("max_tokens", f"must be >= 1 (got {max_tokens})"))
+    if len(pb.stop) > MAX_STOP_SEQUENCES:
+        violations.append(FieldViolation("stop", f"at most {MAX_STOP_SEQUENCES} sequences (got {len(pb.stop)})"))
+    if any(not s for s in pb.stop):
+        violations.append(FieldViolation("stop", "stop sequences must not be empty"))
+    if violations:
+        raise InvalidArgument(violations)
+    return GenerationRequest(prompt=prompt, messages=messages, sampling=sampling,
+                             max_tokens=max_tokens, stop=tuple(pb.stop), request_id=request_id,
+                             arrived_at=arrived_at)
+
+
+def usage_to_pb(usage: Usage) -> gen_pb.Usage:
+    return gen_pb.Usage(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                        total_tokens=usage.total_tokens)
+
+
+def timings_to_pb(t: Timings) -> gen_pb.Timings:
+    return gen_pb.Timings(time_to_first_token_ms=t.time_to_first_token_ms, prompt_ms=t.prompt_ms,
+                          decode_ms=t.decode_ms, tokens_per_second=t.tokens_per_second,
+                          prompt_tokens_per_second=t.prompt_tokens_per_second, queue_ms=t.queue_ms)
+
+
+def delta_to_pb(delta: Delta, engine_id: str) -> svc_pb.GenerateResponse:
+    pb = svc_pb.GenerateResponse(text=delta.text, token_ids=delta.token_ids)
+    if delta.finish is not None:
+        f = delta.finish
+        pb.finish_reason = _FINISH_TO_PB[f.reason]
+        pb.usage.CopyFrom(usage_to_pb(f.usage))
+        pb.timings.CopyFrom(timings_to_pb(f.timings))
+        pb.model = engine_id
+        pb.seed = f.seed
+    return pb
+
+
+def completion_to_pb(deltas: list[Delta], engine_id: str) -> svc_pb.CompleteResponse:
+    """Joins a whole stream into one response: by construction the same text as the stream."""
+    last = delta_to_pb(deltas[-1], engine_id)
+    return svc_pb.CompleteResponse(
+        text="".join(d.text for d in deltas),
+        token_ids=[t for d in deltas for t in d.token_ids],
+        finish_reason=last.finish_reason, usage=last.usage, timings=last.timings,
+        model=engine_id, seed=last.seed,
+    )

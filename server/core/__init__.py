@@ -1,0 +1,1 @@
+"""Engine-independent core: domain types, text assembly, chat templates and the engine manager."""

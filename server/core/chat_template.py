@@ -1,0 +1,74 @@
+"""Renders chat messages with a model's own Jinja chat template, inside Jinja's sandbox.
+
+A chat template comes from the model file, so it is untrusted code: it runs in an immutable
+sandbox (no attribute access to internals, no mutation of passed objects) and any failure is
+reported as a problem with the request's messages, never as a server crash.
+"""
+
+from __future__ import annotations
+
+import datetime
+from functools import lru_cache
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from server.core.types import ChatMessage
+from server.errors import InvalidArgument
+
+# Used when a model file carries no template: ChatML, which llama.cpp also falls back to.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+class TemplateError(Exception):
+    """Raised by a template through its `raise_exception(...)` helper."""
+
+
+def _raise_exception(message: str) -> None:
+    raise TemplateError(message)
+
+
+def _strftime_now(fmt: str) -> str:
+    return datetime.datetime.now().strftime(fmt)
+
+
+@lru_cache(maxsize=16)
+def _compile(source: str) -> jinja2.Template:
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.globals.update(raise_exception=_raise_exception, strftime_now=_strftime_now)
+    return env.from_string(source)
+
+
+class ChatTemplate:
+    def __init__(self, source: str | None, *, bos_token: str, eos_token: str):
+        self.source = source or CHATML_TEMPLATE
+        self.bos_token = bos_token
+        self.eos_token = eos_token
+        try:
+            self._template = _compile(self.source)
+        except jinja2.TemplateError as exc:
+            # A broken template in a model file is the model's fault; fall back rather than refuse
+            # every chat request. The caller logs which template is in use.
+            self.source = CHATML_TEMPLATE
+            self._template = _compile(CHATML_TEMPLATE)
+            self.fallback_reason = f"model chat template does not compile: {exc}"
+        else:
+            self.fallback_reason = None if source else "model file has no chat template"
+
+    def render(self, messages: tuple[ChatMessage, ...]) -> str:
+        try:
+            return self._template.render(
+                messages=[{"role": m.role, "content": m.content} for m in messages],
+                add_generation_prompt=True,
+                bos_token=self.bos_token,
+                eos_token=self.eos_token,
+            )
+        except TemplateError as exc:
+            raise InvalidArgument.single("chat.messages", f"rejected by the model's chat template: {exc}")
+        except (jinja2.TemplateError, TypeError, ValueError) as exc:
+            raise InvalidArgument.single("chat.messages", f"the model's chat template failed: {exc}")

@@ -1,0 +1,98 @@
+"""Domain types shared by servicers, the engine manager and backends (no protobuf here)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class FinishReason(enum.Enum):
+    STOP = "stop"  # end-of-generation token
+    STOP_SEQUENCE = "stop_sequence"
+    LENGTH = "length"  # max_tokens or the context window
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling settings with every default resolved; temperature 0 means greedy."""
+
+    temperature: float = 0.8
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    seed: int | None = None
+    logit_bias: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0.0
+
+    @property
+    def penalized(self) -> bool:
+        return (self.repeat_penalty != 1.0 or self.presence_penalty != 0.0
+                or self.frequency_penalty != 0.0)
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """A validated request: exactly one of prompt and messages is set."""
+
+    prompt: str | None = None
+    messages: tuple[ChatMessage, ...] | None = None
+    sampling: Sampling = field(default_factory=Sampling)
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    request_id: str = ""
+    #: time.monotonic() when the request reached the server, for time-to-first-token.
+    arrived_at: float = 0.0
+
+    @property
+    def input_field(self) -> str:
+        """The request field that holds the input, for error messages."""
+        return "prompt" if self.prompt is not None else "chat.messages"
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class Timings:
+    queue_ms: float
+    prompt_ms: float
+    time_to_first_token_ms: float
+    decode_ms: float
+    tokens_per_second: float
+    prompt_tokens_per_second: float
+
+
+@dataclass(frozen=True)
+class Finish:
+    reason: FinishReason
+    usage: Usage
+    timings: Timings
+    seed: int
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A piece of output; the last delta of a generation carries `finish`."""
+
+    text: str
+    token_ids: tuple[int, ...] = ()
+    finish: Finish | None = None

@@ -1,0 +1,113 @@
+"""Domain errors and the one table that maps them to gRPC status codes.
+
+Core code raises these; the error interceptor turns them into a status with rich details
+(google.rpc.BadRequest for field violations, google.rpc.ErrorInfo with a stable reason), so the
+REST bridge and clients never have to parse a message to know what went wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One invalid field, named by its path in the request message (e.g. "sampling.top_p")."""
+
+    field: str
+    description: str
+
+
+class TokenwireError(Exception):
+    """Base of every error a caller can cause or must be told about."""
+
+    #: Stable machine-readable reason, sent as google.rpc.ErrorInfo.reason.
+    reason = "INTERNAL"
+
+    def __init__(self, message: str, *, metadata: dict[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.metadata = dict(metadata or {})
+
+
+class InvalidArgument(TokenwireError):
+    reason = "INVALID_ARGUMENT"
+
+    def __init__(self, violations: list[FieldViolation], *, reason: str | None = None):
+        message = "; ".join(f"{v.field}: {v.description}" for v in violations)
+        super().__init__(message)
+        self.violations = violations
+        if reason:
+            self.reason = reason
+
+    @classmethod
+    def single(cls, field_name: str, description: str, *, reason: str | None = None) -> "InvalidArgument":
+        return cls([FieldViolation(field_name, description)], reason=reason)
+
+
+class PromptTooLong(InvalidArgument):
+    """The prompt does not leave room for a single generated token in the context window."""
+
+    def __init__(self, field_name: str, prompt_tokens: int, n_ctx: int, engine_id: str):
+        super().__init__(
+            [
+                FieldViolation(
+                    field_name,
+                    f"the prompt is {prompt_tokens} tokens but the context window of engine "
+                    f"'{engine_id}' holds {n_ctx} tokens (prompt plus output)",
+                )
+            ],
+            reason="CONTEXT_LENGTH_EXCEEDED",
+        )
+        self.metadata.update(prompt_tokens=str(prompt_tokens), n_ctx=str(n_ctx))
+
+
+class ModelNotFound(TokenwireError):
+    reason = "MODEL_NOT_FOUND"
+
+    def __init__(self, model_id: str, known: list[str]):
+        listed = ", ".join(sorted(known)) or "none"
+        super().__init__(f"model '{model_id}' is not loaded (loaded engines: {listed})",
+                         metadata={"model": model_id})
+
+
+class EngineUnavailable(TokenwireError):
+    """The engine exists but cannot serve now: loading, failed, or the server is draining."""
+
+    reason = "ENGINE_UNAVAILABLE"
+
+    def __init__(self, message: str, *, reason: str | None = None):
+        super().__init__(message)
+        if reason:
+            self.reason = reason
+
+
+class QueueFull(TokenwireError):
+    reason = "QUEUE_FULL"
+
+
+class EngineFailure(TokenwireError):
+    """The backend failed while working on a request that was valid."""
+
+    reason = "ENGINE_FAILURE"
+
+
+# The one place where domain errors become status codes. Order matters only for subclasses,
+# which are looked up through the MRO.
+STATUS_CODES: dict[type[TokenwireError], grpc.StatusCode] = {
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    ModelNotFound: grpc.StatusCode.NOT_FOUND,
+    EngineUnavailable: grpc.StatusCode.UNAVAILABLE,
+    QueueFull: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    EngineFailure: grpc.StatusCode.INTERNAL,
+    TokenwireError: grpc.StatusCode.INTERNAL,
+}
+
+
+def status_code_for(error: TokenwireError) -> grpc.StatusCode:
+    for cls in type(error).__mro__:
+        if cls in STATUS_CODES:
+            return STATUS_CODES[cls]
+    return grpc.StatusCode.INTERNAL

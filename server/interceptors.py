@@ -1,0 +1,91 @@
+"""Server interceptors. ErrorInterceptor turns domain errors into gRPC statuses with rich details,
+so servicers raise and never call `context.abort` themselves."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from server.errors import InvalidArgument, TokenwireError, status_code_for
+
+log = logging.getLogger(__name__)
+
+ERROR_DOMAIN = "tokenwire"
+STATUS_DETAILS_KEY = "grpc-status-details-bin"
+
+
+def _pack(message) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def rich_status(code: grpc.StatusCode, message: str, *, reason: str,
+                metadata: dict[str, str] | None = None,
+                violations: list | None = None) -> status_pb2.Status:
+    details = [_pack(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN,
+                                                 metadata=metadata or {}))]
+    if violations:
+        details.append(_pack(error_details_pb2.BadRequest(field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+            for v in violations])))
+    return status_pb2.Status(code=code.value[0], message=message, details=details)
+
+
+async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
+    if isinstance(error, TokenwireError):
+        code = status_code_for(error)
+        status = rich_status(code, error.message, reason=error.reason, metadata=error.metadata,
+                             violations=error.violations if isinstance(error, InvalidArgument) else None)
+    else:
+        incident = uuid.uuid4().hex[:12]
+        log.exception("unhandled error (incident %s)", incident)
+        code = grpc.StatusCode.INTERNAL
+        status = rich_status(code, f"internal error (incident {incident})", reason="INTERNAL",
+                             metadata={"incident": incident})
+    assert status.code != code_pb2.OK
+    await context.abort(code, status.message,
+                        trailing_metadata=((STATUS_DETAILS_KEY, status.SerializeToString()),))
+
+
+def _wrap_unary(behavior):
+    async def handler(request, context):
+        try:
+            return await behavior(request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _abort(context, exc)
+
+    return handler
+
+
+def _wrap_stream(behavior):
+    async def handler(request, context):
+        try:
+            async for response in behavior(request, context):
+                yield response
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _abort(context, exc)
+
+    return handler
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        common = dict(request_deserializer=handler.request_deserializer,
+                      response_serializer=handler.response_serializer)
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(_wrap_unary(handler.unary_unary), **common)
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(_wrap_stream(handler.unary_stream), **common)
+        return handler  # client- and bidi-streaming methods (reflection) handle their own errors

@@ -1,0 +1,1 @@
+"""Thin gRPC servicers: protobuf in, domain call, protobuf out."""

@@ -1,0 +1,50 @@
+"""GenerationService: validates through `convert`, runs on a leased engine, converts back."""
+
+from __future__ import annotations
+
+import uuid
+
+import grpc
+
+from server import convert
+from server.core.engines import EngineManager
+from tokenwire.v1 import generation_service_pb2 as pb
+from tokenwire.v1 import generation_service_pb2_grpc as pb_grpc
+
+REQUEST_ID_KEY = "x-request-id"
+
+
+def _request_id(context: grpc.aio.ServicerContext) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == REQUEST_ID_KEY and value:
+            return value
+    return uuid.uuid4().hex
+
+
+class GenerationServicer(pb_grpc.GenerationServiceServicer):
+    def __init__(self, engines: EngineManager):
+        self._engines = engines
+
+    async def Generate(self, request: pb.GenerateRequest, context):
+        domain = convert.generation_request_from_pb(request, request_id=_request_id(context))
+        async with self._engines.lease(request.model) as engine:
+            async for delta in engine.backend.generate(domain):
+                yield convert.delta_to_pb(delta, engine.id)
+
+    async def Complete(self, request: pb.CompleteRequest, context) -> pb.CompleteResponse:
+        domain = convert.generation_request_from_pb(request, request_id=_request_id(context))
+        async with self._engines.lease(request.model) as engine:
+            deltas = [delta async for delta in engine.backend.generate(domain)]
+        return convert.completion_to_pb(deltas, engine.id)
+
+    async def Tokenize(self, request: pb.TokenizeRequest, context) -> pb.TokenizeResponse:
+        async with self._engines.lease(request.model) as engine:
+            ids = await engine.backend.tokenize(request.text, add_special=request.add_special_tokens,
+                                                parse_special=request.parse_special_tokens)
+        return pb.TokenizeResponse(token_ids=ids, model=engine.id)
+
+    async def Detokenize(self, request: pb.DetokenizeRequest, context) -> pb.DetokenizeResponse:
+        async with self._engines.lease(request.model) as engine:
+            text = await engine.backend.detokenize(list(request.token_ids),
+                                                   render_special=request.render_special_tokens)
+        return pb.DetokenizeResponse(text=text, model=engine.id)

@@ -1,0 +1,68 @@
+"""Test helpers: a real server in a background event loop, and condition waits with deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any, Callable, Mapping
+
+from server.app import TokenwireServer, create_server
+from server.backends.registry import BACKENDS
+from server.config import Settings, load_settings
+
+
+def make_settings(**sections: Mapping[str, Any]) -> Settings:
+    """Settings from defaults plus `sections`, bound to 127.0.0.1 on a free port, no env."""
+    overrides: dict[str, dict[str, Any]] = {"server": {"host": "127.0.0.1", "grpc_port": 0}}
+    for name, values in sections.items():
+        overrides.setdefault(name, {}).update(values)
+    return load_settings(environ={}, overrides=overrides)
+
+
+class ServerThread:
+    """Runs create_server() on its own event loop thread so tests can use the sync client."""
+
+    def __init__(self, settings: Settings, backends=BACKENDS):
+        self.settings = settings
+        self.backends = backends
+        self.loop = asyncio.new_event_loop()
+        self.server: TokenwireServer | None = None
+        self.port = 0
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def call(self, coro, timeout: float = 60) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def start(self, *, wait_loaded: bool = True) -> "ServerThread":
+        self._thread.start()
+        self.server, self.port = self.call(create_server(self.settings, backends=self.backends))
+        if wait_loaded:
+            self.call(self.server.wait_until_loaded())
+        return self
+
+    def backend(self, engine_id: str = "default"):
+        return next(e.backend for e in self.server.engines.engines() if e.id == engine_id)
+
+    def stop(self, grace: float = 5.0) -> None:
+        if self.server is not None:
+            self.call(self.server.shutdown(grace))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
+def wait_for(condition: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.005) -> Any:
+    """Polls `condition` until it returns a truthy value; fails the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {condition}")
+        time.sleep(interval)

@@ -1,0 +1,72 @@
+"""grpc.health.v1 follows the engines: NOT_SERVING while loading and while draining."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from server.app import GENERATION_SERVICE
+from server.backends.llama_cpp import LlamaCppBackend
+from tests.helpers import ServerThread, make_settings, wait_for
+from tokenwire import Client, UnavailableError
+
+EOS_TOKEN = 2
+
+
+class GatedLoadBackend(LlamaCppBackend):
+    """The real backend, whose load waits until the test opens the gate."""
+
+    gate = threading.Event()
+
+    async def load(self) -> None:
+        await asyncio.to_thread(self.gate.wait, 30)
+        await super().load()
+
+
+def _gated_factory(engine_id, path, params, max_queue):
+    return GatedLoadBackend(engine_id, path, params, max_queue=max_queue)
+
+
+def test_not_serving_while_the_model_loads_then_serving():
+    GatedLoadBackend.gate.clear()
+    running = ServerThread(make_settings(), backends={"llama_cpp": _gated_factory}).start(wait_loaded=False)
+    try:
+        with Client(running.target, timeout=30) as client:
+            wait_for(lambda: client.health() == "NOT_SERVING")
+            assert client.health(GENERATION_SERVICE) == "NOT_SERVING"
+            with pytest.raises(UnavailableError) as caught:
+                client.complete(prompt="hi", max_tokens=1)
+            assert caught.value.reason == "ENGINE_LOADING"
+            GatedLoadBackend.gate.set()
+            wait_for(lambda: client.health() == "SERVING", timeout=30)
+            assert client.health(GENERATION_SERVICE) == "SERVING"
+            assert client.complete(prompt="hi", max_tokens=1).usage.completion_tokens == 1
+    finally:
+        GatedLoadBackend.gate.set()
+        running.stop()
+
+
+def test_drain_refuses_new_work_reports_not_serving_and_lets_streams_finish():
+    running = ServerThread(make_settings()).start()
+    shutdown = None
+    try:
+        with Client(running.target, timeout=60) as client:
+            assert client.health() == "SERVING"
+            stream = client.generate(prompt="Tell me a long story.", temperature=0, max_tokens=120,
+                                     logit_bias={EOS_TOKEN: -100})
+            first = next(stream)
+            shutdown = asyncio.run_coroutine_threadsafe(running.server.shutdown(30), running.loop)
+            wait_for(lambda: running.server.engines.draining)
+            wait_for(lambda: client.health() == "NOT_SERVING")
+            with pytest.raises(UnavailableError) as caught:
+                client.complete(prompt="hi", max_tokens=1)
+            assert caught.value.reason == "SERVER_DRAINING"
+            rest = list(stream)
+            assert rest[-1].finish_reason == "length"
+            assert rest[-1].usage.completion_tokens == 120
+            assert first.text + "".join(d.text for d in rest)
+        assert shutdown.result(30) is True  # everything finished within the grace period
+    finally:
+        running.stop()
