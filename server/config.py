@@ -243,15 +243,18 @@ def _read_file(path: str) -> dict[str, Any]:
     return data
 
 
-def _read_env(environ: Mapping[str, str]) -> dict[str, Any]:
+def _read_env(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The environment layer, and which variable set each key (for error messages)."""
     layer: dict[str, Any] = {}
+    names: dict[str, str] = {}
     for opt in options():
         for name in opt.env:
             if name in environ:
                 section, _, field_name = opt.key.partition(".")
                 layer.setdefault(section, {})[field_name] = environ[name]
+                names[opt.key] = name
                 break
-    return layer
+    return layer, names
 
 
 def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
@@ -290,7 +293,8 @@ def load_settings(
     layers: list[tuple[str, dict[str, Any]]] = []
     if config_file:
         layers.append((f"config file {config_file}", _read_file(config_file)))
-    layers.append(("environment", _read_env(environ)))
+    env_layer, env_names = _read_env(environ)
+    layers.append(("environment", env_layer))
     layers.append(("command line", dict(overrides or {})))
     merged: dict[str, Any] = {}
     for _, layer in layers:
@@ -302,7 +306,10 @@ def load_settings(
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"])
             value = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
-            problems.append(f"{key}: {err['msg']}{value}, from {_source_of(err['loc'], layers)}")
+            source = _source_of(err["loc"], layers)
+            if source == "environment" and key in env_names:
+                source = f"environment variable {env_names[key]}"
+            problems.append(f"{key}: {err['msg']}{value}, from {source}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
     ids = [spec.id for spec in settings.engine_specs()]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})

@@ -1,0 +1,97 @@
+"""The `tokenwire` command as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+
+from tests.e2e.cli_process import TOKENWIRE, ServeProcess
+from tests.helpers import wait_for
+from tokenwire import Client, UnavailableError
+
+EOS_TOKEN = 2
+
+
+def run(*args: str, timeout: float = 60, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([TOKENWIRE, *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_version_and_help():
+    assert run("--version").stdout.startswith("tokenwire ")
+    serve_help = run("serve", "--help").stdout
+    for flag in ("--config", "--port", "--grpc-port", "--host", "--log-level", "--model-path",
+                 "--model-id", "--gpu-layers", "--context-size", "--main-gpu"):
+        assert flag in serve_help
+
+
+def test_serve_then_generate_streams_to_the_terminal():
+    served = ServeProcess().start()
+    try:
+        out = run("generate", "What is the capital of France?", "--system", "Answer in one word.",
+                  "--temperature", "0", "--max-tokens", "16", "--target", served.target, "--stats")
+        assert out.returncode == 0, out.stderr
+        assert "Paris" in out.stdout
+        assert "tokens/s" in out.stderr
+        bad = run("generate", "hi", "--top-p", "3", "--target", served.target)
+        assert bad.returncode == 1 and "sampling.top_p" in bad.stderr
+        assert served.terminate() == 0
+    finally:
+        served.kill()
+
+
+def test_sigterm_during_a_stream_lets_it_finish_and_exits_zero():
+    served = ServeProcess("--shutdown-grace", "60").start()
+    try:
+        with Client(served.target, timeout=120) as client:
+            stream = client.generate(prompt="Tell me a long story.", temperature=0, max_tokens=150,
+                                     logit_bias={EOS_TOKEN: -100})
+            next(stream)
+            exit_code: list[int] = []
+            stopper = threading.Thread(target=lambda: exit_code.append(served.terminate()))
+            stopper.start()
+            rest = list(stream)
+            stopper.join(60)
+        assert rest[-1].finish_reason == "length"
+        assert rest[-1].usage.completion_tokens == 150
+        assert exit_code == [0]
+    finally:
+        served.kill()
+
+
+def test_bad_config_value_exits_2_naming_the_key(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("server:\n  port: 'eighty'\n")
+    out = run("serve", "--config", str(config))
+    assert out.returncode == 2
+    assert "server.port" in out.stderr and "Traceback" not in out.stderr
+
+    out = run("serve", "--context-size", "-5")
+    assert out.returncode == 2 and "engine.n_ctx" in out.stderr and "command line" in out.stderr
+
+
+def test_bad_environment_value_exits_2_naming_the_variable():
+    out = run("serve", env={**os.environ, "TOKENWIRE_SERVER_GRPC_PORT": "not-a-port"})
+    assert out.returncode == 2
+    assert "server.grpc_port" in out.stderr and "TOKENWIRE_SERVER_GRPC_PORT" in out.stderr
+
+
+def test_a_model_that_fails_to_load_is_reported_not_fatal(tmp_path):
+    bogus = tmp_path / "broken.gguf"
+    bogus.write_bytes(b"not a gguf file")
+    served = ServeProcess("--model-path", str(bogus)).start(wait_serving=False)
+    try:
+        with Client(served.target, timeout=10) as client:
+            def load_failed():
+                try:
+                    client.complete(prompt="hi", max_tokens=1)
+                except UnavailableError as exc:
+                    return exc if exc.reason == "ENGINE_NOT_LOADED" else None
+                return None
+
+            error = wait_for(load_failed, timeout=30, interval=0.05)
+            assert "broken.gguf" in error.message
+            assert client.health() == "NOT_SERVING"
+        assert served.terminate() == 0
+    finally:
+        served.kill()
