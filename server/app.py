@@ -21,14 +21,19 @@ from server.backends.registry import BACKENDS, BackendFactory
 from server.config import Settings
 from server.core.engines import EngineManager
 from server.interceptors import ErrorInterceptor
+from server.servicers.engine import EngineServicer
 from server.servicers.generation import GenerationServicer
-from tokenwire.v1 import generation_service_pb2, generation_service_pb2_grpc
+from tokenwire.v1 import (engine_service_pb2, engine_service_pb2_grpc, generation_service_pb2,
+                          generation_service_pb2_grpc)
 
 log = logging.getLogger(__name__)
 
 GENERATION_SERVICE = generation_service_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name
-# Services whose health follows the engines; "" is the server as a whole.
+ENGINE_SERVICE = engine_service_pb2.DESCRIPTOR.services_by_name["EngineService"].full_name
+# Services whose health follows the default engine; "" is the server as a whole.
 ENGINE_BACKED_SERVICES = ("", GENERATION_SERVICE)
+# Services that answer whether or not a model is loaded, until the server drains.
+ALWAYS_ON_SERVICES = (ENGINE_SERVICE,)
 
 
 class TokenwireServer:
@@ -43,9 +48,13 @@ class TokenwireServer:
         self._stopped = asyncio.Event()
 
     def _publish_health(self, engines: EngineManager) -> None:
-        status = (health_pb2.HealthCheckResponse.SERVING if engines.ready
-                  else health_pb2.HealthCheckResponse.NOT_SERVING)
-        for service in ENGINE_BACKED_SERVICES:
+        serving, not_serving = (health_pb2.HealthCheckResponse.SERVING,
+                                health_pb2.HealthCheckResponse.NOT_SERVING)
+        statuses = {service: serving if engines.ready else not_serving
+                    for service in ENGINE_BACKED_SERVICES}
+        statuses.update({service: not_serving if engines.draining else serving
+                         for service in ALWAYS_ON_SERVICES})
+        for service, status in statuses.items():
             # set() is a coroutine on the aio servicer; schedule it on the running loop.
             asyncio.get_running_loop().create_task(self.health.set(service, status))
 
@@ -93,10 +102,12 @@ async def create_server(
     grpc_server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=_grpc_options(settings))
     generation_service_pb2_grpc.add_GenerationServiceServicer_to_server(
         GenerationServicer(engines), grpc_server)
+    engine_service_pb2_grpc.add_EngineServiceServicer_to_server(EngineServicer(engines), grpc_server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     reflection.enable_server_reflection(
-        (GENERATION_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), grpc_server)
+        (GENERATION_SERVICE, ENGINE_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
+        grpc_server)
 
     address = f"{settings.server.host}:{settings.server.grpc_port}"
     try:

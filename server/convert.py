@@ -9,13 +9,17 @@ from __future__ import annotations
 import math
 import time
 
+from server.backends.base import Embedding
+from server.core.engines import Engine, EngineState
 from server.core.types import (ChatMessage, Delta, FinishReason, GenerationRequest, Sampling,
                                Timings, Usage)
 from server.errors import FieldViolation, InvalidArgument
+from tokenwire.v1 import engine_service_pb2 as engine_pb
 from tokenwire.v1 import generation_pb2 as gen_pb
 from tokenwire.v1 import generation_service_pb2 as svc_pb
 
 MAX_STOP_SEQUENCES = 16
+MAX_EMBED_INPUTS = 256
 CHAT_ROLES = frozenset({"system", "user", "assistant", "tool"})
 LOGIT_BIAS_LIMIT = 100.0
 
@@ -126,3 +130,41 @@ def completion_to_pb(deltas: list[Delta], engine_id: str) -> svc_pb.CompleteResp
         finish_reason=last.finish_reason, usage=last.usage, timings=last.timings,
         model=engine_id, seed=last.seed,
     )
+
+
+def embed_inputs_from_pb(pb: svc_pb.EmbedRequest) -> list[str]:
+    violations = []
+    if not pb.inputs:
+        violations.append(FieldViolation("inputs", "give at least one input"))
+    if len(pb.inputs) > MAX_EMBED_INPUTS:
+        violations.append(FieldViolation("inputs", f"at most {MAX_EMBED_INPUTS} inputs (got {len(pb.inputs)})"))
+    violations += [FieldViolation(f"inputs[{i}]", "must not be empty")
+                   for i, text in enumerate(pb.inputs) if not text]
+    if violations:
+        raise InvalidArgument(violations)
+    return list(pb.inputs)
+
+
+def embeddings_to_pb(embeddings: list[Embedding], engine_id: str) -> svc_pb.EmbedResponse:
+    return svc_pb.EmbedResponse(
+        embeddings=[svc_pb.Embedding(values=e.values, tokens=e.tokens) for e in embeddings],
+        model=engine_id, prompt_tokens=sum(e.tokens for e in embeddings))
+
+
+_ENGINE_STATUS_TO_PB = {
+    EngineState.LOADING: engine_pb.ENGINE_STATUS_LOADING,
+    EngineState.LOADED: engine_pb.ENGINE_STATUS_LOADED,
+    EngineState.FAILED: engine_pb.ENGINE_STATUS_FAILED,
+    EngineState.UNLOADED: engine_pb.ENGINE_STATUS_UNLOADED,
+}
+
+
+def engine_to_pb(engine: Engine, *, is_default: bool) -> engine_pb.Engine:
+    pb = engine_pb.Engine(engine_id=engine.id, status=_ENGINE_STATUS_TO_PB[engine.state],
+                          is_default=is_default, created_unix=engine.created_unix,
+                          error=engine.error, requests_total=engine.requests_total,
+                          requests_in_flight=engine.in_flight)
+    pb.backend, pb.model_path = engine.backend.name, engine.backend.model_path
+    if engine.state is EngineState.LOADED:
+        pb.n_ctx = engine.backend.info().n_ctx
+    return pb

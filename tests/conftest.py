@@ -22,3 +22,7 @@ def client(server):
 # system prompt it drifts into French prose instead (same tokens as llama-cpp-python's own chat).
 CAPITAL_QUESTION = [{"role": "system", "content": "Answer in one word."},
                     {"role": "user", "content": "What is the capital of France?"}]
+
+# SmolLM2's end-of-generation tokens (<|endoftext|>, <|im_end|>, <|im_start|>). Banning them makes
+# the model write until max_tokens, for tests that need a long or exact-length generation.
+BAN_END_OF_GENERATION = {0: -100.0, 2: -100.0, 4: -100.0}

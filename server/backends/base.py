@@ -28,6 +28,12 @@ class BackendInfo:
 
 
 @dataclass(frozen=True)
+class Embedding:
+    values: list[float]
+    tokens: int
+
+
+@dataclass(frozen=True)
 class BackendHealth:
     healthy: bool
     active_requests: int
@@ -41,7 +47,10 @@ class BackendHealth:
 
 
 class Backend(abc.ABC):
+    #: Registry name, e.g. "llama_cpp".
+    name: str
     engine_id: str
+    model_path: str
 
     @abc.abstractmethod
     async def load(self) -> None:
@@ -50,6 +59,10 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def generate(self, request: GenerationRequest) -> AsyncIterator[Delta]:
         """Streams deltas; the last carries `finish`. Errors surface as TokenwireError subclasses."""
+
+    @abc.abstractmethod
+    async def embed(self, inputs: list[str], *, normalize: bool) -> list[Embedding]:
+        """One pooled embedding per input, in order."""
 
     @abc.abstractmethod
     async def abort(self, request_id: str) -> None:

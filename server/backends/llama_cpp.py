@@ -21,8 +21,9 @@ import time
 from typing import AsyncIterator
 
 import llama_cpp
+import numpy as np
 
-from server.backends.base import Backend, BackendHealth, BackendInfo
+from server.backends.base import Backend, BackendHealth, BackendInfo, Embedding
 from server.config import LoadParams
 from server.core.chat_template import ChatTemplate
 from server.core.text import DeltaAssembler
@@ -40,10 +41,9 @@ BAN_BIAS = -100.0
 
 
 class _Job:
-    """One request as the worker sees it, plus the channel back to the event loop."""
+    """One unit of work for the worker, plus the channel back to the event loop."""
 
-    def __init__(self, request: GenerationRequest, loop: asyncio.AbstractEventLoop):
-        self.request = request
+    def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
         self.events: asyncio.Queue = asyncio.Queue()
         self.cancelled = False  # set from the event loop; read by the worker before each step
@@ -55,14 +55,29 @@ class _Job:
             self.steps_at_cancel = self.steps
             self.cancelled = True
 
-    def emit(self, item: Delta | BaseException) -> None:
+    def emit(self, item: object) -> None:
         try:
             self.loop.call_soon_threadsafe(self.events.put_nowait, item)
         except RuntimeError:  # the loop is closed: nobody is listening any more
             self.cancelled = True
 
 
+class _GenerateJob(_Job):
+    def __init__(self, request: GenerationRequest, loop: asyncio.AbstractEventLoop):
+        super().__init__(loop)
+        self.request = request
+
+
+class _EmbedJob(_Job):
+    def __init__(self, inputs: list[str], normalize: bool, loop: asyncio.AbstractEventLoop):
+        super().__init__(loop)
+        self.inputs = inputs
+        self.normalize = normalize
+
+
 class LlamaCppBackend(Backend):
+    name = "llama_cpp"
+
     def __init__(self, engine_id: str, model_path: str, params: LoadParams, *, max_queue: int = 64):
         self.engine_id = engine_id
         self.model_path = model_path
@@ -106,6 +121,7 @@ class LlamaCppBackend(Backend):
         self._vocab = llama_cpp.llama_model_get_vocab(llm.model)
         self._n_vocab = llm.n_vocab()
         self._n_ctx = llm.n_ctx()
+        self._n_embd = llm.n_embd()
         self._n_batch = p.n_batch
         self._batch = llama_cpp.llama_batch_init(self._n_batch, 0, 1)
         bos, eos = llm.token_bos(), llm.token_eos()
@@ -133,12 +149,8 @@ class LlamaCppBackend(Backend):
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Delta]:
         if self._worker is None:
             raise EngineUnavailable(f"engine '{self.engine_id}' is not loaded")
-        job = _Job(request, asyncio.get_running_loop())
-        try:
-            self._jobs.put_nowait(job)
-        except queue.Full:
-            raise QueueFull(f"engine '{self.engine_id}' has {self._jobs.maxsize} requests waiting; "
-                            f"retry later") from None
+        job = _GenerateJob(request, asyncio.get_running_loop())
+        self._submit(job)
         if request.request_id:
             self._by_id[request.request_id] = job
         try:
@@ -153,6 +165,26 @@ class LlamaCppBackend(Backend):
             # Normal end, client cancel, deadline, or consumer error: the worker stops at its next step.
             job.cancel()
             self._by_id.pop(request.request_id, None)
+
+    async def embed(self, inputs: list[str], *, normalize: bool) -> list[Embedding]:
+        if self._worker is None:
+            raise EngineUnavailable(f"engine '{self.engine_id}' is not loaded")
+        job = _EmbedJob(inputs, normalize, asyncio.get_running_loop())
+        self._submit(job)
+        try:
+            result = await job.events.get()
+        finally:
+            job.cancel()
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _submit(self, job: _Job) -> None:
+        try:
+            self._jobs.put_nowait(job)
+        except queue.Full:
+            raise QueueFull(f"engine '{self.engine_id}' has {self._jobs.maxsize} requests waiting; "
+                            f"retry later") from None
 
     async def abort(self, request_id: str) -> None:
         job = self._by_id.get(request_id)
@@ -169,7 +201,7 @@ class LlamaCppBackend(Backend):
                              detail="" if alive else "worker not running")
 
     def info(self) -> BackendInfo:
-        return BackendInfo(backend="llama_cpp", model_path=self.model_path, n_ctx=self._n_ctx,
+        return BackendInfo(backend=self.name, model_path=self.model_path, n_ctx=self._n_ctx,
                            n_vocab=self._n_vocab, n_threads=self.params.n_threads or 0,
                            chat_template_source=self._template.fallback_reason or "model")
 
@@ -214,7 +246,10 @@ class LlamaCppBackend(Backend):
                 continue
             self._active = job
             try:
-                self._generate(job)
+                if isinstance(job, _EmbedJob):
+                    self._embed(job)
+                else:
+                    self._generate(job)
             except TokenwireError as exc:
                 job.emit(exc)
             except Exception as exc:  # a bug or a native failure: report it, keep the worker alive
@@ -227,7 +262,7 @@ class LlamaCppBackend(Backend):
         self._cancelled_total += 1
         self._max_steps_after_cancel = max(self._max_steps_after_cancel, job.steps - job.steps_at_cancel)
 
-    def _decode(self, tokens: list[int], start_pos: int) -> None:
+    def _decode(self, tokens: list[int], start_pos: int, *, all_outputs: bool = False) -> None:
         batch = self._batch
         n = len(tokens)
         for i, token in enumerate(tokens):
@@ -235,7 +270,7 @@ class LlamaCppBackend(Backend):
             batch.pos[i] = start_pos + i
             batch.n_seq_id[i] = 1
             batch.seq_id[i][0] = 0
-            batch.logits[i] = 0
+            batch.logits[i] = all_outputs
         batch.logits[n - 1] = 1
         batch.n_tokens = n
         rc = llama_cpp.llama_decode(self._llm.ctx, batch)
@@ -253,7 +288,41 @@ class LlamaCppBackend(Backend):
             piece = self._pieces[token] = buf.raw[:n]
         return piece
 
-    def _generate(self, job: _Job) -> None:
+    def _embed(self, job: _EmbedJob) -> None:
+        """Mean of the final hidden states over each input's tokens, computed on the generation
+        context with embeddings switched on for the duration (no second context in memory)."""
+        ctx = self._llm.ctx
+        results: list[Embedding] = []
+        llama_cpp.llama_set_embeddings(ctx, True)
+        try:
+            for index, text in enumerate(job.inputs):
+                tokens = self._tokenize(text, True, False)
+                if not tokens:
+                    raise InvalidArgument.single(f"inputs[{index}]", "the input has no tokens")
+                if len(tokens) > self._n_ctx:
+                    raise InvalidArgument.single(
+                        f"inputs[{index}]", f"the input is {len(tokens)} tokens but the context window "
+                                            f"of engine '{self.engine_id}' holds {self._n_ctx} tokens")
+                llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(ctx), True)
+                total = np.zeros(self._n_embd, dtype=np.float64)
+                for begin in range(0, len(tokens), self._n_batch):
+                    if job.cancelled:
+                        self._note_cancelled(job)
+                        return
+                    chunk = tokens[begin:begin + self._n_batch]
+                    self._decode(chunk, begin, all_outputs=True)
+                    for i in range(len(chunk)):
+                        row = llama_cpp.llama_get_embeddings_ith(ctx, i)
+                        total += np.ctypeslib.as_array(row, shape=(self._n_embd,))
+                vector = total / len(tokens)
+                if job.normalize:
+                    vector /= max(float(np.linalg.norm(vector)), 1e-12)
+                results.append(Embedding(vector.astype(np.float32).tolist(), len(tokens)))
+        finally:
+            llama_cpp.llama_set_embeddings(ctx, False)
+        job.emit(results)
+
+    def _generate(self, job: _GenerateJob) -> None:
         request = job.request
         started = time.monotonic()
         arrived = request.arrived_at or started
@@ -276,7 +345,7 @@ class LlamaCppBackend(Backend):
         finally:
             llama_cpp.llama_sampler_free(sampler)
 
-    def _decode_loop(self, job: _Job, sampler, prompt: list[int], seed: int,
+    def _decode_loop(self, job: _GenerateJob, sampler, prompt: list[int], seed: int,
                      arrived: float, started: float, prefilled: float) -> None:
         request = job.request
         assembler = DeltaAssembler(request.stop)

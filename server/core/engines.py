@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable
 
@@ -33,7 +34,8 @@ class Engine:
     state: EngineState = EngineState.UNLOADED
     error: str = ""
     requests_total: int = 0
-    in_flight: int = field(default=0)
+    in_flight: int = 0
+    created_unix: int = field(default_factory=lambda: int(time.time()))
 
 
 Listener = Callable[["EngineManager"], None]
@@ -71,7 +73,15 @@ class EngineManager:
         return not self._draining and engine is not None and engine.state is EngineState.LOADED
 
     def engines(self) -> list[Engine]:
-        return list(self._engines.values())
+        """Every engine, the default first."""
+        return sorted(self._engines.values(), key=lambda e: e.id != self.default_id)
+
+    def describe(self, engine_id: str) -> Engine:
+        """An engine whatever its state (unlike get(), which wants one that can serve)."""
+        engine = self._engines.get(engine_id)
+        if engine is None:
+            raise ModelNotFound(engine_id, list(self._engines))
+        return engine
 
     # -- lifecycle -----------------------------------------------------------------------------
 

@@ -43,6 +43,12 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
                                                 parse_special=request.parse_special_tokens)
         return pb.TokenizeResponse(token_ids=ids, model=engine.id)
 
+    async def Embed(self, request: pb.EmbedRequest, context) -> pb.EmbedResponse:
+        inputs = convert.embed_inputs_from_pb(request)
+        async with self._engines.lease(request.model) as engine:
+            embeddings = await engine.backend.embed(inputs, normalize=not request.skip_normalize)
+        return convert.embeddings_to_pb(embeddings, engine.id)
+
     async def Detokenize(self, request: pb.DetokenizeRequest, context) -> pb.DetokenizeResponse:
         async with self._engines.lease(request.model) as engine:
             text = await engine.backend.detokenize(list(request.token_ids),

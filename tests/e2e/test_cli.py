@@ -6,11 +6,11 @@ import os
 import subprocess
 import threading
 
+from tests.conftest import BAN_END_OF_GENERATION
 from tests.e2e.cli_process import TOKENWIRE, ServeProcess
 from tests.helpers import wait_for
 from tokenwire import Client, UnavailableError
 
-EOS_TOKEN = 2
 
 
 def run(*args: str, timeout: float = 60, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -45,7 +45,7 @@ def test_sigterm_during_a_stream_lets_it_finish_and_exits_zero():
     try:
         with Client(served.target, timeout=120) as client:
             stream = client.generate(prompt="Tell me a long story.", temperature=0, max_tokens=150,
-                                     logit_bias={EOS_TOKEN: -100})
+                                     logit_bias=BAN_END_OF_GENERATION)
             next(stream)
             exit_code: list[int] = []
             stopper = threading.Thread(target=lambda: exit_code.append(served.terminate()))

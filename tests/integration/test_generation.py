@@ -7,11 +7,10 @@ import math
 import grpc
 import pytest
 
-from tests.conftest import CAPITAL_QUESTION
+from tests.conftest import BAN_END_OF_GENERATION, CAPITAL_QUESTION
 from tests.helpers import wait_for
 from tokenwire import (DeadlineExceededError, InvalidArgumentError, NotFoundError)
 
-EOS_TOKEN = 2  # SmolLM2's <|im_end|>; banning it makes the model write until max_tokens
 
 
 def _text(deltas) -> str:
@@ -52,7 +51,7 @@ def test_same_seed_same_output_and_random_seed_is_reported(client):
 
 def test_max_tokens_gives_length(client):
     result = client.complete(prompt="Count: 1, 2, 3,", temperature=0, max_tokens=5,
-                             logit_bias={EOS_TOKEN: -100})
+                             logit_bias=BAN_END_OF_GENERATION)
     assert result.finish_reason == "length"
     assert result.usage.completion_tokens == 5
 
@@ -60,11 +59,11 @@ def test_max_tokens_gives_length(client):
 def test_stop_sequence_cuts_exactly(client):
     # Find what the model writes greedily, then stop on a string from the middle of it.
     free = client.complete(prompt="Count: 1, 2, 3,", temperature=0, max_tokens=24,
-                           logit_bias={EOS_TOKEN: -100}).text
+                           logit_bias=BAN_END_OF_GENERATION).text
     assert " 6" in free, free
     stop = " 6"
     deltas = list(client.generate(prompt="Count: 1, 2, 3,", temperature=0, max_tokens=24,
-                                  logit_bias={EOS_TOKEN: -100}, stop=[stop, "never appears"]))
+                                  logit_bias=BAN_END_OF_GENERATION, stop=[stop, "never appears"]))
     assert _text(deltas) == free[: free.index(stop)]
     assert deltas[-1].finish_reason == "stop_sequence"
     assert all(stop not in d.text for d in deltas)
@@ -88,7 +87,7 @@ def test_cancel_after_three_tokens_frees_the_engine_within_one_step(client, serv
     backend = server.backend()
     before = backend.health()
     stream = client.generate(prompt="Tell me a very long story.", temperature=0, max_tokens=500,
-                             logit_bias={EOS_TOKEN: -100})
+                             logit_bias=BAN_END_OF_GENERATION)
     received = [next(stream) for _ in range(3)]
     assert all(d.finish_reason is None for d in received)
     stream.close()  # cancels the RPC
@@ -107,7 +106,7 @@ def test_deadline_stops_generation(client, server):
     before = backend.health()
     with pytest.raises(DeadlineExceededError):
         list(client.generate(prompt="Tell me a very long story.", temperature=0, max_tokens=500,
-                             logit_bias={EOS_TOKEN: -100}, timeout=0.2))
+                             logit_bias=BAN_END_OF_GENERATION, timeout=0.2))
     wait_for(lambda: backend.health().cancelled_total > before.cancelled_total)
     assert backend.health().active_requests == 0
     assert backend.health().tokens_generated_total - before.tokens_generated_total < 500

@@ -9,10 +9,10 @@ import pytest
 
 from server.app import GENERATION_SERVICE
 from server.backends.llama_cpp import LlamaCppBackend
+from tests.conftest import BAN_END_OF_GENERATION
 from tests.helpers import ServerThread, make_settings, wait_for
 from tokenwire import Client, UnavailableError
 
-EOS_TOKEN = 2
 
 
 class GatedLoadBackend(LlamaCppBackend):
@@ -55,7 +55,7 @@ def test_drain_refuses_new_work_reports_not_serving_and_lets_streams_finish():
         with Client(running.target, timeout=60) as client:
             assert client.health() == "SERVING"
             stream = client.generate(prompt="Tell me a long story.", temperature=0, max_tokens=120,
-                                     logit_bias={EOS_TOKEN: -100})
+                                     logit_bias=BAN_END_OF_GENERATION)
             first = next(stream)
             shutdown = asyncio.run_coroutine_threadsafe(running.server.shutdown(30), running.loop)
             wait_for(lambda: running.server.engines.draining)

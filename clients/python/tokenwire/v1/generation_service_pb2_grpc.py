@@ -53,6 +53,11 @@ class GenerationServiceStub:
                 request_serializer=tokenwire_dot_v1_dot_generation__service__pb2.TokenizeRequest.SerializeToString,
                 response_deserializer=tokenwire_dot_v1_dot_generation__service__pb2.TokenizeResponse.FromString,
                 _registered_method=True)
+        self.Embed = channel.unary_unary(
+                '/tokenwire.v1.GenerationService/Embed',
+                request_serializer=tokenwire_dot_v1_dot_generation__service__pb2.EmbedRequest.SerializeToString,
+                response_deserializer=tokenwire_dot_v1_dot_generation__service__pb2.EmbedResponse.FromString,
+                _registered_method=True)
         self.Detokenize = channel.unary_unary(
                 '/tokenwire.v1.GenerationService/Detokenize',
                 request_serializer=tokenwire_dot_v1_dot_generation__service__pb2.DetokenizeRequest.SerializeToString,
@@ -110,6 +115,21 @@ class GenerationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Embed(self, request, context):
+        """Embed returns one embedding per input text: the mean of the model's final hidden states over
+        the input's tokens, L2-normalized unless asked otherwise.
+
+        Status codes:
+        OK                  every input was embedded.
+        INVALID_ARGUMENT    no inputs, an empty input, or an input longer than the context window.
+        NOT_FOUND           no engine is loaded under the requested model id.
+        UNAVAILABLE         the engine is still loading, failed to load, or the server is draining.
+        RESOURCE_EXHAUSTED  the engine's admission queue is full.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Detokenize(self, request, context):
         """Detokenize converts token ids back into text.
 
@@ -140,6 +160,11 @@ def add_GenerationServiceServicer_to_server(servicer, server):
                     servicer.Tokenize,
                     request_deserializer=tokenwire_dot_v1_dot_generation__service__pb2.TokenizeRequest.FromString,
                     response_serializer=tokenwire_dot_v1_dot_generation__service__pb2.TokenizeResponse.SerializeToString,
+            ),
+            'Embed': grpc.unary_unary_rpc_method_handler(
+                    servicer.Embed,
+                    request_deserializer=tokenwire_dot_v1_dot_generation__service__pb2.EmbedRequest.FromString,
+                    response_serializer=tokenwire_dot_v1_dot_generation__service__pb2.EmbedResponse.SerializeToString,
             ),
             'Detokenize': grpc.unary_unary_rpc_method_handler(
                     servicer.Detokenize,
@@ -232,6 +257,33 @@ class GenerationService:
             '/tokenwire.v1.GenerationService/Tokenize',
             tokenwire_dot_v1_dot_generation__service__pb2.TokenizeRequest.SerializeToString,
             tokenwire_dot_v1_dot_generation__service__pb2.TokenizeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Embed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tokenwire.v1.GenerationService/Embed',
+            tokenwire_dot_v1_dot_generation__service__pb2.EmbedRequest.SerializeToString,
+            tokenwire_dot_v1_dot_generation__service__pb2.EmbedResponse.FromString,
             options,
             channel_credentials,
             insecure,
