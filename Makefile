@@ -52,3 +52,4 @@ pytest: install
 
 bench: install
 	$(BIN)/python bench/grpc_vs_inprocess.py $(ARGS)
+	$(BIN)/python bench/bridge_vs_grpc.py $(ARGS)

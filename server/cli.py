@@ -65,6 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="YAML or JSON config file (Kolosal schema where it applies)")
     _add_settings_flags(serve)
 
+    bridge = commands.add_parser("bridge", help="run the REST bridge alone, in front of a gRPC server")
+    bridge.add_argument("--grpc-target", required=True, help="gRPC server address (HOST:PORT)")
+    bridge.add_argument("--host", default="127.0.0.1", help="address to bind")
+    bridge.add_argument("--port", type=int, default=8080, help="REST port (0: any free port)")
+    bridge.add_argument("--threads", type=int, default=0,
+                        help="worker threads, one per open request or stream (0: automatic)")
+    bridge.add_argument("--max-request-size", type=int, default=16 * 1024 * 1024,
+                        help="largest request body in bytes")
+    bridge.add_argument("--log-level", default="INFO")
+
     gen = commands.add_parser("generate", help="stream a reply from a running server")
     gen.add_argument("prompt", help="what to ask; sent as a user chat message unless --raw")
     gen.add_argument("--target", default="127.0.0.1:50051", help="server gRPC address (HOST:PORT)")
@@ -82,7 +92,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _bridge_options(settings: Settings, port: int):
+    from rest_bridge.serve import DEFAULT_THREADS, BridgeProcessOptions
+
+    return BridgeProcessOptions(
+        host=settings.server.host, port=port,
+        threads=settings.server.worker_threads or DEFAULT_THREADS,
+        graceful_timeout_s=settings.server.shutdown_grace_seconds,
+        log_level=settings.logging.level,
+        access_log=settings.logging.access_log)
+
+
+def _local_target(host: str, port: int) -> str:
+    """Where a process on this machine reaches a server bound to `host`."""
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 async def _serve(settings: Settings) -> int:
+    from rest_bridge.config import BridgeConfig
+    from rest_bridge.serve import start_bridge
     from server.app import create_server
 
     try:
@@ -90,18 +120,60 @@ async def _serve(settings: Settings) -> int:
     except OSError as exc:
         print(f"tokenwire: {exc}", file=sys.stderr)
         return 1
-    # Scripts (and tests) read this line to find a port chosen with --grpc-port 0.
+    # Scripts (and tests) read these lines to find ports chosen with --grpc-port 0 / --port 0.
     print(f"tokenwire: gRPC listening on {settings.server.host}:{port}", flush=True)
+    bridge_config = BridgeConfig(grpc_target=_local_target(settings.server.host, port),
+                                 max_request_size=settings.server.max_request_size)
+    try:
+        bridge, rest_port = start_bridge(bridge_config, _bridge_options(settings, settings.server.port))
+    except OSError as exc:
+        print(f"tokenwire: cannot start the REST bridge on port {settings.server.port}: {exc}",
+              file=sys.stderr)
+        await server.shutdown(0)
+        return 1
+    print(f"tokenwire: REST listening on {settings.server.host}:{rest_port}", flush=True)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
+    bridge_exit = asyncio.ensure_future(asyncio.to_thread(bridge.wait))
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({bridge_exit, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    status = 0
+    if bridge_exit.done():
+        log.error("the REST bridge exited unexpectedly (status %s); stopping", bridge.returncode)
+        status = 1
+    else:
+        bridge.terminate()  # gunicorn: stop accepting, finish in-flight requests, exit
     log.info("shutting down: draining for up to %.1fs", settings.server.shutdown_grace_seconds)
     await server.shutdown()
+    try:
+        await asyncio.wait_for(bridge_exit, timeout=settings.server.shutdown_grace_seconds + 10)
+    except asyncio.TimeoutError:
+        bridge.kill()
+    stopped.cancel()
     log.info("stopped")
-    return 0
+    return status
+
+
+def _bridge(args: argparse.Namespace) -> int:
+    from rest_bridge.config import BridgeConfig
+    from rest_bridge.serve import DEFAULT_THREADS, BridgeProcessOptions, start_bridge
+
+    config = BridgeConfig(grpc_target=args.grpc_target, max_request_size=args.max_request_size)
+    options = BridgeProcessOptions(host=args.host, port=args.port,
+                                   threads=args.threads or DEFAULT_THREADS, log_level=args.log_level)
+    try:
+        process, port = start_bridge(config, options)
+    except OSError as exc:
+        print(f"tokenwire: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    print(f"tokenwire: REST listening on {args.host}:{port}", flush=True)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda received, _frame: process.send_signal(received))
+    status = process.wait()
+    return 0 if status in (0, -signal.SIGTERM, -signal.SIGINT) else status
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -138,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "generate":
         return _generate(args)
+    if args.command == "bridge":
+        return _bridge(args)
     try:
         settings = load_settings(args.config, overrides=_overrides(args))
         settings.engine_specs()  # locates the embedded model now, so a missing one is a config error

@@ -66,7 +66,7 @@ class ServerSettings(_Section):
 
 
 class LoggingSettings(_Section):
-    level: Literal["DEBUG", "INFO", "WARN", "WARNING", "ERROR"] = _opt(
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = _opt(
         "Log level.", default="INFO", flags=("--log-level",), env=("KOLOSAL_LOG_LEVEL",))
     file: str = _opt("Log file path; empty logs to the console.", default="",
                      flags=("--log-file",))
@@ -74,8 +74,11 @@ class LoggingSettings(_Section):
 
     @field_validator("level", mode="before")
     @classmethod
-    def _upper(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
+    def _normalize(cls, value: Any) -> Any:
+        # Kolosal documents WARN; Python and gunicorn call it WARNING.
+        if not isinstance(value, str):
+            return value
+        return "WARNING" if value.upper() == "WARN" else value.upper()
 
 
 class LoadParams(_Section):

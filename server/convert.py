@@ -110,13 +110,12 @@ def timings_to_pb(t: Timings) -> gen_pb.Timings:
 
 
 def delta_to_pb(delta: Delta, engine_id: str) -> svc_pb.GenerateResponse:
-    pb = svc_pb.GenerateResponse(text=delta.text, token_ids=delta.token_ids)
+    pb = svc_pb.GenerateResponse(text=delta.text, token_ids=delta.token_ids, model=engine_id)
     if delta.finish is not None:
         f = delta.finish
         pb.finish_reason = _FINISH_TO_PB[f.reason]
         pb.usage.CopyFrom(usage_to_pb(f.usage))
         pb.timings.CopyFrom(timings_to_pb(f.timings))
-        pb.model = engine_id
         pb.seed = f.seed
     return pb
 

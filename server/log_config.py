@@ -11,10 +11,9 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def configure_logging(settings: LoggingSettings) -> None:
-    level = "WARNING" if settings.level == "WARN" else settings.level
     handler: logging.Handler = (logging.FileHandler(settings.file) if settings.file
                                 else logging.StreamHandler(sys.stderr))
     handler.setFormatter(logging.Formatter(FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(settings.level)

@@ -1,3 +1,4 @@
+import grpc
 import pytest
 
 from tests.helpers import ServerThread, make_settings
@@ -20,6 +21,34 @@ def client(server):
 
 # SmolLM2-135M answers this question greedily with "Paris" when told to be brief; under its default
 # system prompt it drifts into French prose instead (same tokens as llama-cpp-python's own chat).
+@pytest.fixture(scope="session")
+def bridge_app(server):
+    """The REST bridge app (in-process, Flask test client), forwarding to the real server."""
+    from rest_bridge import create_app
+    from rest_bridge.config import BridgeConfig
+
+    with grpc.insecure_channel(server.target) as channel:
+        app = create_app(BridgeConfig(grpc_target=server.target, max_request_size=64 * 1024),
+                         channel=channel)
+        app.testing = True
+        yield app
+
+
+@pytest.fixture(scope="session")
+def bridge(server):
+    """The REST bridge as users run it: `tokenwire bridge` (gunicorn) in front of the real server."""
+    from tests.e2e.cli_process import BridgeProcess
+
+    running = BridgeProcess(server.target).start()
+    yield running
+    assert running.stop() == 0
+
+
+@pytest.fixture
+def http(bridge_app):
+    return bridge_app.test_client()
+
+
 CAPITAL_QUESTION = [{"role": "system", "content": "Answer in one word."},
                     {"role": "user", "content": "What is the capital of France?"}]
 

@@ -15,10 +15,13 @@ REQUEST_ID_KEY = "x-request-id"
 
 
 def _request_id(context: grpc.aio.ServicerContext) -> str:
+    """A server-unique id; the client's x-request-id, if any, leads it for log correlation.
+    (Clients choose their ids, so two concurrent requests may share one.)"""
+    unique = uuid.uuid4().hex
     for key, value in context.invocation_metadata() or ():
         if key == REQUEST_ID_KEY and value:
-            return value
-    return uuid.uuid4().hex
+            return f"{value}/{unique}"
+    return unique
 
 
 class GenerationServicer(pb_grpc.GenerationServiceServicer):

@@ -13,29 +13,43 @@ from tests.helpers import wait_for
 from tokenwire import Client
 
 TOKENWIRE = str(Path(sys.executable).parent / "tokenwire")
-PORT_LINE = re.compile(r"gRPC listening on [\d.]+:(\d+)")
+PORT_LINE = re.compile(r"(gRPC|REST) listening on [\d.]+:(\d+)")
+
+
+def read_ports(proc: subprocess.Popen, expected: set[str]) -> dict[str, int]:
+    """Reads the 'X listening on HOST:PORT' lines a tokenwire process prints at start."""
+    ports: dict[str, int] = {}
+    while set(ports) != expected:
+        line = proc.stdout.readline()  # blocks until the next line or exit
+        match = PORT_LINE.search(line)
+        if not match:
+            proc.kill()
+            raise AssertionError(f"expected a port line; got {line!r}; stderr: {proc.stderr.read()}")
+        ports[match.group(1)] = int(match.group(2))
+    return ports
 
 
 class ServeProcess:
     def __init__(self, *args: str, env: dict[str, str] | None = None):
-        self.args = [TOKENWIRE, "serve", "--host", "127.0.0.1", "--grpc-port", "0", *args]
+        self.args = [TOKENWIRE, "serve", "--host", "127.0.0.1", "--grpc-port", "0", "--port", "0", *args]
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen | None = None
         self.port = 0
+        self.rest_port = 0
 
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
+
     def start(self, *, wait_serving: bool = True) -> "ServeProcess":
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, env=self.env)
-        line = self.proc.stdout.readline()  # blocks until the port line or exit
-        match = PORT_LINE.search(line)
-        if not match:
-            self.proc.kill()
-            raise AssertionError(f"no port line; got {line!r}; stderr: {self.proc.stderr.read()}")
-        self.port = int(match.group(1))
+        ports = read_ports(self.proc, {"gRPC", "REST"})
+        self.port, self.rest_port = ports["gRPC"], ports["REST"]
         if not wait_serving:
             return self
         with Client(self.target, timeout=5) as client:
@@ -50,3 +64,42 @@ class ServeProcess:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+class BridgeProcess:
+    """`tokenwire bridge` (gunicorn) in front of a gRPC server."""
+
+    def __init__(self, grpc_target: str, *args: str):
+        self.args = [TOKENWIRE, "bridge", "--grpc-target", grpc_target, "--host", "127.0.0.1",
+                     "--port", "0", "--max-request-size", str(64 * 1024), *args]
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "BridgeProcess":
+        import urllib.request
+
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env=os.environ)
+        self.port = read_ports(self.proc, {"REST"})["REST"]
+
+        def answers() -> bool:
+            try:
+                with urllib.request.urlopen(self.base_url + "/v1/models", timeout=2) as response:
+                    return response.status == 200
+            except OSError:
+                return False
+
+        wait_for(answers, timeout=30, interval=0.05)
+        return self
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()

@@ -52,7 +52,7 @@ def test_kolosal_yaml_file(tmp_path):
     path.write_text(KOLOSAL_YAML)
     s = load_settings(str(path), environ={})
     assert s.server.port == 9090 and s.server.max_connections == 10
-    assert s.logging.level == "WARN" and s.logging.access_log
+    assert s.logging.level == "WARNING" and s.logging.access_log
     (small,) = s.engine_specs()
     assert small.id == "small" and not small.load_immediately
     params = s.resolved_load_params(small)

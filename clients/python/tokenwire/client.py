@@ -79,7 +79,7 @@ def _timings(pb) -> Timings:
 
 def _delta(pb: generation_service_pb2.GenerateResponse) -> Delta:
     if pb.finish_reason == generation_pb2.FINISH_REASON_UNSPECIFIED:
-        return Delta(pb.text, tuple(pb.token_ids))
+        return Delta(pb.text, tuple(pb.token_ids), model=pb.model)
     return Delta(pb.text, tuple(pb.token_ids), _FINISH_NAMES[pb.finish_reason], _usage(pb.usage),
                  _timings(pb.timings), pb.model, pb.seed)
 

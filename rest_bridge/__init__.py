@@ -1,0 +1,34 @@
+"""The REST bridge: a Flask app that turns HTTP requests into gRPC calls and holds no business logic.
+
+Two halves: a generic transcoder built from the `google.api.http` annotations in the proto (every
+annotated RPC is reachable with no bridge code), and hand-written route families for documented
+third-party shapes (OpenAI). Errors are shaped per family by rest_bridge.errors.
+"""
+
+from __future__ import annotations
+
+import grpc
+from flask import Flask
+
+from rest_bridge import errors, grpc_client
+from rest_bridge.config import BridgeConfig
+
+
+def create_app(config: BridgeConfig | None = None, *, channel: grpc.Channel | None = None) -> Flask:
+    """The bridge app. `channel` lets tests share one; otherwise the app opens and owns its own."""
+    from rest_bridge import transcoder
+    from rest_bridge.routes import docs, openai
+
+    config = config or BridgeConfig()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = config.max_request_size
+    app.config["TOKENWIRE_BRIDGE"] = config
+    app.json.sort_keys = False  # keep documented field order (OpenAI's, the proto's)
+    app.json.ensure_ascii = False
+    grpc_client.init_app(app, config.grpc_target, max_message_bytes=config.max_request_size,
+                         channel=channel)
+    app.register_blueprint(openai.blueprint)
+    app.register_blueprint(transcoder.build_blueprint())
+    app.register_blueprint(docs.blueprint)
+    errors.register_app_fallback(app)
+    return app

@@ -1,0 +1,25 @@
+"""What the bridge needs to know; passed to gunicorn workers through one environment variable."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+ENV_VAR = "TOKENWIRE_BRIDGE_CONFIG"
+
+
+@dataclasses.dataclass(frozen=True)
+class BridgeConfig:
+    #: The gRPC server the bridge forwards to.
+    grpc_target: str = "127.0.0.1:50051"
+    #: Largest request body in bytes; larger ones get 413.
+    max_request_size: int = 16 * 1024 * 1024
+
+    def to_env(self) -> dict[str, str]:
+        return {ENV_VAR: json.dumps(dataclasses.asdict(self))}
+
+    @classmethod
+    def from_env(cls) -> "BridgeConfig":
+        raw = os.environ.get(ENV_VAR)
+        return cls(**json.loads(raw)) if raw else cls()

@@ -1,0 +1,170 @@
+"""The bridge's one error table: gRPC status -> HTTP status, and each route family's error body.
+
+Views raise either `HttpError` (the HTTP request itself is malformed) or let the typed client
+errors from the gRPC call (`tokenwire.errors.TokenwireError`) propagate; the family's handler,
+registered on its blueprint, shapes the answer. Nothing here parses an error message.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable
+
+import grpc
+from flask import Blueprint, Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from tokenwire.errors import TokenwireError, from_rpc_error
+
+log = logging.getLogger(__name__)
+
+# google.rpc.Code -> HTTP, as grpc-gateway and Google's HTTP APIs map them.
+HTTP_STATUS: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNKNOWN: 500,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DATA_LOSS: 500,
+}
+
+# Where the server's ErrorInfo reason says more than the code does (same for every family).
+HTTP_STATUS_BY_REASON: dict[str, int] = {
+    "QUEUE_FULL": 503,  # the engine is saturated: retry elsewhere or later, not a client quota
+}
+
+# OpenAI error "type" by HTTP status, with Kolosal's types where it documents them.
+OPENAI_TYPES: dict[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    499: "invalid_request_error",
+    500: "server_error",
+    501: "server_error",
+    503: "server_error",
+    504: "timeout_error",
+}
+OPENAI_TYPE_BY_REASON: dict[str, str] = {"ENGINE_FAILURE": "inference_error"}
+
+
+@dataclass
+class HttpError(Exception):
+    """The HTTP request is wrong before any gRPC call: bad JSON, wrong type, unsupported option."""
+
+    status: int
+    message: str
+    param: str | None = None
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failure in family-neutral terms, ready to be shaped by a family."""
+
+    status: int
+    message: str
+    grpc_code: grpc.StatusCode | None = None
+    reason: str = ""
+    fields: tuple[str, ...] = ()
+    param: str | None = None
+    code: str | None = None
+    details: list = field(default_factory=list)
+
+
+def http_status(error: TokenwireError) -> int:
+    return HTTP_STATUS_BY_REASON.get(error.reason, HTTP_STATUS.get(error.code, 500))
+
+
+def failure_of(exc: BaseException) -> Failure:
+    if isinstance(exc, grpc.RpcError):
+        exc = from_rpc_error(exc)
+    if isinstance(exc, TokenwireError):
+        return Failure(http_status(exc), exc.message, exc.code, exc.reason,
+                       tuple(v.field for v in exc.violations),
+                       details=[{"field": v.field, "description": v.description} for v in exc.violations])
+    if isinstance(exc, HttpError):
+        return Failure(exc.status, exc.message, param=exc.param, code=exc.code)
+    if isinstance(exc, HTTPException):
+        return Failure(exc.code or 500, exc.description or exc.name)
+    log.exception("unhandled error in the bridge", exc_info=exc)
+    return Failure(500, "internal error in the REST bridge")
+
+
+# -- families ------------------------------------------------------------------------------------
+
+
+def openai_body(f: Failure, param_names: dict[str, str] | None = None) -> dict:
+    """{"error": {"message", "type", "param", "code"}}; gRPC field paths become API param names."""
+    param = f.param
+    if param is None and f.fields:
+        names = param_names or {}
+        param = names.get(f.fields[0], f.fields[0])
+    return {"error": {
+        "message": f.message,
+        "type": OPENAI_TYPE_BY_REASON.get(f.reason, OPENAI_TYPES.get(f.status, "server_error")),
+        "param": param,
+        "code": f.code or (f.reason.lower() if f.reason else None),
+    }}
+
+
+# HTTP-level failures (no gRPC call made) that HTTP_STATUS cannot invert.
+GRPC_CODE_FOR_HTTP: dict[int, grpc.StatusCode] = {
+    405: grpc.StatusCode.UNIMPLEMENTED,
+    413: grpc.StatusCode.RESOURCE_EXHAUSTED,  # what gRPC answers past its own message size limit
+    415: grpc.StatusCode.INVALID_ARGUMENT,
+}
+
+
+def google_body(f: Failure) -> dict:
+    """google.rpc.Status as JSON, the shape grpc-gateway answers with."""
+    code = (f.grpc_code or GRPC_CODE_FOR_HTTP.get(f.status)
+            or next((c for c, s in HTTP_STATUS.items() if s == f.status), grpc.StatusCode.UNKNOWN))
+    body: dict = {"code": code.value[0], "message": f.message, "details": []}
+    if f.reason:
+        body["details"].append({"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                                "reason": f.reason, "domain": "tokenwire"})
+    if f.details:
+        body["details"].append({"@type": "type.googleapis.com/google.rpc.BadRequest",
+                                "fieldViolations": f.details})
+    return body
+
+
+Shaper = Callable[[Failure], dict]
+
+
+def register_family(target: Blueprint | Flask, shape: Shaper) -> None:
+    """Makes every error raised in `target`'s views answer with `shape`'s body."""
+
+    def handle(exc: BaseException):
+        failure = failure_of(exc)
+        response = jsonify(shape(failure))
+        response.status_code = failure.status
+        return response
+
+    for exc_type in (HttpError, TokenwireError, grpc.RpcError, HTTPException, Exception):
+        target.register_error_handler(exc_type, handle)
+
+
+def register_app_fallback(app: Flask) -> None:
+    """Errors no blueprint owns (unknown path, wrong method): OpenAI shape, as Kolosal documents
+    for all of its errors."""
+    register_family(app, openai_body)

@@ -1,0 +1,1 @@
+"""Hand-written route families, one blueprint each."""

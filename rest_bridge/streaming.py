@@ -1,0 +1,68 @@
+"""Server-streaming gRPC calls as HTTP streams.
+
+The first message is read before any header is sent, so an error the server reports up front
+(bad argument, unknown model) becomes a real HTTP status. Once streaming, closing the response
+(the client went away, or the stream ended) cancels the gRPC call, which stops the engine.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Callable, Iterable, Iterator, TypeVar
+
+import grpc
+from flask import Response, stream_with_context
+
+from tokenwire.errors import from_rpc_error
+
+T = TypeVar("T")
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class PeekedCall:
+    """A started server-streaming call whose first message has already arrived."""
+
+    def __init__(self, call):
+        self._call = call
+        try:
+            self._first = [next(call)]
+        except StopIteration:
+            self._first = []
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+
+    @property
+    def first(self):
+        """The first message, or None if the stream ended without one."""
+        return self._first[0] if self._first else None
+
+    def __iter__(self) -> Iterator:
+        yield from self._first
+        self._first = []
+        yield from self._call
+
+    def cancel(self) -> None:
+        self._call.cancel()
+
+
+def sse_event(data: object) -> bytes:
+    payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return f"data: {payload}\n\n".encode()
+
+
+def stream_response(call: PeekedCall, render: Callable[[PeekedCall], Iterable[bytes]],
+                    on_error: Callable[[BaseException], bytes], mimetype: str) -> Response:
+    """Streams `render(call)`; a failure after the headers went out is written with `on_error`."""
+
+    def body() -> Iterator[bytes]:
+        try:
+            yield from render(call)
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.CANCELLED:
+                yield on_error(from_rpc_error(error))
+        finally:
+            call.cancel()  # no-op after a normal end; stops the engine when the client left
+
+    return Response(stream_with_context(body()), mimetype=mimetype, headers=SSE_HEADERS,
+                    direct_passthrough=True)
