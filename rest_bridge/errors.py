@@ -40,10 +40,8 @@ HTTP_STATUS: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.DATA_LOSS: 500,
 }
 
-# Where the server's ErrorInfo reason says more than the code does (same for every family).
-HTTP_STATUS_BY_REASON: dict[str, int] = {
-    "QUEUE_FULL": 503,  # the engine is saturated: retry elsewhere or later, not a client quota
-}
+# Seconds a client should wait before retrying a 429 or 503 (RFC 9110 Retry-After).
+RETRY_AFTER_S = {429: 1, 503: 1}
 
 # OpenAI error "type" by HTTP status, with Kolosal's types where it documents them.
 OPENAI_TYPES: dict[int, str] = {
@@ -91,7 +89,7 @@ class Failure:
 
 
 def http_status(error: TokenwireError) -> int:
-    return HTTP_STATUS_BY_REASON.get(error.reason, HTTP_STATUS.get(error.code, 500))
+    return HTTP_STATUS.get(error.code, 500)
 
 
 def failure_of(exc: BaseException) -> Failure:
@@ -158,6 +156,8 @@ def register_family(target: Blueprint | Flask, shape: Shaper) -> None:
         failure = failure_of(exc)
         response = jsonify(shape(failure))
         response.status_code = failure.status
+        if failure.status in RETRY_AFTER_S:
+            response.headers["Retry-After"] = str(RETRY_AFTER_S[failure.status])
         return response
 
     for exc_type in (HttpError, TokenwireError, grpc.RpcError, HTTPException, Exception):

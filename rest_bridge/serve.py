@@ -9,8 +9,10 @@ streams; responses are written as the app yields them (SSE is never buffered).
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -59,13 +61,24 @@ def gunicorn_command(sock: socket.socket, options: BridgeProcessOptions) -> list
     return command + ["rest_bridge.wsgi:app"]
 
 
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the parent dies, so a server that crashes does not
+    leave an orphaned bridge holding the REST port. (Only a raw prctl call: no locks are taken.)"""
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
 def start_bridge(config: BridgeConfig, options: BridgeProcessOptions) -> tuple[subprocess.Popen, int]:
     """Starts gunicorn serving the bridge; returns the process and the bound port."""
     sock = bind(options.host, options.port)
     try:
         port = sock.getsockname()[1]
         process = subprocess.Popen(gunicorn_command(sock, options), pass_fds=(sock.fileno(),),
-                                   env={**os.environ, **config.to_env()})
+                                   env={**os.environ, **config.to_env()},
+                                   preexec_fn=_die_with_parent if _libc is not None else None)
     finally:
         sock.close()  # gunicorn holds its own copy
     return process, port

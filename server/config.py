@@ -91,6 +91,10 @@ class LoadParams(_Section):
                                 ge=0)
     n_threads: int | None = _opt("Decode threads.", default=None, ge=1)
     n_batch: int | None = _opt("Prompt tokens evaluated per step.", default=None, ge=1)
+    n_parallel: int | None = _opt("Sequences decoded together (continuous batching).",
+                                  default=None, ge=1, le=256)
+    flash_attn: bool | None = _opt("Use flash attention.", default=None)
+    kv_unified: bool | None = _opt("One KV cache shared by all sequences.", default=None)
     use_mmap: bool | None = _opt("Memory-map the model file.", default=None)
     use_mlock: bool | None = _opt("Lock the model in RAM.", default=None)
 
@@ -117,7 +121,9 @@ class EngineSettings(_Section):
     default_model: str | None = _opt("Engine that serves requests with no model; default: the "
                                      "first configured model.", default=None,
                                      flags=("--default-model",))
-    n_ctx: int = _opt("Context window in tokens.", default=4096, ge=16, flags=("--context-size",))
+    n_ctx: int = _opt("KV cache size in tokens: each of the n_parallel sequences gets an equal "
+                      "share (all of it with --kv-unified).", default=4096, ge=16,
+                      flags=("--context-size",))
     n_gpu_layers: int = _opt("Layers to offload to the GPU; ignored on CPU-only builds.",
                              default=100, ge=-1, flags=("--gpu-layers",))
     main_gpu: int = _opt("Primary GPU device id.", default=0, ge=0, flags=("--main-gpu",))
@@ -125,9 +131,19 @@ class EngineSettings(_Section):
                                  ge=1, flags=("--threads",))
     n_batch: int = _opt("Prompt tokens evaluated per step (the prefill chunk).", default=512,
                         ge=1, flags=("--batch-size",))
+    n_parallel: int = _opt("Sequences decoded together in one batch (continuous batching). The "
+                           "n_ctx cells are split between them unless --kv-unified.", default=4,
+                           ge=1, le=256, flags=("--parallel",))
+    kv_unified: bool = _opt("Share one KV cache of n_ctx cells between all sequences, so one request "
+                            "may use the whole context; a request's output may then change "
+                            "slightly with what runs beside it.", default=False,
+                            flags=("--kv-unified",))
+    flash_attn: bool = _opt("Flash attention: each query visits only its own sequence's cells, in "
+                            "order, so a request's output does not depend on what else is batched "
+                            "with it; also what llama-server uses where supported.", default=True)
     use_mmap: bool = _opt("Memory-map model files.", default=True)
     use_mlock: bool = _opt("Lock models in RAM.", default=False)
-    max_queue: int = _opt("Requests that may wait for an engine before RESOURCE_EXHAUSTED.",
+    max_queue: int = _opt("Requests that may wait for a free sequence before RESOURCE_EXHAUSTED.",
                           default=64, ge=0, flags=("--max-queue",))
 
 
@@ -163,6 +179,9 @@ class Settings(BaseModel):
             main_gpu=main_gpu if main_gpu is not None else e.main_gpu,
             n_threads=p.n_threads or e.n_threads or physical_cores(),
             n_batch=p.n_batch or e.n_batch,
+            n_parallel=p.n_parallel or e.n_parallel,
+            flash_attn=p.flash_attn if p.flash_attn is not None else e.flash_attn,
+            kv_unified=p.kv_unified if p.kv_unified is not None else e.kv_unified,
             use_mmap=p.use_mmap if p.use_mmap is not None else e.use_mmap,
             use_mlock=p.use_mlock if p.use_mlock is not None else e.use_mlock,
         )

@@ -166,4 +166,7 @@ def engine_to_pb(engine: Engine, *, is_default: bool) -> engine_pb.Engine:
     pb.backend, pb.model_path = engine.backend.name, engine.backend.model_path
     if engine.state is EngineState.LOADED:
         pb.n_ctx = engine.backend.info().n_ctx
+        status = engine.backend.scheduler_status()
+        if status is not None:
+            pb.scheduler.CopyFrom(engine_pb.SchedulerStatus(**status))
     return pb

@@ -81,6 +81,10 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def info(self) -> BackendInfo: ...
 
+    def scheduler_status(self) -> dict[str, float] | None:
+        """The scheduler's figures as SchedulerStatus field values, for backends that batch."""
+        return None
+
     @abc.abstractmethod
     async def close(self) -> None:
         """Aborts everything in flight and frees the model."""

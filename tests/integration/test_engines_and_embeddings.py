@@ -23,7 +23,7 @@ def test_list_and_get_engines(channel):
     assert engine.engine_id == "default" and engine.is_default
     assert engine.status == engine_pb.ENGINE_STATUS_LOADED
     assert engine.backend == "llama_cpp" and engine.model_path.endswith(".gguf")
-    assert engine.n_ctx == 4096 and engine.created_unix > 0
+    assert engine.n_ctx == 4096 // 4 and engine.created_unix > 0  # n_ctx split over 4 sequences
     got = stub.GetEngine(engine_pb.GetEngineRequest(engine_id="default")).engine
     assert got.engine_id == "default"
     with pytest.raises(grpc.RpcError) as caught:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!tokenwire/v1/engine_service.proto\x12\x0ctokenwire.v1\x1a\x1cgoogle/api/annotations.proto\"\xd4\x02\n\x06\x45ngine\x12\x1b\n\tengine_id\x18\x01 \x01(\tR\x08\x65ngineId\x12\x32\n\x06status\x18\x02 \x01(\x0e\x32\x1a.tokenwire.v1.EngineStatusR\x06status\x12\x1d\n\nis_default\x18\x03 \x01(\x08R\tisDefault\x12\x18\n\x07\x62\x61\x63kend\x18\x04 \x01(\tR\x07\x62\x61\x63kend\x12\x1d\n\nmodel_path\x18\x05 \x01(\tR\tmodelPath\x12\x13\n\x05n_ctx\x18\x06 \x01(\x05R\x04nCtx\x12!\n\x0c\x63reated_unix\x18\x07 \x01(\x03R\x0b\x63reatedUnix\x12\x14\n\x05\x65rror\x18\x08 \x01(\tR\x05\x65rror\x12%\n\x0erequests_total\x18\t \x01(\x03R\rrequestsTotal\x12,\n\x12requests_in_flight\x18\n \x01(\x05R\x10requestsInFlight\"\x14\n\x12ListEnginesRequest\"E\n\x13ListEnginesResponse\x12.\n\x07\x65ngines\x18\x01 \x03(\x0b\x32\x14.tokenwire.v1.EngineR\x07\x65ngines\"/\n\x10GetEngineRequest\x12\x1b\n\tengine_id\x18\x01 \x01(\tR\x08\x65ngineId\"A\n\x11GetEngineResponse\x12,\n\x06\x65ngine\x18\x01 \x01(\x0b\x32\x14.tokenwire.v1.EngineR\x06\x65ngine*\x98\x01\n\x0c\x45ngineStatus\x12\x1d\n\x19\x45NGINE_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15\x45NGINE_STATUS_LOADING\x10\x01\x12\x18\n\x14\x45NGINE_STATUS_LOADED\x10\x02\x12\x18\n\x14\x45NGINE_STATUS_FAILED\x10\x03\x12\x1a\n\x16\x45NGINE_STATUS_UNLOADED\x10\x04\x32\xe7\x01\n\rEngineService\x12g\n\x0bListEngines\x12 .tokenwire.v1.ListEnginesRequest\x1a!.tokenwire.v1.ListEnginesResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\x0b/v1/engines\x12m\n\tGetEngine\x12\x1e.tokenwire.v1.GetEngineRequest\x1a\x1f.tokenwire.v1.GetEngineResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/engines/{engine_id}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!tokenwire/v1/engine_service.proto\x12\x0ctokenwire.v1\x1a\x1cgoogle/api/annotations.proto\"\x91\x03\n\x06\x45ngine\x12\x1b\n\tengine_id\x18\x01 \x01(\tR\x08\x65ngineId\x12\x32\n\x06status\x18\x02 \x01(\x0e\x32\x1a.tokenwire.v1.EngineStatusR\x06status\x12\x1d\n\nis_default\x18\x03 \x01(\x08R\tisDefault\x12\x18\n\x07\x62\x61\x63kend\x18\x04 \x01(\tR\x07\x62\x61\x63kend\x12\x1d\n\nmodel_path\x18\x05 \x01(\tR\tmodelPath\x12\x13\n\x05n_ctx\x18\x06 \x01(\x05R\x04nCtx\x12!\n\x0c\x63reated_unix\x18\x07 \x01(\x03R\x0b\x63reatedUnix\x12\x14\n\x05\x65rror\x18\x08 \x01(\tR\x05\x65rror\x12%\n\x0erequests_total\x18\t \x01(\x03R\rrequestsTotal\x12,\n\x12requests_in_flight\x18\n \x01(\x05R\x10requestsInFlight\x12;\n\tscheduler\x18\x0b \x01(\x0b\x32\x1d.tokenwire.v1.SchedulerStatusR\tscheduler\"\xad\x03\n\x0fSchedulerStatus\x12-\n\x12parallel_sequences\x18\x01 \x01(\x05R\x11parallelSequences\x12)\n\x10\x61\x63tive_sequences\x18\x02 \x01(\x05R\x0f\x61\x63tiveSequences\x12\'\n\x0fqueued_requests\x18\x03 \x01(\x05R\x0equeuedRequests\x12.\n\x13max_queued_requests\x18\x04 \x01(\x05R\x11maxQueuedRequests\x12*\n\x11tokens_per_second\x18\x05 \x01(\x01R\x0ftokensPerSecond\x12\"\n\rkv_cells_used\x18\x06 \x01(\x05R\x0bkvCellsUsed\x12$\n\x0ekv_cells_total\x18\x07 \x01(\x05R\x0ckvCellsTotal\x12\x34\n\x16tokens_generated_total\x18\x08 \x01(\x03R\x14tokensGeneratedTotal\x12;\n\x1aprompt_tokens_reused_total\x18\t \x01(\x03R\x17promptTokensReusedTotal\"\x14\n\x12ListEnginesRequest\"E\n\x13ListEnginesResponse\x12.\n\x07\x65ngines\x18\x01 \x03(\x0b\x32\x14.tokenwire.v1.EngineR\x07\x65ngines\"/\n\x10GetEngineRequest\x12\x1b\n\tengine_id\x18\x01 \x01(\tR\x08\x65ngineId\"A\n\x11GetEngineResponse\x12,\n\x06\x65ngine\x18\x01 \x01(\x0b\x32\x14.tokenwire.v1.EngineR\x06\x65ngine*\x98\x01\n\x0c\x45ngineStatus\x12\x1d\n\x19\x45NGINE_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15\x45NGINE_STATUS_LOADING\x10\x01\x12\x18\n\x14\x45NGINE_STATUS_LOADED\x10\x02\x12\x18\n\x14\x45NGINE_STATUS_FAILED\x10\x03\x12\x1a\n\x16\x45NGINE_STATUS_UNLOADED\x10\x04\x32\xe7\x01\n\rEngineService\x12g\n\x0bListEngines\x12 .tokenwire.v1.ListEnginesRequest\x1a!.tokenwire.v1.ListEnginesResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\x0b/v1/engines\x12m\n\tGetEngine\x12\x1e.tokenwire.v1.GetEngineRequest\x1a\x1f.tokenwire.v1.GetEngineResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/engines/{engine_id}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,18 +36,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ENGINESERVICE'].methods_by_name['ListEngines']._serialized_options = b'\202\323\344\223\002\r\022\013/v1/engines'
   _globals['_ENGINESERVICE'].methods_by_name['GetEngine']._loaded_options = None
   _globals['_ENGINESERVICE'].methods_by_name['GetEngine']._serialized_options = b'\202\323\344\223\002\031\022\027/v1/engines/{engine_id}'
-  _globals['_ENGINESTATUS']._serialized_start=634
-  _globals['_ENGINESTATUS']._serialized_end=786
+  _globals['_ENGINESTATUS']._serialized_start=1127
+  _globals['_ENGINESTATUS']._serialized_end=1279
   _globals['_ENGINE']._serialized_start=82
-  _globals['_ENGINE']._serialized_end=422
-  _globals['_LISTENGINESREQUEST']._serialized_start=424
-  _globals['_LISTENGINESREQUEST']._serialized_end=444
-  _globals['_LISTENGINESRESPONSE']._serialized_start=446
-  _globals['_LISTENGINESRESPONSE']._serialized_end=515
-  _globals['_GETENGINEREQUEST']._serialized_start=517
-  _globals['_GETENGINEREQUEST']._serialized_end=564
-  _globals['_GETENGINERESPONSE']._serialized_start=566
-  _globals['_GETENGINERESPONSE']._serialized_end=631
-  _globals['_ENGINESERVICE']._serialized_start=789
-  _globals['_ENGINESERVICE']._serialized_end=1020
+  _globals['_ENGINE']._serialized_end=483
+  _globals['_SCHEDULERSTATUS']._serialized_start=486
+  _globals['_SCHEDULERSTATUS']._serialized_end=915
+  _globals['_LISTENGINESREQUEST']._serialized_start=917
+  _globals['_LISTENGINESREQUEST']._serialized_end=937
+  _globals['_LISTENGINESRESPONSE']._serialized_start=939
+  _globals['_LISTENGINESRESPONSE']._serialized_end=1008
+  _globals['_GETENGINEREQUEST']._serialized_start=1010
+  _globals['_GETENGINEREQUEST']._serialized_end=1057
+  _globals['_GETENGINERESPONSE']._serialized_start=1059
+  _globals['_GETENGINERESPONSE']._serialized_end=1124
+  _globals['_ENGINESERVICE']._serialized_start=1282
+  _globals['_ENGINESERVICE']._serialized_end=1513
 # @@protoc_insertion_point(module_scope)

@@ -1,0 +1,507 @@
+"""Continuous batching over one llama.cpp context, driven by one worker thread.
+
+Each step builds a single batch: the next token of every sequence that is generating, plus
+prompt tokens of sequences still prefilling, up to the batch size; then one `llama_decode`, then
+each generating sequence samples from its own output row with its own sampler chain. Requests
+join between steps and leave as soon as they finish or are cancelled, so a long prompt can stall
+the others for at most one chunk, and a cancelled request frees its sequence within one step.
+
+By default each sequence has its own KV stream of n_ctx / n_parallel cells (as llama-server with
+an explicit -np). A sequence's cells then always stand in position order, and with flash
+attention (which visits a query's own cells in cell order) and batch-size-independent matrix
+products, a request decodes to the same tokens alone or beside others. With `kv_unified` all
+sequences share the n_ctx cells instead: one request may use them all, but cells freed by one
+sequence get reused by others out of order, so results may differ in the last bits under load.
+Idle caches are then evicted (least recently used first) when cells are needed, and if the
+active sequences alone outgrow the cache the longest one is finished with LENGTH.
+
+A free sequence keeps the KV of its last request; a new request takes the free sequence whose
+cache shares the longest prefix with its prompt and prefills only the rest.
+
+Only this thread touches the context. The event loop hands work over through `submit()` (a
+bounded FIFO: beyond it requests fail fast) and gets results through each job's `emit`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+
+import llama_cpp
+import numpy as np
+
+from server.backends.base import Embedding
+from server.backends.llama_model import LlamaModel
+from server.backends.llama_sampling import build_sampler
+from server.core.chat_template import ChatTemplate
+from server.core.text import DeltaAssembler
+from server.core.types import Delta, Finish, FinishReason, GenerationRequest, Timings, Usage
+from server.errors import EngineFailure, EngineUnavailable, InvalidArgument, PromptTooLong, QueueFull
+
+log = logging.getLogger(__name__)
+
+# Window over which the aggregate decode rate is reported.
+RATE_WINDOW_S = 5.0
+
+
+class Job:
+    """One unit of work, plus the channel back to the event loop that submitted it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.events: asyncio.Queue = asyncio.Queue()
+        self.cancelled = False  # set from the event loop; read by the worker before each step
+        self.steps = 0  # decode steps this job took part in, written by the worker
+        self.steps_at_cancel = 0
+
+    def cancel(self) -> None:
+        if not self.cancelled:
+            self.steps_at_cancel = self.steps
+            self.cancelled = True
+
+    def emit(self, item: object) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.events.put_nowait, item)
+        except RuntimeError:  # the loop is closed: nobody is listening any more
+            self.cancelled = True
+
+
+class GenerateJob(Job):
+    def __init__(self, request: GenerationRequest, loop: asyncio.AbstractEventLoop):
+        super().__init__(loop)
+        self.request = request
+
+
+class EmbedJob(Job):
+    def __init__(self, inputs: list[str], normalize: bool, loop: asyncio.AbstractEventLoop):
+        super().__init__(loop)
+        self.inputs = inputs
+        self.normalize = normalize
+
+
+@dataclass
+class _Slot:
+    """One llama.cpp sequence and the request it is serving, if any."""
+
+    seq_id: int
+    cached: list[int] = field(default_factory=list)  # tokens whose KV this sequence holds
+    last_used: float = 0.0
+    job: GenerateJob | None = None
+    pending: list[int] = field(default_factory=list)  # prompt tokens not yet decoded
+    next_token: int | None = None  # sampled, to be decoded in the next step
+    output_index: int = -1  # batch position of the token whose logits this slot samples from
+    sampler: object = None
+    assembler: DeltaAssembler | None = None
+    prompt_len: int = 0
+    reused: int = 0
+    generated: int = 0
+    seed: int = 0
+    started: float = 0.0
+    prefilled: float = 0.0
+    first_at: float = 0.0
+    last_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class SchedulerStats:
+    active: int
+    queued: int
+    n_parallel: int
+    kv_cells_used: int
+    kv_cells_total: int
+    tokens_per_second: float
+    tokens_generated_total: int
+    prompt_tokens_reused_total: int
+    cancelled_total: int
+    max_steps_after_cancel: int
+
+
+class Scheduler:
+    def __init__(self, engine_id: str, model: LlamaModel, template: ChatTemplate, *,
+                 n_parallel: int, n_batch: int, max_queue: int):
+        self.engine_id = engine_id
+        self.model = model
+        self.template = template
+        self.n_batch = n_batch
+        self.max_queue = max_queue
+        self._slots = [_Slot(seq_id) for seq_id in range(n_parallel)]
+        # Cells one sequence may hold: its own stream, or (unified) the whole cache.
+        self.n_ctx_seq = model.n_ctx_seq
+        self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
+        self._waiting: collections.deque[Job] = collections.deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name=f"llama-{engine_id}", daemon=True)
+        self._recent: collections.deque[tuple[float, int]] = collections.deque()
+        self._tokens_total = 0
+        self._reused_total = 0
+        self._cancelled_total = 0
+        self._max_steps_after_cancel = 0
+
+    # -- the event loop's side ---------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, job: Job) -> None:
+        with self._cond:
+            if self._stopping:
+                raise EngineUnavailable(f"engine '{self.engine_id}' is shutting down")
+            if len(self._waiting) >= self.max_queue:
+                raise QueueFull(f"engine '{self.engine_id}' has {len(self._waiting)} requests "
+                                f"waiting (the limit); retry later")
+            self._waiting.append(job)
+            self._cond.notify()
+
+    def stop(self) -> None:
+        """Cancels everything and joins the thread (call off the event loop)."""
+        with self._cond:
+            self._stopping = True
+            for job in self._waiting:
+                job.cancel()
+            for slot in self._slots:
+                if slot.job is not None:
+                    slot.job.cancel()
+            self._cond.notify()
+        self._thread.join()
+        llama_cpp.llama_batch_free(self._batch)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stats(self) -> SchedulerStats:
+        now = time.monotonic()
+        recent = [n for t, n in list(self._recent) if now - t <= RATE_WINDOW_S]
+        return SchedulerStats(
+            active=sum(slot.job is not None for slot in self._slots),
+            queued=len(self._waiting),
+            n_parallel=len(self._slots),
+            kv_cells_used=sum(len(slot.cached) for slot in self._slots),
+            kv_cells_total=self.model.n_ctx,
+            tokens_per_second=sum(recent) / RATE_WINDOW_S,
+            tokens_generated_total=self._tokens_total,
+            prompt_tokens_reused_total=self._reused_total,
+            cancelled_total=self._cancelled_total,
+            max_steps_after_cancel=self._max_steps_after_cancel,
+        )
+
+    # -- the worker --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            try:
+                if not self._admit():
+                    return
+                if any(slot.job is not None for slot in self._slots):
+                    self._step()
+            except Exception:  # a bug or a native failure: fail the active requests, keep serving
+                log.exception("engine %s: scheduler step failed", self.engine_id)
+                for slot in self._slots:
+                    if slot.job is not None:
+                        slot.job.emit(EngineFailure(f"engine '{self.engine_id}' failed while decoding"))
+                        self._release(slot, forget_cache=True)
+
+    def _admit(self) -> bool:
+        """Moves waiting jobs into free sequences; blocks while there is nothing to do.
+        False once the scheduler is stopping."""
+        while True:
+            with self._cond:
+                busy = any(slot.job is not None for slot in self._slots)
+                while not self._waiting and not busy and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    self._abandon_all()
+                    return False
+                if not self._waiting:
+                    return True
+                job = self._waiting[0]
+                if job.cancelled:
+                    self._waiting.popleft()
+                    self._note_cancelled(job)
+                    continue
+                free = [slot for slot in self._slots if slot.job is None]
+                if not free:
+                    return True
+                if isinstance(job, EmbedJob):
+                    self._waiting.popleft()
+            if isinstance(job, EmbedJob):
+                self._run_embedding(job, min(free, key=lambda slot: slot.last_used))
+                continue
+            try:
+                prompt = self._prompt_tokens(job.request)
+            except Exception as exc:
+                with self._cond:
+                    self._waiting.popleft()
+                job.emit(exc if isinstance(exc, InvalidArgument) else
+                         EngineFailure(f"engine '{self.engine_id}' could not prepare the prompt: {exc}"))
+                continue
+            if self.model.kv_unified and self._committed() + len(prompt) > self.model.n_ctx:
+                return True  # wait until running requests free cells; FIFO order is kept
+            slot, reuse = self._pick_slot(free, prompt)
+            with self._cond:
+                self._waiting.popleft()
+            self._start(slot, job, prompt, reuse)
+
+    def _abandon_all(self) -> None:
+        for job in self._waiting:
+            job.emit(EngineUnavailable(f"engine '{self.engine_id}' is shutting down"))
+        self._waiting.clear()
+        for slot in self._slots:
+            if slot.job is not None:
+                self._release(slot)
+
+    def _prompt_tokens(self, request: GenerationRequest) -> list[int]:
+        if request.messages is not None:
+            rendered = self.template.render(request.messages)
+            # A template that writes the BOS text itself must not get a second BOS token.
+            bos_text = self.template.bos_token
+            tokens = self.model.tokenize(rendered, add_special=not (bos_text and rendered.startswith(bos_text)),
+                                         parse_special=True)
+        else:
+            tokens = self.model.tokenize(request.prompt or "", add_special=True, parse_special=True)
+        if not tokens:
+            raise InvalidArgument.single(request.input_field, "the prompt is empty")
+        if len(tokens) >= self.n_ctx_seq:
+            raise PromptTooLong(request.input_field, len(tokens), self.n_ctx_seq, self.engine_id)
+        return tokens
+
+    @staticmethod
+    def _pick_slot(free: list[_Slot], prompt: list[int]) -> tuple[_Slot, int]:
+        """The free sequence whose cache shares the longest prefix with the prompt (least
+        recently used among equals), and how many prompt tokens it can reuse."""
+        def common_prefix(slot: _Slot) -> int:
+            n = 0
+            for a, b in zip(slot.cached, prompt):
+                if a != b:
+                    break
+                n += 1
+            return n
+
+        best = max(free, key=lambda slot: (common_prefix(slot), -slot.last_used))
+        # At least the last prompt token is decoded again: its logits pick the first new token.
+        return best, min(common_prefix(best), len(prompt) - 1)
+
+    def _cells_used(self) -> int:
+        return sum(len(slot.cached) for slot in self._slots)
+
+    def _committed(self) -> int:
+        """Cells the active requests hold or will hold once their prompts are in."""
+        return sum(len(s.cached) + len(s.pending) for s in self._slots if s.job is not None)
+
+    def _make_room(self, cells: int) -> bool:
+        """Unified cache: evicts idle caches, least recently used first, until `cells` more cells
+        are free; False if even that is not enough. (Separate streams never compete.)"""
+        if not self.model.kv_unified:
+            return True
+        idle = sorted((slot for slot in self._slots if slot.job is None and slot.cached),
+                      key=lambda slot: slot.last_used)
+        while self._cells_used() + cells > self.model.n_ctx and idle:
+            self._forget(idle.pop(0))
+        return self._cells_used() + cells <= self.model.n_ctx
+
+    def _forget(self, slot: _Slot, keep: int = 0) -> None:
+        """Drops the slot's KV from position `keep` on."""
+        llama_cpp.llama_memory_seq_rm(self.model.memory, slot.seq_id, keep, -1)
+        del slot.cached[keep:]
+
+    def _start(self, slot: _Slot, job: GenerateJob, prompt: list[int], reuse: int) -> None:
+        request = job.request
+        self._forget(slot, keep=reuse)
+        slot.job = job
+        slot.pending = prompt[reuse:]
+        slot.next_token = None
+        slot.prompt_len = len(prompt)
+        slot.reused = reuse
+        slot.generated = 0
+        slot.seed = request.sampling.seed if request.sampling.seed is not None else random.getrandbits(32)
+        slot.sampler = build_sampler(request.sampling, seed=slot.seed, n_vocab=self.model.n_vocab,
+                                     prompt=prompt)
+        slot.assembler = DeltaAssembler(request.stop)
+        slot.started = time.monotonic()
+        self._reused_total += reuse
+
+    def _release(self, slot: _Slot, *, forget_cache: bool = False) -> None:
+        if slot.sampler is not None:
+            llama_cpp.llama_sampler_free(slot.sampler)
+        slot.sampler = slot.assembler = slot.job = slot.next_token = None
+        slot.pending = []
+        slot.last_used = time.monotonic()
+        if forget_cache:
+            self._forget(slot)
+
+    def _note_cancelled(self, job: Job) -> None:
+        self._cancelled_total += 1
+        self._max_steps_after_cancel = max(self._max_steps_after_cancel, job.steps - job.steps_at_cancel)
+
+    def _step(self) -> None:
+        for slot in self._slots:
+            if slot.job is not None and slot.job.cancelled:
+                self._note_cancelled(slot.job)
+                self._release(slot)
+        active = [slot for slot in self._slots if slot.job is not None]
+        if not active:
+            return
+        decoding = [slot for slot in active if slot.next_token is not None]
+        prefilling = sorted((slot for slot in active if slot.pending), key=lambda s: s.started)
+        wanted_prefill = min(self.n_batch - len(decoding), sum(len(s.pending) for s in prefilling))
+        if not self._make_room(len(decoding) + wanted_prefill) and not self._make_room(len(decoding)):
+            # The active sequences alone outgrew the cache: end the longest one.
+            self._finish(max(active, key=lambda slot: len(slot.cached)), FinishReason.LENGTH)
+            return
+        # Prompt chunks get what is left of the batch (and of a unified cache) after the decodes.
+        budget = self.n_batch - len(decoding)
+        if self.model.kv_unified:
+            budget = min(budget, self.model.n_ctx - self._cells_used() - len(decoding))
+        plan: list[tuple[_Slot, list[int], bool]] = [(slot, [slot.next_token], True) for slot in decoding]
+        for slot in prefilling:
+            if budget <= 0:
+                break
+            chunk = slot.pending[:budget]
+            plan.append((slot, chunk, len(chunk) == len(slot.pending)))
+            budget -= len(chunk)
+        self._decode(plan)
+        now = time.monotonic()
+        for slot, tokens, _ in plan:
+            slot.job.steps += 1
+            slot.cached.extend(tokens)
+            if slot.pending:
+                del slot.pending[:len(tokens)]
+                if not slot.pending:
+                    slot.prefilled = now
+        for slot, _, wants_output in plan:
+            if wants_output:
+                token = llama_cpp.llama_sampler_sample(slot.sampler, self.model.ctx, slot.output_index)
+                self._on_token(slot, token, now)
+
+    def _decode(self, plan: list[tuple[_Slot, list[int], bool]]) -> None:
+        batch = self._batch
+        n = 0
+        for slot, tokens, wants_output in plan:
+            start = len(slot.cached)
+            for i, token in enumerate(tokens):
+                batch.token[n] = token
+                batch.pos[n] = start + i
+                batch.n_seq_id[n] = 1
+                batch.seq_id[n][0] = slot.seq_id
+                batch.logits[n] = 0
+                n += 1
+            if wants_output:
+                batch.logits[n - 1] = 1
+                slot.output_index = n - 1  # llama_sampler_sample takes the batch position
+        batch.n_tokens = n
+        rc = llama_cpp.llama_decode(self.model.ctx, batch)
+        if rc != 0:
+            raise EngineFailure(f"llama_decode returned {rc} for a batch of {n} tokens")
+
+    def _on_token(self, slot: _Slot, token: int, now: float) -> None:
+        request = slot.job.request
+        if slot.generated == 0:
+            slot.first_at = now
+        slot.last_at = now
+        if self.model.is_end_of_generation(token):
+            self._finish(slot, FinishReason.STOP)
+            return
+        slot.generated += 1
+        self._tokens_total += 1
+        self._recent.append((now, 1))
+        while self._recent and now - self._recent[0][0] > RATE_WINDOW_S:
+            self._recent.popleft()
+        released = slot.assembler.push(token, self.model.piece(token))
+        if slot.assembler.stopped:
+            self._finish(slot, FinishReason.STOP_SEQUENCE, tail=released)
+            return
+        if released is not None:
+            slot.job.emit(Delta(released.text, released.token_ids))
+        at_limit = request.max_tokens is not None and slot.generated >= request.max_tokens
+        if at_limit or len(slot.cached) + 1 >= self.n_ctx_seq:
+            self._finish(slot, FinishReason.LENGTH)
+            return
+        slot.next_token = token
+
+    def _finish(self, slot: _Slot, reason: FinishReason, tail=None) -> None:
+        if reason is not FinishReason.STOP_SEQUENCE:
+            tail = slot.assembler.flush()
+        request = slot.job.request
+        arrived = request.arrived_at or slot.started
+        prefilled = slot.prefilled or slot.first_at or time.monotonic()
+        first_at = slot.first_at or prefilled
+        decode_s = max(slot.last_at - first_at, 1e-9)
+        prompt_s = max(prefilled - slot.started, 1e-9)
+        timings = Timings(
+            queue_ms=(slot.started - arrived) * 1000,
+            prompt_ms=prompt_s * 1000,
+            time_to_first_token_ms=(first_at - arrived) * 1000,
+            decode_ms=decode_s * 1000,
+            tokens_per_second=(slot.generated - 1) / decode_s if slot.generated > 1 else 0.0,
+            prompt_tokens_per_second=(slot.prompt_len - slot.reused) / prompt_s,
+        )
+        finish = Finish(reason, Usage(slot.prompt_len, slot.generated), timings, slot.seed)
+        slot.job.emit(Delta(tail.text if tail else "", tail.token_ids if tail else (), finish))
+        self._release(slot)
+
+    # -- embeddings --------------------------------------------------------------------------
+
+    def _run_embedding(self, job: EmbedJob, slot: _Slot) -> None:
+        """Mean of the final hidden states over each input's tokens, on a free sequence (its idle
+        cache is dropped), with embeddings switched on for the duration. It runs between steps,
+        so it delays running streams by the time it takes."""
+        self._forget(slot)
+        slot.last_used = time.monotonic()
+        try:
+            job.emit(self._embed(job, slot.seq_id))
+        except Exception as exc:
+            job.emit(exc if isinstance(exc, (InvalidArgument, EngineUnavailable)) else
+                     EngineFailure(f"engine '{self.engine_id}' failed to embed: {exc}"))
+
+    def _embed(self, job: EmbedJob, seq: int) -> list[Embedding]:
+        model = self.model
+        results: list[Embedding] = []
+        llama_cpp.llama_set_embeddings(model.ctx, True)
+        try:
+            for index, text in enumerate(job.inputs):
+                tokens = model.tokenize(text, add_special=True, parse_special=False)
+                if not tokens:
+                    raise InvalidArgument.single(f"inputs[{index}]", "the input has no tokens")
+                if len(tokens) > self.n_ctx_seq:
+                    raise InvalidArgument.single(
+                        f"inputs[{index}]", f"the input is {len(tokens)} tokens but the context "
+                                            f"window of engine '{self.engine_id}' holds {self.n_ctx_seq}")
+                if not self._make_room(len(tokens)):
+                    raise EngineUnavailable(f"engine '{self.engine_id}' has no free context for "
+                                            f"a {len(tokens)}-token input now; retry shortly")
+                total = np.zeros(model.n_embd, dtype=np.float64)
+                try:
+                    for begin in range(0, len(tokens), self.n_batch):
+                        chunk = tokens[begin:begin + self.n_batch]
+                        self._decode_embedding(chunk, begin, seq)
+                        for i in range(len(chunk)):
+                            row = llama_cpp.llama_get_embeddings_ith(model.ctx, i)
+                            total += np.ctypeslib.as_array(row, shape=(model.n_embd,))
+                finally:
+                    llama_cpp.llama_memory_seq_rm(model.memory, seq, -1, -1)
+                vector = total / len(tokens)
+                if job.normalize:
+                    vector /= max(float(np.linalg.norm(vector)), 1e-12)
+                results.append(Embedding(vector.astype(np.float32).tolist(), len(tokens)))
+        finally:
+            llama_cpp.llama_set_embeddings(model.ctx, False)
+        return results
+
+    def _decode_embedding(self, tokens: list[int], start: int, seq: int) -> None:
+        batch = self._batch
+        for i, token in enumerate(tokens):
+            batch.token[i] = token
+            batch.pos[i] = start + i
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = seq
+            batch.logits[i] = 1
+        batch.n_tokens = len(tokens)
+        rc = llama_cpp.llama_decode(self.model.ctx, batch)
+        if rc != 0:
+            raise EngineFailure(f"llama_decode returned {rc} while embedding")
