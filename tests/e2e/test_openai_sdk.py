@@ -18,7 +18,7 @@ EOG_BIAS = {str(token): bias for token, bias in BAN_END_OF_GENERATION.items()}
 @pytest.fixture
 def sdk(bridge):
     return openai.OpenAI(base_url=bridge.base_url + "/v1", api_key="not-needed", max_retries=0,
-                         timeout=60)
+                         timeout=240)
 
 
 def test_chat_answers_paris(sdk):

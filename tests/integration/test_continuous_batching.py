@@ -62,7 +62,7 @@ def eight_slot_server():
 
 def test_cancelling_one_of_eight_leaves_the_others_complete_and_unchanged(eight_slot_server):
     server = eight_slot_server
-    client = Client(server.target, timeout=120)
+    client = Client(server.target, timeout=240)
     alone = {prompt: _greedy(client, prompt, 40) for prompt in PROMPTS}
     victim = PROMPTS[3]
     started = threading.Barrier(len(PROMPTS))
@@ -71,7 +71,7 @@ def test_cancelling_one_of_eight_leaves_the_others_complete_and_unchanged(eight_
         stream = client.generate(prompt=prompt, temperature=0, max_tokens=40,
                                  logit_bias=BAN_END_OF_GENERATION)
         first = next(stream)
-        started.wait(timeout=60)
+        started.wait(timeout=240)
         if prompt == victim:
             stream.close()
             return None
@@ -98,7 +98,7 @@ def test_a_long_prompt_is_prefilled_in_chunks_between_other_streams_steps(small_
     """While a ~900-token prompt is prefilled in chunks of at most 64 tokens, a running stream
     keeps getting tokens: it is never stalled for more than one chunk."""
     long_prompt = "The quick brown fox jumps over the lazy dog. " * 85
-    with Client(small_batch_server.target, timeout=120) as client:
+    with Client(small_batch_server.target, timeout=240) as client:
         n_long = len(client.tokenize(long_prompt, add_special_tokens=True, parse_special_tokens=True))
         chunks = -(-n_long // 63)  # each step leaves 63 batch positions beside the decode
         assert chunks >= 10
@@ -184,7 +184,7 @@ def tiny_queue_server():
 
 
 def test_queue_overflow_is_resource_exhausted_at_once(tiny_queue_server):
-    with Client(tiny_queue_server.target, timeout=60) as client:
+    with Client(tiny_queue_server.target, timeout=240) as client:
         busy = client.generate(prompt="Tell a story.", max_tokens=300, logit_bias=BAN_END_OF_GENERATION)
         next(busy)  # occupies the only sequence
         waiting = [client.generate(prompt="Wait", max_tokens=2) for _ in range(2)]
