@@ -75,6 +75,7 @@ class GenerateJob(Job):
     def __init__(self, request: GenerationRequest, loop: asyncio.AbstractEventLoop):
         super().__init__(loop)
         self.request = request
+        self.prompt: list[int] | None = None  # tokenized once, when first considered for a slot
 
 
 class EmbedJob(Job):
@@ -234,7 +235,9 @@ class Scheduler:
                 self._run_embedding(job, min(free, key=lambda slot: slot.last_used))
                 continue
             try:
-                prompt = self._prompt_tokens(job.request)
+                if job.prompt is None:
+                    job.prompt = self._prompt_tokens(job.request)
+                prompt = job.prompt
             except Exception as exc:
                 with self._cond:
                     self._waiting.popleft()
