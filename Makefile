@@ -9,11 +9,9 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 # llama.cpp is compiled for portable x86-64-v3 (AVX2/FMA/F16C), not -march=native: a native build
 # picks up AMX on CPUs that advertise it, and in VMs that do not enable AMX state it crashes on the
-# first multi-token batch. llamafile's sgemm is off so that a matrix product gives bit-identical
-# rows whatever the batch size: with it, a request's greedy output could change with what else
-# was batched with it. pip caches the built wheel; after changing these flags run
+# first multi-token batch. pip caches the built wheel; after changing these flags run
 # `pip cache remove llama_cpp_python` so the new flags take effect.
-LLAMA_CMAKE_ARGS := -DGGML_LLAMAFILE=OFF
+LLAMA_CMAKE_ARGS :=
 ifeq ($(shell uname -m),x86_64)
 LLAMA_CMAKE_ARGS += -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF

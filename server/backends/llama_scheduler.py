@@ -8,8 +8,8 @@ the others for at most one chunk, and a cancelled request frees its sequence wit
 
 By default each sequence has its own KV stream of n_ctx / n_parallel cells (as llama-server with
 an explicit -np). A sequence's cells then always stand in position order, and with flash
-attention (which visits a query's own cells in cell order) and batch-size-independent matrix
-products, a request decodes to the same tokens alone or beside others. With `kv_unified` all
+attention (which visits a query's own cells in cell order), a request decodes to the same tokens
+alone or beside others (tests/integration/test_continuous_batching.py holds us to it). With `kv_unified` all
 sequences share the n_ctx cells instead: one request may use them all, but cells freed by one
 sequence get reused by others out of order, so results may differ in the last bits under load.
 Idle caches are then evicted (least recently used first) when cells are needed, and if the
