@@ -383,24 +383,28 @@ class Scheduler:
                 self._on_token(slot, token, now)
 
     def _decode(self, plan: list[tuple[_Slot, list[int], bool]]) -> None:
-        batch = self._batch
-        n = 0
+        rows = []
         for slot, tokens, wants_output in plan:
             start = len(slot.cached)
-            for i, token in enumerate(tokens):
-                batch.token[n] = token
-                batch.pos[n] = start + i
-                batch.n_seq_id[n] = 1
-                batch.seq_id[n][0] = slot.seq_id
-                batch.logits[n] = 0
-                n += 1
+            rows.extend((token, start + i, slot.seq_id, False) for i, token in enumerate(tokens))
             if wants_output:
-                batch.logits[n - 1] = 1
-                slot.output_index = n - 1  # llama_sampler_sample takes the batch position
-        batch.n_tokens = n
+                rows[-1] = rows[-1][:3] + (True,)
+                slot.output_index = len(rows) - 1  # llama_sampler_sample takes the batch position
+        self._run_batch(rows)
+
+    def _run_batch(self, rows: list[tuple[int, int, int, bool]]) -> None:
+        """Decodes one batch of (token, position, sequence, wants output) rows."""
+        batch = self._batch
+        for n, (token, pos, seq, output) in enumerate(rows):
+            batch.token[n] = token
+            batch.pos[n] = pos
+            batch.n_seq_id[n] = 1
+            batch.seq_id[n][0] = seq
+            batch.logits[n] = output
+        batch.n_tokens = len(rows)
         rc = llama_cpp.llama_decode(self.model.ctx, batch)
         if rc != 0:
-            raise EngineFailure(f"llama_decode returned {rc} for a batch of {n} tokens")
+            raise EngineFailure(f"llama_decode returned {rc} for a batch of {len(rows)} tokens")
 
     def _on_token(self, slot: _Slot, token: int, now: float) -> None:
         request = slot.job.request
@@ -482,7 +486,7 @@ class Scheduler:
                 try:
                     for begin in range(0, len(tokens), self.n_batch):
                         chunk = tokens[begin:begin + self.n_batch]
-                        self._decode_embedding(chunk, begin, seq)
+                        self._run_batch([(token, begin + i, seq, True) for i, token in enumerate(chunk)])
                         for i in range(len(chunk)):
                             row = llama_cpp.llama_get_embeddings_ith(model.ctx, i)
                             total += np.ctypeslib.as_array(row, shape=(model.n_embd,))
@@ -495,16 +499,3 @@ class Scheduler:
         finally:
             llama_cpp.llama_set_embeddings(model.ctx, False)
         return results
-
-    def _decode_embedding(self, tokens: list[int], start: int, seq: int) -> None:
-        batch = self._batch
-        for i, token in enumerate(tokens):
-            batch.token[i] = token
-            batch.pos[i] = start + i
-            batch.n_seq_id[i] = 1
-            batch.seq_id[i][0] = seq
-            batch.logits[i] = 1
-        batch.n_tokens = len(tokens)
-        rc = llama_cpp.llama_decode(self.model.ctx, batch)
-        if rc != 0:
-            raise EngineFailure(f"llama_decode returned {rc} while embedding")
