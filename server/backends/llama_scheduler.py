@@ -65,10 +65,25 @@ class Job:
             self.cancelled = True
 
     def emit(self, item: object) -> None:
+        deliver([(self, item)])
+
+
+def _put_all(items: list[tuple[Job, object]]) -> None:
+    for job, item in items:
+        job.events.put_nowait(item)
+
+
+def deliver(items: list[tuple[Job, object]]) -> None:
+    """Hands items to their jobs' event loops: one wake-up per loop, however many items."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Job, object]]] = {}
+    for job, item in items:
+        by_loop.setdefault(job.loop, []).append((job, item))
+    for loop, batch in by_loop.items():
         try:
-            self.loop.call_soon_threadsafe(self.events.put_nowait, item)
+            loop.call_soon_threadsafe(_put_all, batch)
         except RuntimeError:  # the loop is closed: nobody is listening any more
-            self.cancelled = True
+            for job, _ in batch:
+                job.cancelled = True
 
 
 class GenerateJob(Job):
@@ -139,6 +154,8 @@ class Scheduler:
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name=f"llama-{engine_id}", daemon=True)
         self._recent: collections.deque[tuple[float, int]] = collections.deque()
+        # What a step produced, delivered together when the step ends (one wake-up per step).
+        self._outbox: list[tuple[Job, object]] = []
         self._tokens_total = 0
         self._reused_total = 0
         self._cancelled_total = 0
@@ -200,7 +217,11 @@ class Scheduler:
                 if not self._admit():
                     return
                 if any(slot.job is not None for slot in self._slots):
-                    self._step()
+                    try:
+                        self._step()
+                    finally:
+                        outbox, self._outbox = self._outbox, []
+                        deliver(outbox)
             except Exception:  # a bug or a native failure: fail the active requests, keep serving
                 log.exception("engine %s: scheduler step failed", self.engine_id)
                 for slot in self._slots:
@@ -424,7 +445,7 @@ class Scheduler:
             self._finish(slot, FinishReason.STOP_SEQUENCE, tail=released)
             return
         if released is not None:
-            slot.job.emit(Delta(released.text, released.token_ids))
+            self._outbox.append((slot.job, Delta(released.text, released.token_ids)))
         at_limit = request.max_tokens is not None and slot.generated >= request.max_tokens
         if at_limit or len(slot.cached) + 1 >= self.n_ctx_seq:
             self._finish(slot, FinishReason.LENGTH)
@@ -449,7 +470,8 @@ class Scheduler:
             prompt_tokens_per_second=(slot.prompt_len - slot.reused) / prompt_s,
         )
         finish = Finish(reason, Usage(slot.prompt_len, slot.generated), timings, slot.seed)
-        slot.job.emit(Delta(tail.text if tail else "", tail.token_ids if tail else (), finish))
+        self._outbox.append((slot.job, Delta(tail.text if tail else "", tail.token_ids if tail else (),
+                                             finish)))
         self._release(slot)
 
     # -- embeddings --------------------------------------------------------------------------
