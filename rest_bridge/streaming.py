@@ -8,14 +8,12 @@ The first message is read before any header is sent, so an error the server repo
 from __future__ import annotations
 
 import json
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator
 
 import grpc
 from flask import Response, stream_with_context
 
 from tokenwire.errors import from_rpc_error
-
-T = TypeVar("T")
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -46,9 +44,29 @@ class PeekedCall:
         self._call.cancel()
 
 
+def _json(data: object) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
 def sse_event(data: object) -> bytes:
-    payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    payload = data if isinstance(data, str) else _json(data)
     return f"data: {payload}\n\n".encode()
+
+
+class TextEvents:
+    """SSE events that differ only in one text field, rendered from a template: per token only
+    the text is encoded, not the whole chunk."""
+
+    _MARKER = "\x00tokenwire-text\x00"
+
+    def __init__(self, shape: dict, place: Callable[[dict, str], dict]):
+        """`place(shape, marker)` puts the marker where the text goes."""
+        rendered = _json(place(shape, self._MARKER))
+        self._head, self._tail = rendered.split(_json(self._MARKER))
+        self._head = "data: " + self._head
+
+    def __call__(self, text: str) -> bytes:
+        return f"{self._head}{_json(text)}{self._tail}\n\n".encode()
 
 
 def stream_response(call: PeekedCall, render: Callable[[PeekedCall], Iterable[bytes]],

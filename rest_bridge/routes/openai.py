@@ -21,7 +21,7 @@ from rest_bridge import errors
 from rest_bridge.errors import HttpError
 from rest_bridge.grpc_client import forwarded_metadata, grpc_client
 from rest_bridge.http_json import json_object
-from rest_bridge.streaming import PeekedCall, sse_event, stream_response
+from rest_bridge.streaming import PeekedCall, TextEvents, sse_event, stream_response
 from tokenwire.v1 import engine_service_pb2 as engine_pb
 from tokenwire.v1 import generation_pb2 as gen_pb
 from tokenwire.v1 import generation_service_pb2 as svc_pb
@@ -266,9 +266,8 @@ def _stream_error(exc: BaseException) -> bytes:
     return sse_event(_error_body(errors.failure_of(exc)))
 
 
-def _sse(call: PeekedCall, chunks: Iterator[dict]):
-    return stream_response(call, lambda _: (sse_event(c) for c in chunks), _stream_error,
-                           "text/event-stream")
+def _sse(call: PeekedCall, events: Iterator[bytes]):
+    return stream_response(call, lambda _: events, _stream_error, "text/event-stream")
 
 
 @blueprint.post("/v1/chat/completions")
@@ -297,7 +296,7 @@ def _served_model(call: PeekedCall, body: dict) -> str:
     return call.first.model if call.first is not None else (body.get("model") or "")
 
 
-def _chat_chunks(call: PeekedCall, body: dict, include_usage: bool) -> Iterator[dict]:
+def _chat_chunks(call: PeekedCall, body: dict, include_usage: bool) -> Iterator[bytes]:
     base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk",
             "created": int(time.time()), "model": _served_model(call, body)}
     usage_field = {"usage": None} if include_usage else {}
@@ -306,15 +305,19 @@ def _chat_chunks(call: PeekedCall, body: dict, include_usage: bool) -> Iterator[
         return {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None,
                                      "finish_reason": finish_reason}], **usage_field, **extra}
 
-    yield chunk({"role": "assistant", "content": ""})
+    content = TextEvents(chunk({"content": ""}),
+                         lambda shape, marker: {**shape, "choices": [{**shape["choices"][0],
+                                                                      "delta": {"content": marker}}]})
+    yield sse_event(chunk({"role": "assistant", "content": ""}))
     for message in call:
         if message.text:
-            yield chunk({"content": message.text})
+            yield content(message.text)
         if message.finish_reason:
-            yield chunk({}, FINISH_REASONS[message.finish_reason], **_extras(body, message.timings))
+            yield sse_event(chunk({}, FINISH_REASONS[message.finish_reason],
+                                  **_extras(body, message.timings)))
             if include_usage:
-                yield {**base, "choices": [], "usage": _usage(message.usage)}
-    yield "[DONE]"
+                yield sse_event({**base, "choices": [], "usage": _usage(message.usage)})
+    yield sse_event("[DONE]")
 
 
 @blueprint.post("/v1/completions")
@@ -346,7 +349,7 @@ def completions():
     })
 
 
-def _completion_chunks(call: PeekedCall, body: dict, echo: bool, include_usage: bool) -> Iterator[dict]:
+def _completion_chunks(call: PeekedCall, body: dict, echo: bool, include_usage: bool) -> Iterator[bytes]:
     base = {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion",
             "created": int(time.time()), "model": _served_model(call, body)}
     usage_field = {"usage": None} if include_usage else {}
@@ -355,16 +358,19 @@ def _completion_chunks(call: PeekedCall, body: dict, echo: bool, include_usage: 
         return {**base, "choices": [{"text": text, "index": 0, "logprobs": None,
                                      "finish_reason": finish_reason}], **usage_field, **extra}
 
+    text = TextEvents(chunk(""), lambda shape, marker: {**shape, "choices": [{**shape["choices"][0],
+                                                                              "text": marker}]})
     if echo:
-        yield chunk(_completion_prompt(body))
+        yield text(_completion_prompt(body))
     for message in call:
         if message.text:
-            yield chunk(message.text)
+            yield text(message.text)
         if message.finish_reason:
-            yield chunk("", FINISH_REASONS[message.finish_reason], **_extras(body, message.timings))
+            yield sse_event(chunk("", FINISH_REASONS[message.finish_reason],
+                                  **_extras(body, message.timings)))
             if include_usage:
-                yield {**base, "choices": [], "usage": _usage(message.usage)}
-    yield "[DONE]"
+                yield sse_event({**base, "choices": [], "usage": _usage(message.usage)})
+    yield sse_event("[DONE]")
 
 
 def _model_object(engine: engine_pb.Engine) -> dict:
