@@ -46,8 +46,8 @@ import httpx2  # openai's HTTP client (the httpx API), installed with the openai
 import llama_cpp
 
 from harness import (METRICS, N_BATCH, N_CTX, RESULTS_DIR, BenchError, Clock, Run, ServerProcess,
-                     Summary, check_tokens, eog_tokens, machine_info, print_machine, print_run,
-                     print_table, run_main, summarize, write_results)
+                     Summary, check_round_args, check_tokens, eog_tokens, machine_info,
+                     print_machine, print_run, print_table, run_main, summarize, write_results)
 from server.config import embedded_model_path, physical_cores
 from tokenwire import Client, TokenwireError
 
@@ -219,8 +219,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "sides send it as one user message")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results file")
     args = parser.parse_args(argv)
-    if args.threads < 1 or args.rounds < 1 or args.max_tokens < 2:
-        parser.error("--threads and --rounds must be >= 1, --max-tokens >= 2")
+    check_round_args(parser, args)
     return args
 
 

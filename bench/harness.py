@@ -301,3 +301,9 @@ def run_main(main) -> None:
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
+
+
+def check_round_args(parser, args) -> None:
+    """The checks every round-based benchmark makes of its common flags."""
+    if args.threads < 1 or args.rounds < 1 or args.max_tokens < 2:
+        parser.error("--threads and --rounds must be >= 1, --max-tokens >= 2")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import atexit
 
 import grpc
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 
 from tokenwire.v1 import engine_service_pb2_grpc, generation_service_pb2_grpc
 
@@ -50,6 +50,4 @@ FORWARDED_HEADERS = ("x-request-id", "authorization", "x-api-key")
 
 def forwarded_metadata() -> tuple[tuple[str, str], ...]:
     """The incoming request's headers that travel to the gRPC server as call metadata."""
-    from flask import request
-
     return tuple((name, request.headers[name]) for name in FORWARDED_HEADERS if name in request.headers)

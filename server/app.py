@@ -45,6 +45,8 @@ class TokenwireServer:
         self.health = health_servicer
         self.port = port
         self._loading: list[asyncio.Task] = []
+        # asyncio keeps only weak references to tasks: hold health updates until they are done.
+        self._health_updates: set[asyncio.Task] = set()
         self._stopped = asyncio.Event()
 
     def _publish_health(self, engines: EngineManager) -> None:
@@ -56,7 +58,9 @@ class TokenwireServer:
                          for service in ALWAYS_ON_SERVICES})
         for service, status in statuses.items():
             # set() is a coroutine on the aio servicer; schedule it on the running loop.
-            asyncio.get_running_loop().create_task(self.health.set(service, status))
+            task = asyncio.get_running_loop().create_task(self.health.set(service, status))
+            self._health_updates.add(task)
+            task.add_done_callback(self._health_updates.discard)
 
     async def wait_until_loaded(self) -> None:
         """Waits for the startup loads to finish (successfully or not)."""

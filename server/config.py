@@ -223,7 +223,6 @@ class Option:
         self.flags: list[str] = list(extra.get("flags", []))
         section, _, name = key.partition(".")
         self.env: list[str] = [f"TOKENWIRE_{section}_{name}".upper()] + list(extra.get("env", []))
-        self.default = info.default
 
     @property
     def is_bool(self) -> bool:

@@ -8,7 +8,7 @@ import uuid
 
 import grpc
 from google.protobuf import any_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import error_details_pb2, status_pb2
 
 from server.errors import InvalidArgument, TokenwireError, status_code_for
 
@@ -47,7 +47,6 @@ async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
         code = grpc.StatusCode.INTERNAL
         status = rich_status(code, f"internal error (incident {incident})", reason="INTERNAL",
                              metadata={"incident": incident})
-    assert status.code != code_pb2.OK
     await context.abort(code, status.message,
                         trailing_metadata=((STATUS_DETAILS_KEY, status.SerializeToString()),))
 

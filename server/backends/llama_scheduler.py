@@ -398,10 +398,14 @@ class Scheduler:
                 del slot.pending[:len(tokens)]
                 if not slot.pending:
                     slot.prefilled = now
+        generated_before = self._tokens_total
         for slot, _, wants_output in plan:
             if wants_output:
                 token = llama_cpp.llama_sampler_sample(slot.sampler, self.model.ctx, slot.output_index)
                 self._on_token(slot, token, now)
+        self._recent.append((now, self._tokens_total - generated_before))
+        while now - self._recent[0][0] > RATE_WINDOW_S:
+            self._recent.popleft()
 
     def _decode(self, plan: list[tuple[_Slot, list[int], bool]]) -> None:
         rows = []
@@ -437,9 +441,6 @@ class Scheduler:
             return
         slot.generated += 1
         self._tokens_total += 1
-        self._recent.append((now, 1))
-        while self._recent and now - self._recent[0][0] > RATE_WINDOW_S:
-            self._recent.popleft()
         released = slot.assembler.push(token, self.model.piece(token))
         if slot.assembler.stopped:
             self._finish(slot, FinishReason.STOP_SEQUENCE, tail=released)
