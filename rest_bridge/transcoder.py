@@ -34,6 +34,7 @@ from werkzeug.routing import BaseConverter
 import tokenwire.v1
 from rest_bridge import errors, grpc_client
 from rest_bridge.http_json import NO_BODY, json_kind, read_json
+from rest_bridge.rpc_map import calls
 from rest_bridge.streaming import PeekedCall, sse_event, stream_response
 
 SSE_MIMETYPE = "text/event-stream"
@@ -96,8 +97,8 @@ def build_blueprint() -> Blueprint:
         name = f"{binding.service.rsplit('.', 1)[-1]}_{binding.method_name}"
         endpoint = f"{name}_{seen[name]}" if seen[name] else name
         seen[name] += 1
-        blueprint.add_url_rule(binding.flask_rule, endpoint, functools.partial(_serve, binding),
-                               methods=[binding.method])
+        view = calls(binding.grpc_method.lstrip("/"))(functools.partial(_serve, binding))
+        blueprint.add_url_rule(binding.flask_rule, endpoint, view, methods=[binding.method])
     return blueprint
 
 

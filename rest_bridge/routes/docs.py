@@ -17,6 +17,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, send_from_di
 from markupsafe import escape
 
 from rest_bridge import openapi
+from rest_bridge.rpc_map import calls
 
 blueprint = Blueprint("docs", __name__)
 
@@ -89,30 +90,35 @@ def _page(spec_endpoint: str) -> Response:
 
 
 @blueprint.get("/openapi.json")
+@calls()
 def openapi_json():
     """The OpenAPI 3 document of every REST route."""
     return jsonify(openapi.document_for(current_app))
 
 
 @blueprint.get("/api/docs/openapi.json")
+@calls()
 def api_docs_openapi_json():
     """The OpenAPI 3 document of every REST route (same as /openapi.json)."""
     return jsonify(openapi.document_for(current_app))
 
 
 @blueprint.get("/docs", strict_slashes=False)
+@calls()
 def swagger_ui():
     """Swagger UI for /openapi.json, from local assets."""
     return _page("docs.openapi_json")
 
 
 @blueprint.get("/api/docs", strict_slashes=False)
+@calls()
 def api_swagger_ui():
     """Swagger UI for /api/docs/openapi.json, from local assets."""
     return _page("docs.api_docs_openapi_json")
 
 
 @blueprint.get("/docs/assets/<path:filename>")
+@calls()
 def asset(filename: str):
     """Swagger UI's JavaScript, CSS and icons (allow-listed files of swagger-ui-bundle)."""
     if filename == INIT_SCRIPT_NAME:

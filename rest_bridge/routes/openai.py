@@ -21,6 +21,7 @@ from rest_bridge import errors
 from rest_bridge.errors import HttpError
 from rest_bridge.grpc_client import forwarded_metadata, grpc_client
 from rest_bridge.http_json import json_object
+from rest_bridge.rpc_map import calls
 from rest_bridge.streaming import PeekedCall, TextEvents, sse_event, stream_response
 from tokenwire.v1 import engine_service_pb2 as engine_pb
 from tokenwire.v1 import generation_pb2 as gen_pb
@@ -271,6 +272,7 @@ def _sse(call: PeekedCall, events: Iterator[bytes]):
 
 
 @blueprint.post("/v1/chat/completions")
+@calls("tokenwire.v1.GenerationService/Generate", "tokenwire.v1.GenerationService/Complete")
 def chat_completions():
     """Chat completion (OpenAI); `stream: true` answers with SSE chunks ending in [DONE]."""
     body = json_object()
@@ -321,6 +323,7 @@ def _chat_chunks(call: PeekedCall, body: dict, include_usage: bool) -> Iterator[
 
 
 @blueprint.post("/v1/completions")
+@calls("tokenwire.v1.GenerationService/Generate", "tokenwire.v1.GenerationService/Complete")
 def completions():
     """Text completion (OpenAI, legacy); `stream: true` answers with SSE chunks ending in [DONE]."""
     body = json_object()
@@ -379,6 +382,7 @@ def _model_object(engine: engine_pb.Engine) -> dict:
 
 
 @blueprint.get("/v1/models")
+@calls("tokenwire.v1.EngineService/ListEngines")
 def list_models():
     """Every engine, as OpenAI model objects (the default engine first)."""
     engines = grpc_client().engines.ListEngines(engine_pb.ListEnginesRequest(),
@@ -387,6 +391,7 @@ def list_models():
 
 
 @blueprint.get("/v1/models/<path:model_id>")
+@calls("tokenwire.v1.EngineService/GetEngine")
 def get_model(model_id: str):
     """One engine as an OpenAI model object; 404 if there is none with this id."""
     engine = grpc_client().engines.GetEngine(engine_pb.GetEngineRequest(engine_id=model_id),
@@ -395,6 +400,7 @@ def get_model(model_id: str):
 
 
 @blueprint.post("/v1/embeddings")
+@calls("tokenwire.v1.GenerationService/Embed")
 def embeddings():
     """Embeddings (OpenAI): `encoding_format` float or base64 (little-endian float32)."""
     body = json_object()
