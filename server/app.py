@@ -18,22 +18,32 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from server.backends.registry import BACKENDS, BackendFactory
-from server.config import Settings
+from server.backends.base import Backend
+from server.config import ConfigError, Settings
+from server.config import embedded_model_path
+from server.core.catalog import Catalog
 from server.core.engines import EngineManager
+from server.core.model_library import ModelLibrary
+from server.core.model_store import ModelStore
 from server.interceptors import ErrorInterceptor
 from server.servicers.engine import EngineServicer
 from server.servicers.generation import GenerationServicer
+from server.servicers.model import ModelServicer
+from server.servicers.server_info import ServerServicer
 from tokenwire.v1 import (engine_service_pb2, engine_service_pb2_grpc, generation_service_pb2,
-                          generation_service_pb2_grpc)
+                          generation_service_pb2_grpc, model_service_pb2, model_service_pb2_grpc,
+                          server_service_pb2, server_service_pb2_grpc)
 
 log = logging.getLogger(__name__)
 
 GENERATION_SERVICE = generation_service_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name
 ENGINE_SERVICE = engine_service_pb2.DESCRIPTOR.services_by_name["EngineService"].full_name
+MODEL_SERVICE = model_service_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name
+SERVER_SERVICE = server_service_pb2.DESCRIPTOR.services_by_name["ServerService"].full_name
 # Services whose health follows the default engine; "" is the server as a whole.
 ENGINE_BACKED_SERVICES = ("", GENERATION_SERVICE)
 # Services that answer whether or not a model is loaded, until the server drains.
-ALWAYS_ON_SERVICES = (ENGINE_SERVICE,)
+ALWAYS_ON_SERVICES = (ENGINE_SERVICE, MODEL_SERVICE, SERVER_SERVICE)
 
 
 class TokenwireServer:
@@ -85,6 +95,13 @@ class TokenwireServer:
         await self._stopped.wait()
 
 
+def _embedded_model():
+    try:
+        return embedded_model_path()
+    except ConfigError:
+        return None  # not installed: the store simply does not list it
+
+
 def _grpc_options(settings: Settings) -> list[tuple[str, int]]:
     return [
         ("grpc.max_receive_message_length", settings.server.max_request_size),
@@ -97,20 +114,34 @@ def _grpc_options(settings: Settings) -> list[tuple[str, int]]:
 async def create_server(
     settings: Settings, *, backends: Mapping[str, BackendFactory] = BACKENDS
 ) -> tuple[TokenwireServer, int]:
-    engines = EngineManager(settings.default_engine_id())
+    def make_backend(engine_id: str, path: str, params) -> Backend:
+        return backends["llama_cpp"](engine_id, path, params, settings.engine.max_queue)
+
+    engines = EngineManager(settings.default_engine_id(), backend_factory=make_backend,
+                            memory_budget_bytes=settings.engine.memory_budget_mb << 20,
+                            unload_grace_seconds=settings.engine.unload_grace_seconds)
     for spec in settings.engine_specs():
         factory = backends[spec.backend]
-        engines.add(spec.id, factory(spec.id, spec.path, settings.resolved_load_params(spec),
-                                     settings.engine.max_queue))
+        params = settings.resolved_load_params(spec)
+        engines.add(spec.id, factory(spec.id, spec.path, params, settings.engine.max_queue), params,
+                    lazy=not spec.load_immediately)
+    store = ModelStore(settings.model_store.directory, embedded=_embedded_model())
+    library = ModelLibrary(store, Catalog.load(settings.model_store.catalog_path), engines)
 
     grpc_server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=_grpc_options(settings))
     generation_service_pb2_grpc.add_GenerationServiceServicer_to_server(
         GenerationServicer(engines), grpc_server)
-    engine_service_pb2_grpc.add_EngineServiceServicer_to_server(EngineServicer(engines), grpc_server)
+    engine_service_pb2_grpc.add_EngineServiceServicer_to_server(
+        EngineServicer(engines, library, settings, backends=tuple(backends)), grpc_server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(library), grpc_server)
+    server_servicer = ServerServicer(library, backends=tuple(backends), grpc_port=0,
+                                     log_level=settings.logging.level)
+    server_service_pb2_grpc.add_ServerServiceServicer_to_server(server_servicer, grpc_server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     reflection.enable_server_reflection(
-        (GENERATION_SERVICE, ENGINE_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
+        (GENERATION_SERVICE, ENGINE_SERVICE, MODEL_SERVICE, SERVER_SERVICE, health.SERVICE_NAME,
+         reflection.SERVICE_NAME),
         grpc_server)
 
     address = f"{settings.server.host}:{settings.server.grpc_port}"
@@ -118,6 +149,7 @@ async def create_server(
         port = grpc_server.add_insecure_port(address)
     except RuntimeError as exc:
         raise OSError(f"cannot listen on {address}: {exc}") from None
+    server_servicer.grpc_port = port
     server = TokenwireServer(settings, grpc_server, engines, health_servicer, port)
     engines.subscribe(server._publish_health)
     await grpc_server.start()

@@ -7,16 +7,24 @@ Validation of request fields lives here too, because it speaks in the request's 
 from __future__ import annotations
 
 import math
+import os
 import time
 
+from pydantic import ValidationError
+
 from server.backends.base import Embedding
+from server.config import LoadParams
+from server.core import gguf_info
 from server.core.engines import Engine, EngineState
+from server.core.model_library import CatalogModelState, LocalModelState
 from server.core.types import (ChatMessage, Delta, FinishReason, GenerationRequest, Sampling,
                                Timings, Usage)
 from server.errors import FieldViolation, InvalidArgument
 from tokenwire.v1 import engine_service_pb2 as engine_pb
 from tokenwire.v1 import generation_pb2 as gen_pb
 from tokenwire.v1 import generation_service_pb2 as svc_pb
+from tokenwire.v1 import model_pb2
+from tokenwire.v1 import model_service_pb2 as model_pb
 
 MAX_STOP_SEQUENCES = 16
 MAX_EMBED_INPUTS = 256
@@ -155,6 +163,7 @@ _ENGINE_STATUS_TO_PB = {
     EngineState.LOADED: engine_pb.ENGINE_STATUS_LOADED,
     EngineState.FAILED: engine_pb.ENGINE_STATUS_FAILED,
     EngineState.UNLOADED: engine_pb.ENGINE_STATUS_UNLOADED,
+    EngineState.UNLOADING: engine_pb.ENGINE_STATUS_UNLOADING,
 }
 
 
@@ -162,11 +171,78 @@ def engine_to_pb(engine: Engine, *, is_default: bool) -> engine_pb.Engine:
     pb = engine_pb.Engine(engine_id=engine.id, status=_ENGINE_STATUS_TO_PB[engine.state],
                           is_default=is_default, created_unix=engine.created_unix,
                           error=engine.error, requests_total=engine.requests_total,
-                          requests_in_flight=engine.in_flight)
+                          requests_in_flight=engine.in_flight,
+                          last_tokens_per_second=engine.last_tokens_per_second,
+                          loaded_unix=engine.loaded_unix, load_seconds=engine.load_seconds,
+                          last_used_unix=engine.last_used_unix,
+                          params=load_params_to_pb(engine.params))
     pb.backend, pb.model_path = engine.backend.name, engine.backend.model_path
+    if engine.memory is not None:
+        pb.memory.model_bytes = engine.memory.model_bytes
+        pb.memory.context_bytes = engine.memory.context_bytes
+    try:
+        pb.model.CopyFrom(metadata_to_pb(gguf_info.read(engine.model_path)))
+        pb.model_size_bytes = os.path.getsize(engine.model_path)
+    except (OSError, gguf_info.NotGguf):
+        pass  # a file that disappeared or is not GGUF: the engine's error says so when it loads
     if engine.state is EngineState.LOADED:
         pb.n_ctx = engine.backend.info().n_ctx
         status = engine.backend.scheduler_status()
         if status is not None:
             pb.scheduler.CopyFrom(engine_pb.SchedulerStatus(**status))
     return pb
+
+
+# proto field -> LoadParams field, where the names differ
+_LOAD_PARAM_NAMES = {"main_gpu_id": "main_gpu"}
+
+
+def load_params_from_pb(pb: engine_pb.LoadParams, field: str = "params") -> LoadParams:
+    """The request's load parameters, validated; unset ones stay None (the server's defaults)."""
+    values = {_LOAD_PARAM_NAMES.get(f.name, f.name): value for f, value in pb.ListFields()}
+    try:
+        return LoadParams(**values)
+    except ValidationError as exc:
+        reverse = {v: k for k, v in _LOAD_PARAM_NAMES.items()}
+        raise InvalidArgument([
+            FieldViolation(f"{field}.{reverse.get(str(e['loc'][0]), e['loc'][0])}", e["msg"])
+            for e in exc.errors()]) from None
+
+
+def load_params_to_pb(params: LoadParams) -> engine_pb.LoadParams:
+    pb = engine_pb.LoadParams()
+    for f in pb.DESCRIPTOR.fields:
+        value = getattr(params, _LOAD_PARAM_NAMES.get(f.name, f.name))
+        if value is not None:
+            setattr(pb, f.name, value)
+    return pb
+
+
+def metadata_to_pb(info: gguf_info.GgufInfo) -> model_pb2.ModelMetadata:
+    return model_pb2.ModelMetadata(
+        architecture=info.architecture, name=info.name, quantization=info.quantization,
+        parameters=info.parameters, size_label=info.size_label,
+        context_length=info.context_length, has_chat_template=info.has_chat_template)
+
+
+def local_model_to_pb(state: LocalModelState) -> model_pb.LocalModel:
+    m = state.model
+    pb = model_pb.LocalModel(name=m.name, path=str(m.path), size_bytes=m.size_bytes,
+                             downloaded_unix=m.modified_unix, problem=m.problem,
+                             embedded=m.embedded, engine_ids=state.engine_ids, loaded=state.loaded)
+    if m.info is not None:
+        pb.metadata.CopyFrom(metadata_to_pb(m.info))
+    if state.entry is not None:
+        pb.catalog_name, pb.catalog_model_id = state.entry.name, state.entry.model_id
+    return pb
+
+
+def catalog_model_to_pb(state: CatalogModelState) -> model_pb.CatalogModel:
+    e = state.entry
+    return model_pb.CatalogModel(
+        name=e.name, model_id=e.model_id, description=e.description, url=e.url,
+        filename=e.filename, size_bytes=e.size_bytes, quantization=e.quantization,
+        parameters=e.parameters, architecture=e.architecture, sha256=e.sha256 or "",
+        recommended_memory_bytes=e.recommended_memory_mb << 20, tags=e.tags,
+        categories=e.categories, is_downloaded=state.local is not None, is_loaded=state.loaded,
+        local_name=state.local.name if state.local else "")

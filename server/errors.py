@@ -26,10 +26,13 @@ class TokenwireError(Exception):
     #: Stable machine-readable reason, sent as google.rpc.ErrorInfo.reason.
     reason = "INTERNAL"
 
-    def __init__(self, message: str, *, metadata: dict[str, str] | None = None):
+    def __init__(self, message: str, *, metadata: dict[str, str] | None = None,
+                 reason: str | None = None):
         super().__init__(message)
         self.message = message
         self.metadata = dict(metadata or {})
+        if reason:
+            self.reason = reason
 
 
 class InvalidArgument(TokenwireError):
@@ -84,6 +87,40 @@ class EngineUnavailable(TokenwireError):
             self.reason = reason
 
 
+class NotFound(TokenwireError):
+    """A named thing (engine, model file, download…) does not exist."""
+
+    reason = "NOT_FOUND"
+
+
+class ModelFileNotFound(NotFound):
+    reason = "MODEL_FILE_NOT_FOUND"
+
+    def __init__(self, name: str):
+        super().__init__(f"no local model named '{name}' (see ListLocalModels)",
+                         metadata={"model": name})
+
+
+class AlreadyExists(TokenwireError):
+    reason = "ALREADY_EXISTS"
+
+
+class PreconditionFailed(TokenwireError):
+    """The request is valid but the system is not in a state to do it (e.g. a model in use)."""
+
+    reason = "FAILED_PRECONDITION"
+
+
+class MemoryBudgetExceeded(TokenwireError):
+    """Loading would take more memory than the configured budget or than the machine has free."""
+
+    reason = "MEMORY_BUDGET_EXCEEDED"
+
+    def __init__(self, message: str, *, required_bytes: int, available_bytes: int):
+        super().__init__(message, metadata={"required_mb": str(required_bytes >> 20),
+                                            "available_mb": str(available_bytes >> 20)})
+
+
 class QueueFull(TokenwireError):
     reason = "QUEUE_FULL"
 
@@ -101,6 +138,10 @@ STATUS_CODES: dict[type[TokenwireError], grpc.StatusCode] = {
     ModelNotFound: grpc.StatusCode.NOT_FOUND,
     EngineUnavailable: grpc.StatusCode.UNAVAILABLE,
     QueueFull: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    PreconditionFailed: grpc.StatusCode.FAILED_PRECONDITION,
+    MemoryBudgetExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     EngineFailure: grpc.StatusCode.INTERNAL,
     TokenwireError: grpc.StatusCode.INTERNAL,
 }

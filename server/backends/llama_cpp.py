@@ -34,6 +34,7 @@ class LlamaCppBackend(Backend):
         self._scheduler: Scheduler | None = None
         self._template: ChatTemplate | None = None
         self._by_id: dict[str, Job] = {}
+        self._live: set[Job] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -53,6 +54,10 @@ class LlamaCppBackend(Backend):
                                     n_batch=self.params.n_batch, max_queue=self.max_queue)
 
     async def close(self) -> None:
+        # Requests still running end with UNAVAILABLE rather than waiting on a queue nobody fills.
+        for job in list(self._live):
+            job.events.put_nowait(EngineUnavailable(f"engine '{self.engine_id}' was unloaded",
+                                                    reason="ENGINE_UNLOADED"))
         if self._scheduler is not None:
             await asyncio.to_thread(self._scheduler.stop)
             self._scheduler = None
@@ -72,6 +77,7 @@ class LlamaCppBackend(Backend):
         self._running().submit(job)
         if request.request_id:
             self._by_id[request.request_id] = job
+        self._live.add(job)
         try:
             while True:
                 item = await job.events.get()
@@ -85,14 +91,17 @@ class LlamaCppBackend(Backend):
             # the sequence at its next step (a no-op if the job already finished).
             job.cancel()
             self._by_id.pop(request.request_id, None)
+            self._live.discard(job)
 
     async def embed(self, inputs: list[str], *, normalize: bool) -> list[Embedding]:
         job = EmbedJob(inputs, normalize, asyncio.get_running_loop())
         self._running().submit(job)
+        self._live.add(job)
         try:
             result = await job.events.get()
         finally:
             job.cancel()
+            self._live.discard(job)
         if isinstance(result, BaseException):
             raise result
         return result

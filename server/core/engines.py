@@ -1,7 +1,14 @@
 """The engine manager: which engines exist, their state, which one is the default, and draining.
 
 Servicers ask it for an engine by model id inside `lease()`, which also counts in-flight work so
-that shutdown can wait for it. State changes are published to listeners (the health servicer).
+that unloading and shutdown can wait for it. State changes are published to listeners (the health
+servicer).
+
+Lifecycle operations (create, load, unload, remove, switch) run one at a time under one lock: they
+are rare, and serialising them rules out races such as two switches or a load during a removal.
+Unloading is graceful: the engine stops taking new requests at once, requests in flight finish
+(up to the grace period; `force` cancels them at once), then the model is freed. A load is refused
+with MemoryBudgetExceeded before it starts when it would not fit the memory budget.
 """
 
 from __future__ import annotations
@@ -10,14 +17,24 @@ import asyncio
 import contextlib
 import enum
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable
 
+import psutil
+
 from server.backends.base import Backend
-from server.errors import EngineUnavailable, ModelNotFound, TokenwireError
+from server.config import LoadParams
+from server.core import gguf_info
+from server.errors import (AlreadyExists, EngineUnavailable, MemoryBudgetExceeded, ModelNotFound,
+                           PreconditionFailed, TokenwireError)
 
 log = logging.getLogger(__name__)
+
+#: Memory a loaded engine needs besides its weights and KV cache (compute buffers, logits, the
+#: sampler), measured at about 40-60 MiB for small models; rounded up.
+RUNTIME_OVERHEAD_BYTES = 96 << 20
 
 
 class EngineState(enum.Enum):
@@ -25,32 +42,82 @@ class EngineState(enum.Enum):
     LOADED = "loaded"
     FAILED = "failed"
     UNLOADED = "unloaded"
+    UNLOADING = "unloading"
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """What an engine takes in RAM (or VRAM) once loaded, estimated from its GGUF header."""
+
+    model_bytes: int
+    context_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        return self.model_bytes + self.context_bytes + RUNTIME_OVERHEAD_BYTES
+
+
+def estimate_memory(path: str, params: LoadParams) -> MemoryEstimate:
+    model_bytes = os.path.getsize(path)
+    try:
+        per_token = gguf_info.read(path).kv_bytes_per_token()
+    except gguf_info.NotGguf:
+        per_token = 0  # the load itself will say what is wrong with the file
+    return MemoryEstimate(model_bytes, (params.n_ctx or 0) * per_token)
 
 
 @dataclass
 class Engine:
     id: str
     backend: Backend
+    params: LoadParams
     state: EngineState = EngineState.UNLOADED
     error: str = ""
+    #: Load on the first request that names it (configured with load_immediately: false). An
+    #: engine unloaded on request is not lazy: requests get a clear UNAVAILABLE instead.
+    lazy: bool = False
     requests_total: int = 0
     in_flight: int = 0
     created_unix: int = field(default_factory=lambda: int(time.time()))
+    loaded_unix: int = 0
+    load_seconds: float = 0.0
+    last_used_unix: int = 0
+    last_tokens_per_second: float = 0.0
+    memory: MemoryEstimate | None = None
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.idle.set()
+
+    @property
+    def model_path(self) -> str:
+        return self.backend.model_path
+
+    def record_generation(self, tokens_per_second: float) -> None:
+        """The decode speed of the engine's latest finished generation (Kolosal's last_inference_tps)."""
+        if tokens_per_second > 0:
+            self.last_tokens_per_second = tokens_per_second
 
 
 Listener = Callable[["EngineManager"], None]
+BackendFactory = Callable[[str, str, LoadParams], Backend]
 
 
 class EngineManager:
-    def __init__(self, default_id: str):
+    def __init__(self, default_id: str, *, backend_factory: BackendFactory | None = None,
+                 memory_budget_bytes: int = 0, unload_grace_seconds: float = 30.0):
         self.default_id = default_id
+        self._factory = backend_factory
+        self.memory_budget_bytes = memory_budget_bytes
+        self.unload_grace_seconds = unload_grace_seconds
         self._engines: dict[str, Engine] = {}
         self._listeners: list[Listener] = []
         self._draining = False
         self._idle = asyncio.Event()
         self._idle.set()
         self._in_flight = 0
-        self._load_locks: dict[str, asyncio.Lock] = {}
+        self._lifecycle = asyncio.Lock()
+        self._background: set[asyncio.Task] = set()
 
     # -- observation ---------------------------------------------------------------------------
 
@@ -78,34 +145,220 @@ class EngineManager:
 
     def describe(self, engine_id: str) -> Engine:
         """An engine whatever its state (unlike get(), which wants one that can serve)."""
-        engine = self._engines.get(engine_id)
+        engine = self._engines.get(engine_id or self.default_id)
         if engine is None:
-            raise ModelNotFound(engine_id, list(self._engines))
+            raise ModelNotFound(engine_id or self.default_id, list(self._engines))
         return engine
+
+    def using_path(self, path: str) -> list[Engine]:
+        """Engines whose model is this file."""
+        target = os.path.realpath(path)
+        return [e for e in self._engines.values() if os.path.realpath(e.model_path) == target]
+
+    def budget_bytes(self) -> int:
+        """The memory budget: configured, else the machine's total RAM."""
+        return self.memory_budget_bytes or psutil.virtual_memory().total
+
+    def committed_bytes(self, *, excluding: tuple[str, ...] = ()) -> int:
+        """Estimated memory of the engines that are loaded, loading or still unloading."""
+        return sum(e.memory.total_bytes for e in self._engines.values()
+                   if e.memory and e.id not in excluding
+                   and e.state in (EngineState.LOADED, EngineState.LOADING, EngineState.UNLOADING))
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def add(self, engine_id: str, backend: Backend) -> Engine:
-        engine = self._engines[engine_id] = Engine(engine_id, backend)
+    def add(self, engine_id: str, backend: Backend, params: LoadParams, *, lazy: bool = False) -> Engine:
+        """Registers an engine (not loaded yet)."""
+        engine = self._engines[engine_id] = Engine(engine_id, backend, params, lazy=lazy)
         self._changed()
         return engine
 
-    async def load(self, engine_id: str) -> None:
-        engine = self._engines[engine_id]
+    async def create(self, engine_id: str, path: str, params: LoadParams, *, load: bool = True) -> Engine:
+        """A new engine for a model file; loaded now unless `load` is false (then lazily)."""
+        if self._factory is None:
+            raise RuntimeError("this EngineManager was built without a backend factory")
+        async with self._lifecycle:
+            if engine_id in self._engines:
+                raise AlreadyExists(f"an engine with id '{engine_id}' already exists",
+                                    reason="ENGINE_EXISTS", metadata={"engine_id": engine_id})
+            engine = self.add(engine_id, self._factory(engine_id, path, params), params, lazy=not load)
+            if load:
+                try:
+                    await self._load(engine, raise_errors=True)
+                except MemoryBudgetExceeded:
+                    # Nothing was loaded: forget the engine rather than list a failure.
+                    del self._engines[engine_id]
+                    self._changed()
+                    raise
+            return engine
+
+    async def load(self, engine_id: str, *, raise_errors: bool = False) -> Engine:
+        """Loads an engine (no-op if loaded). With raise_errors, a failure is also raised."""
+        async with self._lifecycle:
+            return await self._load(self.describe(engine_id), raise_errors=raise_errors)
+
+    async def reload(self, engine_id: str, *, force: bool = False) -> Engine:
+        async with self._lifecycle:
+            engine = self.describe(engine_id)
+            await self._unload(engine, force=force)
+            return await self._load(engine, raise_errors=True)
+
+    async def unload(self, engine_id: str, *, force: bool = False) -> Engine:
+        async with self._lifecycle:
+            engine = self.describe(engine_id)
+            await self._unload(engine, force=force)
+            return engine
+
+    async def unload_all(self, *, force: bool = False) -> list[str]:
+        """Unloads every loaded engine; returns their ids."""
+        async with self._lifecycle:
+            loaded = [e for e in self._engines.values() if e.state is EngineState.LOADED]
+            await asyncio.gather(*(self._unload(e, force=force) for e in loaded))
+            return [e.id for e in loaded]
+
+    async def remove(self, engine_id: str, *, force: bool = False) -> Engine:
+        """Unloads an engine (gracefully unless forced) and forgets it."""
+        async with self._lifecycle:
+            engine = self.describe(engine_id)
+            if engine.id == self.default_id:
+                raise PreconditionFailed(
+                    f"engine '{engine.id}' is the default engine; switch the default to another "
+                    "engine before removing it, or unload it", reason="ENGINE_IS_DEFAULT")
+            await self._unload(engine, force=force)
+            del self._engines[engine.id]
+            self._changed()
+            return engine
+
+    async def switch(self, engine_id: str, path: str | None = None,
+                     params: LoadParams | None = None) -> tuple[Engine, str]:
+        """Makes `engine_id` the default, creating it from `path` if it does not exist yet.
+
+        The new engine is loaded before it replaces the old one, so requests naming no model are
+        always served; the old default finishes its in-flight requests and is unloaded in the
+        background. When both do not fit the memory budget together but the new one fits alone,
+        the old one is unloaded first (a short gap) instead of refusing. Returns the new default
+        and the previous default's id.
+        """
+        async with self._lifecycle:
+            previous = self._engines.get(self.default_id)
+            engine = self._engines.get(engine_id)
+            created = False
+            if engine is None:
+                if path is None or params is None or self._factory is None:
+                    raise ModelNotFound(engine_id, list(self._engines))
+                engine = self.add(engine_id, self._factory(engine_id, path, params), params)
+                created = True
+            try:
+                if previous is not None and previous is not engine and previous.state is EngineState.LOADED:
+                    if engine.state is not EngineState.LOADED and not self._fits(engine, excluding=None):
+                        self._check_budget(engine, excluding=previous.id)  # fits alone, or raises
+                        await self._unload(previous, force=False)
+                await self._load(engine, raise_errors=True)
+            except TokenwireError:
+                if created:
+                    del self._engines[engine.id]
+                    self._changed()
+                raise
+            old_id = self.default_id
+            self.default_id = engine.id
+            self._changed()
+            if previous is not None and previous is not engine and previous.state is EngineState.LOADED:
+                self._in_background(self._unload_quietly(previous))
+            log.info("default engine switched from %s to %s", old_id, engine.id)
+            return engine, old_id
+
+    async def _load(self, engine: Engine, *, raise_errors: bool) -> Engine:
+        if engine.state is EngineState.LOADED:
+            return engine
+        if engine.state is EngineState.UNLOADING:
+            await engine.idle.wait()
+        if raise_errors:
+            self._check_budget(engine, excluding=None)
+        else:
+            try:
+                self._check_budget(engine, excluding=None)
+            except MemoryBudgetExceeded as exc:
+                engine.state, engine.error = EngineState.FAILED, exc.message
+                log.error("engine %s not loaded: %s", engine.id, exc.message)
+                self._changed()
+                return engine
         engine.state, engine.error = EngineState.LOADING, ""
         self._changed()
+        started = time.perf_counter()
         try:
             await engine.backend.load()
-        except TokenwireError as exc:
-            engine.state, engine.error = EngineState.FAILED, exc.message
-            log.error("engine %s failed to load: %s", engine_id, exc.message)
         except Exception as exc:  # a native loader can fail in ways nobody listed
-            engine.state, engine.error = EngineState.FAILED, str(exc)
-            log.exception("engine %s failed to load", engine_id)
-        else:
-            engine.state = EngineState.LOADED
-            log.info("engine %s loaded: %s", engine_id, engine.backend.info())
+            message = exc.message if isinstance(exc, TokenwireError) else str(exc) or type(exc).__name__
+            engine.state, engine.error = EngineState.FAILED, message
+            log.error("engine %s failed to load: %s", engine.id, message)
+            self._changed()
+            if raise_errors:
+                raise PreconditionFailed(f"engine '{engine.id}' failed to load its model: {message}",
+                                         reason="ENGINE_LOAD_FAILED") from None
+            return engine
+        engine.state, engine.lazy = EngineState.LOADED, False
+        engine.loaded_unix, engine.load_seconds = int(time.time()), time.perf_counter() - started
+        log.info("engine %s loaded in %.1fs: %s", engine.id, engine.load_seconds, engine.backend.info())
         self._changed()
+        return engine
+
+    async def _unload(self, engine: Engine, *, force: bool) -> None:
+        if engine.state is not EngineState.LOADED:
+            if engine.state is EngineState.FAILED:
+                engine.state, engine.error = EngineState.UNLOADED, ""
+            engine.lazy = False
+            return
+        engine.state = EngineState.UNLOADING
+        self._changed()
+        if not force and engine.in_flight:
+            try:
+                await asyncio.wait_for(engine.idle.wait(), timeout=self.unload_grace_seconds)
+            except asyncio.TimeoutError:
+                log.warning("engine %s: %d requests still running after %.0fs; cancelling them",
+                            engine.id, engine.in_flight, self.unload_grace_seconds)
+        # Closing the backend ends whatever still runs with UNAVAILABLE.
+        await engine.backend.close()
+        engine.state, engine.lazy, engine.memory = EngineState.UNLOADED, False, None
+        self._changed()
+        log.info("engine %s unloaded", engine.id)
+
+    async def _unload_quietly(self, engine: Engine) -> None:
+        async with self._lifecycle:
+            await self._unload(engine, force=False)
+
+    def _in_background(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _fits(self, engine: Engine, *, excluding: str | None) -> bool:
+        try:
+            self._check_budget(engine, excluding=excluding)
+            return True
+        except MemoryBudgetExceeded:
+            return False
+
+    def _check_budget(self, engine: Engine, *, excluding: str | None) -> None:
+        """Refuses a load that would not fit (counting every other loaded engine except
+        `excluding`); records the engine's estimate when it fits."""
+        estimate = estimate_memory(engine.model_path, engine.params)
+        need = estimate.total_bytes
+        committed = self.committed_bytes(excluding=(engine.id, excluding or engine.id))
+        budget = self.budget_bytes()
+        if committed + need > budget:
+            raise MemoryBudgetExceeded(
+                f"loading engine '{engine.id}' needs about {need >> 20} MiB but only "
+                f"{max(budget - committed, 0) >> 20} MiB of the {budget >> 20} MiB memory budget is "
+                "free; unload an engine or raise engine.memory_budget_mb",
+                required_bytes=need, available_bytes=max(budget - committed, 0))
+        available = psutil.virtual_memory().available
+        if need > available:
+            raise MemoryBudgetExceeded(
+                f"loading engine '{engine.id}' needs about {need >> 20} MiB but the machine has "
+                f"{available >> 20} MiB available", required_bytes=need, available_bytes=available)
+        engine.memory = estimate
+
+    # -- serving -------------------------------------------------------------------------------
 
     def get(self, model_id: str) -> Engine:
         engine_id = model_id or self.default_id
@@ -115,8 +368,11 @@ class EngineManager:
         if engine.state is EngineState.LOADING:
             raise EngineUnavailable(f"engine '{engine_id}' is still loading; retry shortly",
                                     reason="ENGINE_LOADING")
+        if engine.state is EngineState.UNLOADING:
+            raise EngineUnavailable(f"engine '{engine_id}' is being unloaded",
+                                    reason="ENGINE_UNLOADING")
         if engine.state is not EngineState.LOADED:
-            detail = f": {engine.error}" if engine.error else ""
+            detail = f": {engine.error}" if engine.error else "; load it first"
             raise EngineUnavailable(f"engine '{engine_id}' is {engine.state.value}{detail}",
                                     reason="ENGINE_NOT_LOADED")
         return engine
@@ -128,20 +384,23 @@ class EngineManager:
             raise EngineUnavailable("the server is shutting down; retry on another instance",
                                     reason="SERVER_DRAINING")
         engine = self._engines.get(model_id or self.default_id)
-        if engine is not None and engine.state is EngineState.UNLOADED:
-            # Configured with load_immediately: false, so the first request loads it.
-            async with self._load_locks.setdefault(engine.id, asyncio.Lock()):
-                if engine.state is EngineState.UNLOADED:
-                    await self.load(engine.id)
+        if engine is not None and engine.state is EngineState.UNLOADED and engine.lazy:
+            async with self._lifecycle:
+                if engine.state is EngineState.UNLOADED and engine.lazy:
+                    await self._load(engine, raise_errors=False)
         engine = self.get(model_id)
         engine.in_flight += 1
         engine.requests_total += 1
+        engine.last_used_unix = int(time.time())
+        engine.idle.clear()
         self._in_flight += 1
         self._idle.clear()
         try:
             yield engine
         finally:
             engine.in_flight -= 1
+            if engine.in_flight == 0:
+                engine.idle.set()
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()
@@ -157,8 +416,10 @@ class EngineManager:
             return False
 
     async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
         for engine in self._engines.values():
-            if engine.state is EngineState.LOADED:
+            if engine.state in (EngineState.LOADED, EngineState.UNLOADING):
                 await engine.backend.close()
                 engine.state = EngineState.UNLOADED
         self._changed()

@@ -1,23 +1,100 @@
-"""EngineService: what engines exist and in which state."""
+"""EngineService: what engines exist, and adding, loading, unloading, removing and switching them."""
 
 from __future__ import annotations
 
+from typing import Awaitable, Callable
+
 from server import convert
+from server.config import ModelSpec, Settings
 from server.core.engines import EngineManager
+from server.core.model_library import ModelLibrary, ResolvedModel
+from server.errors import InvalidArgument, PreconditionFailed
 from tokenwire.v1 import engine_service_pb2 as pb
 from tokenwire.v1 import engine_service_pb2_grpc as pb_grpc
 
+#: Starts a download that creates an engine when it completes; returns the download id.
+DownloadThenAdd = Callable[[ResolvedModel, str, pb.AddEngineRequest], Awaitable[str]]
+
 
 class EngineServicer(pb_grpc.EngineServiceServicer):
-    def __init__(self, engines: EngineManager):
+    def __init__(self, engines: EngineManager, library: ModelLibrary, settings: Settings, *,
+                 backends: tuple[str, ...], download_then_add: DownloadThenAdd | None = None):
         self._engines = engines
+        self._library = library
+        self._settings = settings
+        self._backends = backends
+        self._download_then_add = download_then_add
+
+    def _pb(self, engine) -> pb.Engine:
+        return convert.engine_to_pb(engine, is_default=engine.id == self._engines.default_id)
+
+    def _params(self, engine_id: str, path: str, params: pb.LoadParams):
+        spec = ModelSpec(id="engine", path=path, load_params=convert.load_params_from_pb(params))
+        return self._settings.resolved_load_params(spec)
 
     async def ListEngines(self, request: pb.ListEnginesRequest, context) -> pb.ListEnginesResponse:
-        return pb.ListEnginesResponse(engines=[
-            convert.engine_to_pb(e, is_default=e.id == self._engines.default_id)
-            for e in self._engines.engines()])
+        return pb.ListEnginesResponse(engines=[self._pb(e) for e in self._engines.engines()])
 
     async def GetEngine(self, request: pb.GetEngineRequest, context) -> pb.GetEngineResponse:
-        engine = self._engines.describe(request.engine_id)
-        return pb.GetEngineResponse(
-            engine=convert.engine_to_pb(engine, is_default=engine.id == self._engines.default_id))
+        return pb.GetEngineResponse(engine=self._pb(self._engines.describe(request.engine_id)))
+
+    async def AddEngine(self, request: pb.AddEngineRequest, context) -> pb.AddEngineResponse:
+        backend = request.backend or "llama_cpp"
+        if backend not in self._backends:
+            raise InvalidArgument.single("backend", f"unknown backend '{backend}' (available: "
+                                                    f"{', '.join(self._backends)})")
+        resolved = self._library.resolve(request.model)
+        engine_id = request.engine_id or resolved.suggested_engine_id
+        self._library.check_engine_id(engine_id)
+        params = self._params(engine_id, str(resolved.path or ""), request.params)
+        if resolved.path is None:
+            if self._download_then_add is None:
+                raise PreconditionFailed(f"model '{request.model}' must be downloaded first",
+                                         reason="MODEL_NOT_DOWNLOADED")
+            download_id = await self._download_then_add(resolved, engine_id, request)
+            return pb.AddEngineResponse(download_id=download_id)
+        load = request.load_immediately if request.HasField("load_immediately") else True
+        engine = await self._engines.create(engine_id, str(resolved.path), params, load=load)
+        return pb.AddEngineResponse(engine=self._pb(engine))
+
+    async def LoadEngine(self, request: pb.LoadEngineRequest, context) -> pb.LoadEngineResponse:
+        if request.force_reload:
+            engine = await self._engines.reload(request.engine_id)
+        else:
+            engine = await self._engines.load(request.engine_id, raise_errors=True)
+        return pb.LoadEngineResponse(engine=self._pb(engine))
+
+    async def UnloadEngine(self, request: pb.UnloadEngineRequest, context) -> pb.UnloadEngineResponse:
+        engine = await self._engines.unload(request.engine_id, force=request.force)
+        return pb.UnloadEngineResponse(engine=self._pb(engine))
+
+    async def RemoveEngine(self, request: pb.RemoveEngineRequest, context) -> pb.RemoveEngineResponse:
+        engine = await self._engines.remove(request.engine_id, force=request.force)
+        return pb.RemoveEngineResponse(engine=self._pb(engine))
+
+    async def UnloadAllEngines(self, request: pb.UnloadAllEnginesRequest,
+                               context) -> pb.UnloadAllEnginesResponse:
+        ids = await self._engines.unload_all(force=request.force)
+        return pb.UnloadAllEnginesResponse(unloaded_engine_ids=ids)
+
+    async def SwitchDefaultEngine(self, request: pb.SwitchDefaultEngineRequest,
+                                  context) -> pb.SwitchDefaultEngineResponse:
+        if not request.engine_id and not request.model:
+            raise InvalidArgument.single("model", "name the engine or the model to switch to",
+                                         reason="MISSING_MODEL")
+        known = {e.id for e in self._engines.engines()}
+        if request.engine_id in known:
+            engine, previous = await self._engines.switch(request.engine_id)
+        else:
+            resolved = self._library.resolve(request.model or request.engine_id)
+            if resolved.path is None:
+                raise PreconditionFailed(f"model '{resolved.reference}' must be downloaded before "
+                                         "it can serve", reason="MODEL_NOT_DOWNLOADED")
+            engine_id = request.engine_id or resolved.suggested_engine_id
+            self._library.check_engine_id(engine_id)
+            if engine_id in known:
+                engine, previous = await self._engines.switch(engine_id)
+            else:
+                params = self._params(engine_id, str(resolved.path), request.params)
+                engine, previous = await self._engines.switch(engine_id, str(resolved.path), params)
+        return pb.SwitchDefaultEngineResponse(engine=self._pb(engine), previous_engine_id=previous)

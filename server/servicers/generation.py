@@ -32,12 +32,16 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
         domain = convert.generation_request_from_pb(request, request_id=_request_id(context))
         async with self._engines.lease(request.model) as engine:
             async for delta in engine.backend.generate(domain):
+                if delta.finish is not None:
+                    engine.record_generation(delta.finish.timings.tokens_per_second)
                 yield convert.delta_to_pb(delta, engine.id)
 
     async def Complete(self, request: pb.CompleteRequest, context) -> pb.CompleteResponse:
         domain = convert.generation_request_from_pb(request, request_id=_request_id(context))
         async with self._engines.lease(request.model) as engine:
             deltas = [delta async for delta in engine.backend.generate(domain)]
+            if deltas and deltas[-1].finish is not None:
+                engine.record_generation(deltas[-1].finish.timings.tokens_per_second)
         return convert.completion_to_pb(deltas, engine.id)
 
     async def Tokenize(self, request: pb.TokenizeRequest, context) -> pb.TokenizeResponse:

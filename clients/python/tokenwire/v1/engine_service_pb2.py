@@ -23,9 +23,11 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from tokenwire.v1 import access_pb2 as tokenwire_dot_v1_dot_access__pb2
+from tokenwire.v1 import model_pb2 as tokenwire_dot_v1_dot_model__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!tokenwire/v1/engine_service.proto\x12\x0ctokenwire.v1\x1a\x1cgoogle/api/annotations.proto\"\x91\x03\n\x06\x45ngine\x12\x1b\n\tengine_id\x18\x01 \x01(\tR\x08\x65ngineId\x12\x32\n\x06status\x18\x02 \x01(\x0e\x32\x1a.tokenwire.v1.EngineStatusR\x06status\x12\x1d\n\nis_default\x18\x03 \x01(\x08R\tisDefault\x12\x18\n\x07\x62\x61\x63kend\x18\x04 \x01(\tR\x07\x62\x61\x63kend\x12\x1d\n\nmodel_path\x18\x05 \x01(\tR\tmodelPath\x12\x13\n\x05n_ctx\x18\x06 \x01(\x05R\x04nCtx\x12!\n\x0c\x63reated_unix\x18\x07 \x01(\x03R\x0b\x63reatedUnix\x12\x14\n\x05\x65rror\x18\x08 \x01(\tR\x05\x65rror\x12%\n\x0erequests_total\x18\t \x01(\x03R\rrequestsTotal\x12,\n\x12requests_in_flight\x18\n \x01(\x05R\x10requestsInFlight\x12;\n\tscheduler\x18\x0b \x01(\x0b\x32\x1d.tokenwire.v1.SchedulerStatusR\tscheduler\"\xad\x03\n\x0fSchedulerStatus\x12-\n\x12parallel_sequences\x18\x01 \x01(\x05R\x11parallelSequences\x12)\n\x10\x61\x63tive_sequences\x18\x02 \x01(\x05R\x0f\x61\x63tiveSequences\x12\'\n\x0fqueued_requests\x18\x03 \x01(\x05R\x0equeuedRequests\x12.\n\x13max_queued_requests\x18\x04 \x01(\x05R\x11maxQueuedRequests\x12*\n\x11tokens_per_second\x18\x05 \x01(\x01R\x0ftokensPerSecond\x12\"\n\rkv_cells_used\x18\x06 \x01(\x05R\x0bkvCellsUsed\x12$\n\x0ekv_cells_total\x18\x07 \x01(\x05R\x0ckvCellsTotal\x12\x34\n\x16tokens_generated_total\x18\x08 \x01(\x03R\x14tokensGeneratedTotal\x12;\n\x1aprompt_tokens_reused_total\x18\t \x01(\x03R\x17promptTokensReusedTotal\"\x14\n\x12ListEnginesRequest\"E\n\x13ListEnginesResponse\x12.\n\x07\x65ngines\x18\x01 \x03(\x0b\x32\x14.tokenwire.v1.EngineR\x07\x65ngines\"/\n\x10GetEngineRequest\x12\x1b\n\tengine_id\x18\x01 \x01(\tR\x08\x65ngineId\"A\n\x11GetEngineResponse\x12,\n\x06\x65ngine\x18\x01 \x01(\x0b\x32\x14.tokenwire.v1.EngineR\x06\x65ngine*\x98\x01\n\x0c\x45ngineStatus\x12\x1d\n\x19\x45NGINE_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15\x45NGINE_STATUS_LOADING\x10\x01\x12\x18\n\x14\x45NGINE_STATUS_LOADED\x10\x02\x12\x18\n\x14\x45NGINE_STATUS_FAILED\x10\x03\x12\x1a\n\x16\x45NGINE_STATUS_UNLOADED\x10\x04\x32\xe7\x01\n\rEngineService\x12g\n\x0bListEngines\x12 .tokenwire.v1.ListEnginesRequest\x1a!.tokenwire.v1.ListEnginesResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\x0b/v1/engines\x12m\n\tGetEngine\x12\x1e.tokenwire.v1.GetEngineRequest\x1a\x1f.tokenwire.v1.GetEngineResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/engines/{engine_id}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!tokenwire/v1/engine_service.proto\x12\x0ctokenwire.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19tokenwire/v1/access.proto\x1a\x18tokenwire/v1/model.proto\"\xf3\x05\n\x06\x45ngine\x12\x1b\n\tengine_id\x18\x01 \x01(\tR\x08\x65ngineId\x12\x32\n\x06status\x18\x02 \x01(\x0e\x32\x1a.tokenwire.v1.EngineStatusR\x06status\x12\x1d\n\nis_default\x18\x03 \x01(\x08R\tisDefault\x12\x18\n\x07\x62\x61\x63kend\x18\x04 \x01(\tR\x07\x62\x61\x63kend\x12\x1d\n\nmodel_path\x18\x05 \x01(\tR\tmodelPath\x12\x13\n\x05n_ctx\x18\x06 \x01(\x05R\x04nCtx\x12!\n\x0c\x63reated_unix\x18\x07 \x01(\x03R\x0b\x63reatedUnix\x12\x14\n\x05\x65rror\x18\x08 \x01(\tR\x05\x65rror\x12%\n\x0erequests_total\x18\t \x01(\x03R\rrequestsTotal\x12,\n\x12requests_in_flight\x18\n \x01(\x05R\x10requestsInFlight\x12;\n\tscheduler\x18\x0b \x01(\x0b\x32\x1d.tokenwire.v1.SchedulerStatusR\tscheduler\x12\x30\n\x06params\x18\x0c \x01(\x0b\x32\x18.tokenwire.v1.LoadParamsR\x06params\x12\x32\n\x06memory\x18\r \x01(\x0b\x32\x1a.tokenwire.v1.EngineMemoryR\x06memory\x12\x33\n\x16last_tokens_per_second\x18\x0e \x01(\x01R\x13lastTokensPerSecond\x12\x1f\n\x0bloaded_unix\x18\x0f \x01(\x03R\nloadedUnix\x12!\n\x0cload_seconds\x18\x10 \x01(\x01R\x0bloadSeconds\x12$\n\x0elast_used_unix\x18\x11 \x01(\x03R\x0clastUsedUnix\x12\x31\n\x05model\x18\x12 \x01(\x0b\x32\x1b.tokenwire.v1.ModelMetadataR\x05model\x12(\n\x10model_size_bytes\x18\x13 \x01(\x03R\x0emodelSizeBytes\"\x87\x03\n\nLoadParams\x12\x18\n\x05n_ctx\x18\x01 \x01(\x05H\x00R\x04nCtx\x88\x01\x01\x12%\n\x0cn_gpu_layers\x18\x02 \x01(\x05H\x01R\nnGpuLayers\x88\x01\x01\x12#\n\x0bmain_gpu_id\x18\x03 \x01(\x05H\x02R\tmainGpuId\x88\x01\x01\x12\x1e\n\x08use_mmap\x18\x04 \x01(\x08H\x03R\x07useMmap\x88\x01\x01\x12 \n\tuse_mlock\x18\x05 \x01(\x08H\x04R\x08useMlock\x88\x01\x01\x12\"\n\nn_parallel\x18\x06 \x01(\x05H\x05R\tnParallel\x88\x01\x01\x12 \n\tn_threads\x18\x07 \x01(\x05H\x06R\x08nThreads\x88\x01\x01\x12\x1c\n\x07n_batch\x18\x08 \x01(\x05H\x07R\x06nBatch\x88\x01\x01\x42\x08\n\x06_n_ctxB\x0f\n\r_n_gpu_layersB\x0e\n\x0c_main_gpu_idB\x0b\n\t_use_mmapB\x0c\n\n_use_mlockB\r\n\x0b_n_parallelB\x0c\n\n_n_threadsB\n\n\x08_n_batch\"T\n\x0c\x45ngineMemory\x12\x1f\n\x0bmodel_bytes\x18\x01 \x01(\x03R\nmodelBytes\x12#\n\rcontext_bytes\x18\x02 \x01(\x03R\x0c\x63ontextBytes\"\xad\x03\n\x0fSchedulerStatus\x12-\n\x12parallel_sequences\x18\x01 \x01(\x05R\x11parallelSequences\x12)\n\x10\x61\x63tive_sequences\x18\x02 \x01(\x05R\x0f\x61\x63tiveSequences\x12\'\n\x0fqueued_requests\x18\x03 \x01(\x05R\x0equeuedRequests\x12.\n\x13max_queued_requests\x18\x04 \x01(\x05R\x11maxQueuedRequests\x12*\n\x11tokens_per_second\x18\x05 \x01(\x01R\x0ftokensPerSecond\x12\"\n\rkv_cells_used\x18\x06 \x01(\x05R\x0bkvCellsUsed\x12$\n\x0ekv_cells_total\x18\x07 \x01(\x05R\x0ckvCellsTotal\x12\x34\n\x16tokens_generated_total\x18\x08 \x01(\x03R\x14tokensGeneratedTotal\x12;\n\x1aprompt_tokens_reused_total\x18\t \x01(\x03R\x17promptTokensReusedTotal\"\x14\n\x12ListEnginesRequest\"E\n\x13ListEnginesResponse\x12.\n\x07\x65ngines\x18\x01 \x03(\x0b\x32\x14.tokenwire.v1.EngineR\x07\x65ngines\"/\n\x10GetEngineRequest\x12\x1b\n\tengine_id\x18\x01 \x01(\tR\x08\x65ngineId\"A\n\x11GetEngineResponse\x12,\n\x06\x65ngine\x18\x01 \x01(\x0b\x32\x14.tokenwire.v1.EngineR\x06\x65ngine\"\xee\x01\n\x10\x41\x64\x64\x45ngineRequest\x12\x1b\n\tengine_id\x18\x01 \x01(\tR\x08\x65ngineId\x12\x14\n\x05model\x18\x02 \x01(\tR\x05model\x12\x30\n\x06params\x18\x03 \x01(\x0b\x32\x18.tokenwire.v1.LoadParamsR\x06params\x12\x18\n\x07\x62\x61\x63kend\x18\x04 \x01(\tR\x07\x62\x61\x63kend\x12.\n\x10load_immediately\x18\x05 \x01(\x08H\x00R\x0floadImmediately\x88\x01\x01\x12\x16\n\x06sha256\x18\x06 \x01(\tR\x06sha256B\x13\n\x11_load_immediately\"b\n\x11\x41\x64\x64\x45ngineResponse\x12,\n\x06\x65ngine\x18\x01 \x01(\x0b\x32\x14.tokenwire.v1.EngineR\x06\x65ngine\x12\x1f\n\x0b\x64ownload_id\x18\x02 \x01(\tR\ndownloadId\"S\n\x11LoadEngineRequest\x12\x1b\n\tengine_id\x18\x01 \x01(\tR\x08\x65ngineId\x12!\n\x0c\x66orce_reload\x18\x02 \x01(\x08R\x0b\x66orceReload\"B\n\x12LoadEngineResponse\x12,\n\x06\x65ngine\x18\x01 \x01(\x0b\x32\x14.tokenwire.v1.EngineR\x06\x65ngine\"H\n\x13UnloadEngineRequest\x12\x1b\n\tengine_id\x18\x01 \x01(\tR\x08\x65ngineId\x12\x14\n\x05\x66orce\x18\x02 \x01(\x08R\x05\x66orce\"D\n\x14UnloadEngineResponse\x12,\n\x06\x65ngine\x18\x01 \x01(\x0b\x32\x14.tokenwire.v1.EngineR\x06\x65ngine\"H\n\x13RemoveEngineRequest\x12\x1b\n\tengine_id\x18\x01 \x01(\tR\x08\x65ngineId\x12\x14\n\x05\x66orce\x18\x02 \x01(\x08R\x05\x66orce\"D\n\x14RemoveEngineResponse\x12,\n\x06\x65ngine\x18\x01 \x01(\x0b\x32\x14.tokenwire.v1.EngineR\x06\x65ngine\"/\n\x17UnloadAllEnginesRequest\x12\x14\n\x05\x66orce\x18\x01 \x01(\x08R\x05\x66orce\"J\n\x18UnloadAllEnginesResponse\x12.\n\x13unloaded_engine_ids\x18\x01 \x03(\tR\x11unloadedEngineIds\"\x81\x01\n\x1aSwitchDefaultEngineRequest\x12\x1b\n\tengine_id\x18\x01 \x01(\tR\x08\x65ngineId\x12\x14\n\x05model\x18\x02 \x01(\tR\x05model\x12\x30\n\x06params\x18\x03 \x01(\x0b\x32\x18.tokenwire.v1.LoadParamsR\x06params\"y\n\x1bSwitchDefaultEngineResponse\x12,\n\x06\x65ngine\x18\x01 \x01(\x0b\x32\x14.tokenwire.v1.EngineR\x06\x65ngine\x12,\n\x12previous_engine_id\x18\x02 \x01(\tR\x10previousEngineId*\xb5\x01\n\x0c\x45ngineStatus\x12\x1d\n\x19\x45NGINE_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15\x45NGINE_STATUS_LOADING\x10\x01\x12\x18\n\x14\x45NGINE_STATUS_LOADED\x10\x02\x12\x18\n\x14\x45NGINE_STATUS_FAILED\x10\x03\x12\x1a\n\x16\x45NGINE_STATUS_UNLOADED\x10\x04\x12\x1b\n\x17\x45NGINE_STATUS_UNLOADING\x10\x05\x32\xec\x07\n\rEngineService\x12g\n\x0bListEngines\x12 .tokenwire.v1.ListEnginesRequest\x1a!.tokenwire.v1.ListEnginesResponse\"\x13\x82\xd3\xe4\x93\x02\r\x12\x0b/v1/engines\x12m\n\tGetEngine\x12\x1e.tokenwire.v1.GetEngineRequest\x1a\x1f.tokenwire.v1.GetEngineResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/engines/{engine_id}\x12h\n\tAddEngine\x12\x1e.tokenwire.v1.AddEngineRequest\x1a\x1f.tokenwire.v1.AddEngineResponse\"\x1a\xa8\x9f\x19\x03\x82\xd3\xe4\x93\x02\x10\"\x0b/v1/engines:\x01*\x12|\n\nLoadEngine\x12\x1f.tokenwire.v1.LoadEngineRequest\x1a .tokenwire.v1.LoadEngineResponse\"+\xa8\x9f\x19\x03\x82\xd3\xe4\x93\x02!\"\x1c/v1/engines/{engine_id}:load:\x01*\x12\x84\x01\n\x0cUnloadEngine\x12!.tokenwire.v1.UnloadEngineRequest\x1a\".tokenwire.v1.UnloadEngineResponse\"-\xa8\x9f\x19\x03\x82\xd3\xe4\x93\x02#\"\x1e/v1/engines/{engine_id}:unload:\x01*\x12z\n\x0cRemoveEngine\x12!.tokenwire.v1.RemoveEngineRequest\x1a\".tokenwire.v1.RemoveEngineResponse\"#\xa8\x9f\x19\x03\x82\xd3\xe4\x93\x02\x19*\x17/v1/engines/{engine_id}\x12\x87\x01\n\x10UnloadAllEngines\x12%.tokenwire.v1.UnloadAllEnginesRequest\x1a&.tokenwire.v1.UnloadAllEnginesResponse\"$\xa8\x9f\x19\x03\x82\xd3\xe4\x93\x02\x1a\"\x15/v1/engines:unloadAll:\x01*\x12\x8d\x01\n\x13SwitchDefaultEngine\x12(.tokenwire.v1.SwitchDefaultEngineRequest\x1a).tokenwire.v1.SwitchDefaultEngineResponse\"!\xa8\x9f\x19\x03\x82\xd3\xe4\x93\x02\x17\"\x12/v1/engines:switch:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,20 +38,60 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ENGINESERVICE'].methods_by_name['ListEngines']._serialized_options = b'\202\323\344\223\002\r\022\013/v1/engines'
   _globals['_ENGINESERVICE'].methods_by_name['GetEngine']._loaded_options = None
   _globals['_ENGINESERVICE'].methods_by_name['GetEngine']._serialized_options = b'\202\323\344\223\002\031\022\027/v1/engines/{engine_id}'
-  _globals['_ENGINESTATUS']._serialized_start=1127
-  _globals['_ENGINESTATUS']._serialized_end=1279
-  _globals['_ENGINE']._serialized_start=82
-  _globals['_ENGINE']._serialized_end=483
-  _globals['_SCHEDULERSTATUS']._serialized_start=486
-  _globals['_SCHEDULERSTATUS']._serialized_end=915
-  _globals['_LISTENGINESREQUEST']._serialized_start=917
-  _globals['_LISTENGINESREQUEST']._serialized_end=937
-  _globals['_LISTENGINESRESPONSE']._serialized_start=939
-  _globals['_LISTENGINESRESPONSE']._serialized_end=1008
-  _globals['_GETENGINEREQUEST']._serialized_start=1010
-  _globals['_GETENGINEREQUEST']._serialized_end=1057
-  _globals['_GETENGINERESPONSE']._serialized_start=1059
-  _globals['_GETENGINERESPONSE']._serialized_end=1124
-  _globals['_ENGINESERVICE']._serialized_start=1282
-  _globals['_ENGINESERVICE']._serialized_end=1513
+  _globals['_ENGINESERVICE'].methods_by_name['AddEngine']._loaded_options = None
+  _globals['_ENGINESERVICE'].methods_by_name['AddEngine']._serialized_options = b'\250\237\031\003\202\323\344\223\002\020\"\013/v1/engines:\001*'
+  _globals['_ENGINESERVICE'].methods_by_name['LoadEngine']._loaded_options = None
+  _globals['_ENGINESERVICE'].methods_by_name['LoadEngine']._serialized_options = b'\250\237\031\003\202\323\344\223\002!\"\034/v1/engines/{engine_id}:load:\001*'
+  _globals['_ENGINESERVICE'].methods_by_name['UnloadEngine']._loaded_options = None
+  _globals['_ENGINESERVICE'].methods_by_name['UnloadEngine']._serialized_options = b'\250\237\031\003\202\323\344\223\002#\"\036/v1/engines/{engine_id}:unload:\001*'
+  _globals['_ENGINESERVICE'].methods_by_name['RemoveEngine']._loaded_options = None
+  _globals['_ENGINESERVICE'].methods_by_name['RemoveEngine']._serialized_options = b'\250\237\031\003\202\323\344\223\002\031*\027/v1/engines/{engine_id}'
+  _globals['_ENGINESERVICE'].methods_by_name['UnloadAllEngines']._loaded_options = None
+  _globals['_ENGINESERVICE'].methods_by_name['UnloadAllEngines']._serialized_options = b'\250\237\031\003\202\323\344\223\002\032\"\025/v1/engines:unloadAll:\001*'
+  _globals['_ENGINESERVICE'].methods_by_name['SwitchDefaultEngine']._loaded_options = None
+  _globals['_ENGINESERVICE'].methods_by_name['SwitchDefaultEngine']._serialized_options = b'\250\237\031\003\202\323\344\223\002\027\"\022/v1/engines:switch:\001*'
+  _globals['_ENGINESTATUS']._serialized_start=3176
+  _globals['_ENGINESTATUS']._serialized_end=3357
+  _globals['_ENGINE']._serialized_start=135
+  _globals['_ENGINE']._serialized_end=890
+  _globals['_LOADPARAMS']._serialized_start=893
+  _globals['_LOADPARAMS']._serialized_end=1284
+  _globals['_ENGINEMEMORY']._serialized_start=1286
+  _globals['_ENGINEMEMORY']._serialized_end=1370
+  _globals['_SCHEDULERSTATUS']._serialized_start=1373
+  _globals['_SCHEDULERSTATUS']._serialized_end=1802
+  _globals['_LISTENGINESREQUEST']._serialized_start=1804
+  _globals['_LISTENGINESREQUEST']._serialized_end=1824
+  _globals['_LISTENGINESRESPONSE']._serialized_start=1826
+  _globals['_LISTENGINESRESPONSE']._serialized_end=1895
+  _globals['_GETENGINEREQUEST']._serialized_start=1897
+  _globals['_GETENGINEREQUEST']._serialized_end=1944
+  _globals['_GETENGINERESPONSE']._serialized_start=1946
+  _globals['_GETENGINERESPONSE']._serialized_end=2011
+  _globals['_ADDENGINEREQUEST']._serialized_start=2014
+  _globals['_ADDENGINEREQUEST']._serialized_end=2252
+  _globals['_ADDENGINERESPONSE']._serialized_start=2254
+  _globals['_ADDENGINERESPONSE']._serialized_end=2352
+  _globals['_LOADENGINEREQUEST']._serialized_start=2354
+  _globals['_LOADENGINEREQUEST']._serialized_end=2437
+  _globals['_LOADENGINERESPONSE']._serialized_start=2439
+  _globals['_LOADENGINERESPONSE']._serialized_end=2505
+  _globals['_UNLOADENGINEREQUEST']._serialized_start=2507
+  _globals['_UNLOADENGINEREQUEST']._serialized_end=2579
+  _globals['_UNLOADENGINERESPONSE']._serialized_start=2581
+  _globals['_UNLOADENGINERESPONSE']._serialized_end=2649
+  _globals['_REMOVEENGINEREQUEST']._serialized_start=2651
+  _globals['_REMOVEENGINEREQUEST']._serialized_end=2723
+  _globals['_REMOVEENGINERESPONSE']._serialized_start=2725
+  _globals['_REMOVEENGINERESPONSE']._serialized_end=2793
+  _globals['_UNLOADALLENGINESREQUEST']._serialized_start=2795
+  _globals['_UNLOADALLENGINESREQUEST']._serialized_end=2842
+  _globals['_UNLOADALLENGINESRESPONSE']._serialized_start=2844
+  _globals['_UNLOADALLENGINESRESPONSE']._serialized_end=2918
+  _globals['_SWITCHDEFAULTENGINEREQUEST']._serialized_start=2921
+  _globals['_SWITCHDEFAULTENGINEREQUEST']._serialized_end=3050
+  _globals['_SWITCHDEFAULTENGINERESPONSE']._serialized_start=3052
+  _globals['_SWITCHDEFAULTENGINERESPONSE']._serialized_end=3173
+  _globals['_ENGINESERVICE']._serialized_start=3360
+  _globals['_ENGINESERVICE']._serialized_end=4364
 # @@protoc_insertion_point(module_scope)

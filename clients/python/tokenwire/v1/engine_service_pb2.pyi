@@ -1,4 +1,6 @@
 from google.api import annotations_pb2 as _annotations_pb2
+from tokenwire.v1 import access_pb2 as _access_pb2
+from tokenwire.v1 import model_pb2 as _model_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -15,14 +17,16 @@ class EngineStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ENGINE_STATUS_LOADED: _ClassVar[EngineStatus]
     ENGINE_STATUS_FAILED: _ClassVar[EngineStatus]
     ENGINE_STATUS_UNLOADED: _ClassVar[EngineStatus]
+    ENGINE_STATUS_UNLOADING: _ClassVar[EngineStatus]
 ENGINE_STATUS_UNSPECIFIED: EngineStatus
 ENGINE_STATUS_LOADING: EngineStatus
 ENGINE_STATUS_LOADED: EngineStatus
 ENGINE_STATUS_FAILED: EngineStatus
 ENGINE_STATUS_UNLOADED: EngineStatus
+ENGINE_STATUS_UNLOADING: EngineStatus
 
 class Engine(_message.Message):
-    __slots__ = ("engine_id", "status", "is_default", "backend", "model_path", "n_ctx", "created_unix", "error", "requests_total", "requests_in_flight", "scheduler")
+    __slots__ = ("engine_id", "status", "is_default", "backend", "model_path", "n_ctx", "created_unix", "error", "requests_total", "requests_in_flight", "scheduler", "params", "memory", "last_tokens_per_second", "loaded_unix", "load_seconds", "last_used_unix", "model", "model_size_bytes")
     ENGINE_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +38,14 @@ class Engine(_message.Message):
     REQUESTS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     REQUESTS_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     SCHEDULER_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_FIELD_NUMBER: _ClassVar[int]
+    LAST_TOKENS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    LOADED_UNIX_FIELD_NUMBER: _ClassVar[int]
+    LOAD_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LAST_USED_UNIX_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MODEL_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     engine_id: str
     status: EngineStatus
     is_default: bool
@@ -45,7 +57,43 @@ class Engine(_message.Message):
     requests_total: int
     requests_in_flight: int
     scheduler: SchedulerStatus
-    def __init__(self, engine_id: _Optional[str] = ..., status: _Optional[_Union[EngineStatus, str]] = ..., is_default: _Optional[bool] = ..., backend: _Optional[str] = ..., model_path: _Optional[str] = ..., n_ctx: _Optional[int] = ..., created_unix: _Optional[int] = ..., error: _Optional[str] = ..., requests_total: _Optional[int] = ..., requests_in_flight: _Optional[int] = ..., scheduler: _Optional[_Union[SchedulerStatus, _Mapping]] = ...) -> None: ...
+    params: LoadParams
+    memory: EngineMemory
+    last_tokens_per_second: float
+    loaded_unix: int
+    load_seconds: float
+    last_used_unix: int
+    model: _model_pb2.ModelMetadata
+    model_size_bytes: int
+    def __init__(self, engine_id: _Optional[str] = ..., status: _Optional[_Union[EngineStatus, str]] = ..., is_default: _Optional[bool] = ..., backend: _Optional[str] = ..., model_path: _Optional[str] = ..., n_ctx: _Optional[int] = ..., created_unix: _Optional[int] = ..., error: _Optional[str] = ..., requests_total: _Optional[int] = ..., requests_in_flight: _Optional[int] = ..., scheduler: _Optional[_Union[SchedulerStatus, _Mapping]] = ..., params: _Optional[_Union[LoadParams, _Mapping]] = ..., memory: _Optional[_Union[EngineMemory, _Mapping]] = ..., last_tokens_per_second: _Optional[float] = ..., loaded_unix: _Optional[int] = ..., load_seconds: _Optional[float] = ..., last_used_unix: _Optional[int] = ..., model: _Optional[_Union[_model_pb2.ModelMetadata, _Mapping]] = ..., model_size_bytes: _Optional[int] = ...) -> None: ...
+
+class LoadParams(_message.Message):
+    __slots__ = ("n_ctx", "n_gpu_layers", "main_gpu_id", "use_mmap", "use_mlock", "n_parallel", "n_threads", "n_batch")
+    N_CTX_FIELD_NUMBER: _ClassVar[int]
+    N_GPU_LAYERS_FIELD_NUMBER: _ClassVar[int]
+    MAIN_GPU_ID_FIELD_NUMBER: _ClassVar[int]
+    USE_MMAP_FIELD_NUMBER: _ClassVar[int]
+    USE_MLOCK_FIELD_NUMBER: _ClassVar[int]
+    N_PARALLEL_FIELD_NUMBER: _ClassVar[int]
+    N_THREADS_FIELD_NUMBER: _ClassVar[int]
+    N_BATCH_FIELD_NUMBER: _ClassVar[int]
+    n_ctx: int
+    n_gpu_layers: int
+    main_gpu_id: int
+    use_mmap: bool
+    use_mlock: bool
+    n_parallel: int
+    n_threads: int
+    n_batch: int
+    def __init__(self, n_ctx: _Optional[int] = ..., n_gpu_layers: _Optional[int] = ..., main_gpu_id: _Optional[int] = ..., use_mmap: _Optional[bool] = ..., use_mlock: _Optional[bool] = ..., n_parallel: _Optional[int] = ..., n_threads: _Optional[int] = ..., n_batch: _Optional[int] = ...) -> None: ...
+
+class EngineMemory(_message.Message):
+    __slots__ = ("model_bytes", "context_bytes")
+    MODEL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    model_bytes: int
+    context_bytes: int
+    def __init__(self, model_bytes: _Optional[int] = ..., context_bytes: _Optional[int] = ...) -> None: ...
 
 class SchedulerStatus(_message.Message):
     __slots__ = ("parallel_sequences", "active_sequences", "queued_requests", "max_queued_requests", "tokens_per_second", "kv_cells_used", "kv_cells_total", "tokens_generated_total", "prompt_tokens_reused_total")
@@ -90,3 +138,99 @@ class GetEngineResponse(_message.Message):
     ENGINE_FIELD_NUMBER: _ClassVar[int]
     engine: Engine
     def __init__(self, engine: _Optional[_Union[Engine, _Mapping]] = ...) -> None: ...
+
+class AddEngineRequest(_message.Message):
+    __slots__ = ("engine_id", "model", "params", "backend", "load_immediately", "sha256")
+    ENGINE_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    LOAD_IMMEDIATELY_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    engine_id: str
+    model: str
+    params: LoadParams
+    backend: str
+    load_immediately: bool
+    sha256: str
+    def __init__(self, engine_id: _Optional[str] = ..., model: _Optional[str] = ..., params: _Optional[_Union[LoadParams, _Mapping]] = ..., backend: _Optional[str] = ..., load_immediately: _Optional[bool] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class AddEngineResponse(_message.Message):
+    __slots__ = ("engine", "download_id")
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    DOWNLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    engine: Engine
+    download_id: str
+    def __init__(self, engine: _Optional[_Union[Engine, _Mapping]] = ..., download_id: _Optional[str] = ...) -> None: ...
+
+class LoadEngineRequest(_message.Message):
+    __slots__ = ("engine_id", "force_reload")
+    ENGINE_ID_FIELD_NUMBER: _ClassVar[int]
+    FORCE_RELOAD_FIELD_NUMBER: _ClassVar[int]
+    engine_id: str
+    force_reload: bool
+    def __init__(self, engine_id: _Optional[str] = ..., force_reload: _Optional[bool] = ...) -> None: ...
+
+class LoadEngineResponse(_message.Message):
+    __slots__ = ("engine",)
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    engine: Engine
+    def __init__(self, engine: _Optional[_Union[Engine, _Mapping]] = ...) -> None: ...
+
+class UnloadEngineRequest(_message.Message):
+    __slots__ = ("engine_id", "force")
+    ENGINE_ID_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    engine_id: str
+    force: bool
+    def __init__(self, engine_id: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
+
+class UnloadEngineResponse(_message.Message):
+    __slots__ = ("engine",)
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    engine: Engine
+    def __init__(self, engine: _Optional[_Union[Engine, _Mapping]] = ...) -> None: ...
+
+class RemoveEngineRequest(_message.Message):
+    __slots__ = ("engine_id", "force")
+    ENGINE_ID_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    engine_id: str
+    force: bool
+    def __init__(self, engine_id: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
+
+class RemoveEngineResponse(_message.Message):
+    __slots__ = ("engine",)
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    engine: Engine
+    def __init__(self, engine: _Optional[_Union[Engine, _Mapping]] = ...) -> None: ...
+
+class UnloadAllEnginesRequest(_message.Message):
+    __slots__ = ("force",)
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    force: bool
+    def __init__(self, force: _Optional[bool] = ...) -> None: ...
+
+class UnloadAllEnginesResponse(_message.Message):
+    __slots__ = ("unloaded_engine_ids",)
+    UNLOADED_ENGINE_IDS_FIELD_NUMBER: _ClassVar[int]
+    unloaded_engine_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, unloaded_engine_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SwitchDefaultEngineRequest(_message.Message):
+    __slots__ = ("engine_id", "model", "params")
+    ENGINE_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    engine_id: str
+    model: str
+    params: LoadParams
+    def __init__(self, engine_id: _Optional[str] = ..., model: _Optional[str] = ..., params: _Optional[_Union[LoadParams, _Mapping]] = ...) -> None: ...
+
+class SwitchDefaultEngineResponse(_message.Message):
+    __slots__ = ("engine", "previous_engine_id")
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_ENGINE_ID_FIELD_NUMBER: _ClassVar[int]
+    engine: Engine
+    previous_engine_id: str
+    def __init__(self, engine: _Optional[_Union[Engine, _Mapping]] = ..., previous_engine_id: _Optional[str] = ...) -> None: ...

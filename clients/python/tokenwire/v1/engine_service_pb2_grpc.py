@@ -46,6 +46,36 @@ class EngineServiceStub:
                 request_serializer=tokenwire_dot_v1_dot_engine__service__pb2.GetEngineRequest.SerializeToString,
                 response_deserializer=tokenwire_dot_v1_dot_engine__service__pb2.GetEngineResponse.FromString,
                 _registered_method=True)
+        self.AddEngine = channel.unary_unary(
+                '/tokenwire.v1.EngineService/AddEngine',
+                request_serializer=tokenwire_dot_v1_dot_engine__service__pb2.AddEngineRequest.SerializeToString,
+                response_deserializer=tokenwire_dot_v1_dot_engine__service__pb2.AddEngineResponse.FromString,
+                _registered_method=True)
+        self.LoadEngine = channel.unary_unary(
+                '/tokenwire.v1.EngineService/LoadEngine',
+                request_serializer=tokenwire_dot_v1_dot_engine__service__pb2.LoadEngineRequest.SerializeToString,
+                response_deserializer=tokenwire_dot_v1_dot_engine__service__pb2.LoadEngineResponse.FromString,
+                _registered_method=True)
+        self.UnloadEngine = channel.unary_unary(
+                '/tokenwire.v1.EngineService/UnloadEngine',
+                request_serializer=tokenwire_dot_v1_dot_engine__service__pb2.UnloadEngineRequest.SerializeToString,
+                response_deserializer=tokenwire_dot_v1_dot_engine__service__pb2.UnloadEngineResponse.FromString,
+                _registered_method=True)
+        self.RemoveEngine = channel.unary_unary(
+                '/tokenwire.v1.EngineService/RemoveEngine',
+                request_serializer=tokenwire_dot_v1_dot_engine__service__pb2.RemoveEngineRequest.SerializeToString,
+                response_deserializer=tokenwire_dot_v1_dot_engine__service__pb2.RemoveEngineResponse.FromString,
+                _registered_method=True)
+        self.UnloadAllEngines = channel.unary_unary(
+                '/tokenwire.v1.EngineService/UnloadAllEngines',
+                request_serializer=tokenwire_dot_v1_dot_engine__service__pb2.UnloadAllEnginesRequest.SerializeToString,
+                response_deserializer=tokenwire_dot_v1_dot_engine__service__pb2.UnloadAllEnginesResponse.FromString,
+                _registered_method=True)
+        self.SwitchDefaultEngine = channel.unary_unary(
+                '/tokenwire.v1.EngineService/SwitchDefaultEngine',
+                request_serializer=tokenwire_dot_v1_dot_engine__service__pb2.SwitchDefaultEngineRequest.SerializeToString,
+                response_deserializer=tokenwire_dot_v1_dot_engine__service__pb2.SwitchDefaultEngineResponse.FromString,
+                _registered_method=True)
 
 
 class EngineServiceServicer:
@@ -74,6 +104,92 @@ class EngineServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddEngine(self, request, context):
+        """AddEngine creates an engine from a model: a file path on the server, the name of a local
+        model, a catalog name, or an http(s) URL. A model that is not on disk yet is downloaded first
+        (the response carries the download id; the engine is created when the download completes).
+
+        Status codes:
+        OK                  the engine exists (loaded unless load_immediately is false), or the
+        download that will create it has started.
+        INVALID_ARGUMENT    a bad engine id, model reference or load parameter.
+        NOT_FOUND           the model is neither a file, a local model, a catalog entry nor a URL.
+        ALREADY_EXISTS      an engine with this id exists.
+        RESOURCE_EXHAUSTED  loading would exceed the memory budget (reason MEMORY_BUDGET_EXCEEDED).
+        FAILED_PRECONDITION the model file could not be loaded (reason ENGINE_LOAD_FAILED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LoadEngine(self, request, context):
+        """LoadEngine loads an unloaded engine's model into memory (no-op when loaded, unless
+        force_reload).
+
+        Status codes:
+        OK                  the engine is loaded.
+        NOT_FOUND           no engine has this id.
+        RESOURCE_EXHAUSTED  loading would exceed the memory budget.
+        FAILED_PRECONDITION the model file could not be loaded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnloadEngine(self, request, context):
+        """UnloadEngine frees an engine's memory and keeps it listed, unloaded. New requests are refused
+        at once; requests in flight finish (up to engine.unload_grace_seconds) unless `force`, which
+        cancels them with UNAVAILABLE.
+
+        Status codes:
+        OK                  the engine is unloaded.
+        NOT_FOUND           no engine has this id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveEngine(self, request, context):
+        """RemoveEngine unloads an engine as UnloadEngine does and forgets it.
+
+        Status codes:
+        OK                  the engine is gone.
+        NOT_FOUND           no engine has this id.
+        FAILED_PRECONDITION it is the default engine (reason ENGINE_IS_DEFAULT): switch the
+        default first, or unload it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnloadAllEngines(self, request, context):
+        """UnloadAllEngines unloads every loaded engine, as UnloadEngine does.
+
+        Status codes:
+        OK                  always.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SwitchDefaultEngine(self, request, context):
+        """SwitchDefaultEngine makes another engine the default, atomically: the new engine is loaded
+        first (created from `model` when no engine has the id), then replaces the default; the old
+        default finishes its in-flight requests and is unloaded. When the two do not fit the memory
+        budget together, the old one is unloaded first.
+
+        Status codes:
+        OK                  the new default serves requests naming no model.
+        INVALID_ARGUMENT    neither engine_id nor model is set, or a bad load parameter.
+        NOT_FOUND           no such engine, and `model` does not name a loadable model.
+        RESOURCE_EXHAUSTED  the new engine does not fit the memory budget even alone.
+        FAILED_PRECONDITION the model is not downloaded (reason MODEL_NOT_DOWNLOADED), or failed
+        to load.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EngineServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -86,6 +202,36 @@ def add_EngineServiceServicer_to_server(servicer, server):
                     servicer.GetEngine,
                     request_deserializer=tokenwire_dot_v1_dot_engine__service__pb2.GetEngineRequest.FromString,
                     response_serializer=tokenwire_dot_v1_dot_engine__service__pb2.GetEngineResponse.SerializeToString,
+            ),
+            'AddEngine': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddEngine,
+                    request_deserializer=tokenwire_dot_v1_dot_engine__service__pb2.AddEngineRequest.FromString,
+                    response_serializer=tokenwire_dot_v1_dot_engine__service__pb2.AddEngineResponse.SerializeToString,
+            ),
+            'LoadEngine': grpc.unary_unary_rpc_method_handler(
+                    servicer.LoadEngine,
+                    request_deserializer=tokenwire_dot_v1_dot_engine__service__pb2.LoadEngineRequest.FromString,
+                    response_serializer=tokenwire_dot_v1_dot_engine__service__pb2.LoadEngineResponse.SerializeToString,
+            ),
+            'UnloadEngine': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnloadEngine,
+                    request_deserializer=tokenwire_dot_v1_dot_engine__service__pb2.UnloadEngineRequest.FromString,
+                    response_serializer=tokenwire_dot_v1_dot_engine__service__pb2.UnloadEngineResponse.SerializeToString,
+            ),
+            'RemoveEngine': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveEngine,
+                    request_deserializer=tokenwire_dot_v1_dot_engine__service__pb2.RemoveEngineRequest.FromString,
+                    response_serializer=tokenwire_dot_v1_dot_engine__service__pb2.RemoveEngineResponse.SerializeToString,
+            ),
+            'UnloadAllEngines': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnloadAllEngines,
+                    request_deserializer=tokenwire_dot_v1_dot_engine__service__pb2.UnloadAllEnginesRequest.FromString,
+                    response_serializer=tokenwire_dot_v1_dot_engine__service__pb2.UnloadAllEnginesResponse.SerializeToString,
+            ),
+            'SwitchDefaultEngine': grpc.unary_unary_rpc_method_handler(
+                    servicer.SwitchDefaultEngine,
+                    request_deserializer=tokenwire_dot_v1_dot_engine__service__pb2.SwitchDefaultEngineRequest.FromString,
+                    response_serializer=tokenwire_dot_v1_dot_engine__service__pb2.SwitchDefaultEngineResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -144,6 +290,168 @@ class EngineService:
             '/tokenwire.v1.EngineService/GetEngine',
             tokenwire_dot_v1_dot_engine__service__pb2.GetEngineRequest.SerializeToString,
             tokenwire_dot_v1_dot_engine__service__pb2.GetEngineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddEngine(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tokenwire.v1.EngineService/AddEngine',
+            tokenwire_dot_v1_dot_engine__service__pb2.AddEngineRequest.SerializeToString,
+            tokenwire_dot_v1_dot_engine__service__pb2.AddEngineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LoadEngine(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tokenwire.v1.EngineService/LoadEngine',
+            tokenwire_dot_v1_dot_engine__service__pb2.LoadEngineRequest.SerializeToString,
+            tokenwire_dot_v1_dot_engine__service__pb2.LoadEngineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnloadEngine(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tokenwire.v1.EngineService/UnloadEngine',
+            tokenwire_dot_v1_dot_engine__service__pb2.UnloadEngineRequest.SerializeToString,
+            tokenwire_dot_v1_dot_engine__service__pb2.UnloadEngineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveEngine(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tokenwire.v1.EngineService/RemoveEngine',
+            tokenwire_dot_v1_dot_engine__service__pb2.RemoveEngineRequest.SerializeToString,
+            tokenwire_dot_v1_dot_engine__service__pb2.RemoveEngineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnloadAllEngines(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tokenwire.v1.EngineService/UnloadAllEngines',
+            tokenwire_dot_v1_dot_engine__service__pb2.UnloadAllEnginesRequest.SerializeToString,
+            tokenwire_dot_v1_dot_engine__service__pb2.UnloadAllEnginesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SwitchDefaultEngine(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tokenwire.v1.EngineService/SwitchDefaultEngine',
+            tokenwire_dot_v1_dot_engine__service__pb2.SwitchDefaultEngineRequest.SerializeToString,
+            tokenwire_dot_v1_dot_engine__service__pb2.SwitchDefaultEngineResponse.FromString,
             options,
             channel_credentials,
             insecure,
