@@ -8,6 +8,7 @@ registered on its blueprint, shapes the answer. Nothing here parses an error mes
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -40,6 +41,10 @@ HTTP_STATUS: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.DATA_LOSS: 500,
 }
 
+# Reasons whose HTTP status differs from their gRPC code's: a memory budget or a full disk is
+# not "too many requests", and retrying soon will not help.
+HTTP_STATUS_BY_REASON: dict[str, int] = {"MEMORY_BUDGET_EXCEEDED": 507, "INSUFFICIENT_STORAGE": 507}
+
 # Seconds a client should wait before retrying a 429 or 503 (RFC 9110 Retry-After).
 RETRY_AFTER_S = {429: 1, 503: 1}
 
@@ -60,6 +65,7 @@ OPENAI_TYPES: dict[int, str] = {
     501: "server_error",
     503: "server_error",
     504: "timeout_error",
+    507: "server_error",
 }
 OPENAI_TYPE_BY_REASON: dict[str, str] = {"ENGINE_FAILURE": "inference_error"}
 
@@ -72,6 +78,7 @@ class HttpError(Exception):
     message: str
     param: str | None = None
     code: str | None = None
+    details: str | None = None  # a hint for the caller, where a family's body has room for one
 
 
 @dataclass(frozen=True)
@@ -89,7 +96,7 @@ class Failure:
 
 
 def http_status(error: TokenwireError) -> int:
-    return HTTP_STATUS.get(error.code, 500)
+    return HTTP_STATUS_BY_REASON.get(error.reason) or HTTP_STATUS.get(error.code, 500)
 
 
 def failure_of(exc: BaseException) -> Failure:
@@ -100,7 +107,8 @@ def failure_of(exc: BaseException) -> Failure:
                        tuple(v.field for v in exc.violations),
                        details=[{"field": v.field, "description": v.description} for v in exc.violations])
     if isinstance(exc, HttpError):
-        return Failure(exc.status, exc.message, param=exc.param, code=exc.code)
+        return Failure(exc.status, exc.message, param=exc.param, code=exc.code,
+                       details=[exc.details] if exc.details else [])
     if isinstance(exc, HTTPException):
         return Failure(exc.code or 500, exc.description or exc.name)
     log.exception("unhandled error in the bridge", exc_info=exc)
@@ -121,6 +129,40 @@ def openai_body(f: Failure, param_names: dict[str, str] | None = None) -> dict:
         "type": OPENAI_TYPE_BY_REASON.get(f.reason, OPENAI_TYPES.get(f.status, "server_error")),
         "param": param,
         "code": f.code or (f.reason.lower() if f.reason else None),
+    }}
+
+
+def impetus_body(f: Failure) -> dict:
+    """Impetus's {"error", "type", "details", "timestamp"} (its /api/* routes)."""
+    details = [f"{d['field']}: {d['description']}" for d in f.details] or (
+        [f"reason: {f.reason}"] if f.reason else [])
+    return {"error": f.message,
+            "type": OPENAI_TYPE_BY_REASON.get(f.reason, OPENAI_TYPES.get(f.status, "server_error")),
+            "details": details,
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+# Foundry's error codes and types by server reason (its documented "Common Error Responses").
+FOUNDRY_CODES: dict[str, tuple[str, str]] = {
+    "MISSING_MODEL": ("missing_model_name", "invalid_request_error"),
+    "MODEL_NOT_FOUND": ("model_not_found", "not_found_error"),
+    "MODEL_FILE_NOT_FOUND": ("model_not_found", "not_found_error"),
+    "MODEL_NOT_DOWNLOADED": ("model_not_downloaded", "precondition_failed"),
+    "DOWNLOAD_FAILED": ("download_failed", "download_error"),
+}
+FOUNDRY_TYPES: dict[int, str] = {408: "timeout_error", 409: "conflict_error"}
+
+
+def foundry_body(f: Failure) -> dict:
+    """FoundryLocal's {"error": {"message", "type", "code", "details"}}."""
+    code, kind = FOUNDRY_CODES.get(f.reason, (None, None))
+    details = "; ".join(d if isinstance(d, str) else f"{d['field']}: {d['description']}"
+                        for d in f.details) or None
+    return {"error": {
+        "message": f.message,
+        "type": kind or FOUNDRY_TYPES.get(f.status) or OPENAI_TYPES.get(f.status, "server_error"),
+        "code": f.code or code or (f.reason.lower() if f.reason else None),
+        "details": details,
     }}
 
 

@@ -7,7 +7,8 @@ import atexit
 import grpc
 from flask import Flask, current_app, request
 
-from tokenwire.v1 import engine_service_pb2_grpc, generation_service_pb2_grpc
+from tokenwire.v1 import (engine_service_pb2_grpc, generation_service_pb2_grpc,
+                          model_service_pb2_grpc, server_service_pb2_grpc)
 
 EXTENSION = "tokenwire.grpc"
 
@@ -18,6 +19,8 @@ class GrpcClient:
         self._owns_channel = owns_channel
         self.generation = generation_service_pb2_grpc.GenerationServiceStub(channel)
         self.engines = engine_service_pb2_grpc.EngineServiceStub(channel)
+        self.models = model_service_pb2_grpc.ModelServiceStub(channel)
+        self.server = server_service_pb2_grpc.ServerServiceStub(channel)
 
     def close(self) -> None:
         if self._owns_channel:

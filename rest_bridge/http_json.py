@@ -37,3 +37,52 @@ def json_object() -> dict:
     if not isinstance(body, dict):
         raise HttpError(400, f"the request body must be a JSON object, not {json_kind(body)}")
     return body
+
+
+def json_object_or_empty() -> dict:
+    """The body as a JSON object, or {} when there is none (routes whose fields are all optional)."""
+    body = read_json()
+    if body is NO_BODY:
+        return {}
+    if not isinstance(body, dict):
+        raise HttpError(400, f"the request body must be a JSON object, not {json_kind(body)}")
+    return body
+
+
+def string_field(body: dict, name: str, *, required: bool = False, code: str | None = None) -> str | None:
+    """A string member; a missing required one is a 400 carrying `code` (a family's error code)."""
+    value = body.get(name)
+    if value is None or value == "":
+        if required:
+            raise HttpError(400, f"'{name}' is required", param=name, code=code)
+        return None
+    if not isinstance(value, str):
+        raise HttpError(400, f"'{name}' must be a string, not {json_kind(value)}", param=name)
+    return value
+
+
+def integer_field(body: dict, name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise HttpError(400, f"'{name}' must be an integer, not {json_kind(value)}", param=name)
+    return value
+
+
+def number_field(body: dict, name: str) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise HttpError(400, f"'{name}' must be a number, not {json_kind(value)}", param=name)
+    return float(value)
+
+
+def boolean_field(body: dict, name: str, default: bool | None = False) -> bool | None:
+    value = body.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise HttpError(400, f"'{name}' must be true or false, not {json_kind(value)}", param=name)
+    return value

@@ -52,6 +52,9 @@ UNDOCUMENTED = "x-tokenwire-undocumented"
 #: Modules that document a hand-written route family (see the module docstring).
 FAMILY_DOCS: tuple[str, ...] = (
     "rest_bridge.openapi_openai",
+    "rest_bridge.openapi_kolosal",
+    "rest_bridge.openapi_impetus",
+    "rest_bridge.openapi_foundry",
     "rest_bridge.routes.docs",
 )
 

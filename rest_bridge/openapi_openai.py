@@ -401,7 +401,7 @@ PATHS: dict[str, dict] = {
         "tags": [TAG],
         "operationId": "OpenAI_ListModels",
         "summary": "List the models",
-        "description": "Every engine the server runs, loaded or not, as OpenAI model objects.",
+        "description": "The loaded engines (the default first), as OpenAI model objects.",
         "responses": {"200": {"description": "The models.", "content": {
             "application/json": {"schema": ref("ModelList")}}},
             **_errors("401", "429", "500", "503", "504")},

@@ -384,10 +384,11 @@ def _model_object(engine: engine_pb.Engine) -> dict:
 @blueprint.get("/v1/models")
 @calls("tokenwire.v1.EngineService/ListEngines")
 def list_models():
-    """Every engine, as OpenAI model objects (the default engine first)."""
+    """The loaded engines, as OpenAI model objects (the default engine first)."""
     engines = grpc_client().engines.ListEngines(engine_pb.ListEnginesRequest(),
                                                 metadata=forwarded_metadata()).engines
-    return jsonify({"object": "list", "data": [_model_object(e) for e in engines]})
+    return jsonify({"object": "list", "data": [_model_object(e) for e in engines
+                                               if e.status == engine_pb.ENGINE_STATUS_LOADED]})
 
 
 @blueprint.get("/v1/models/<path:model_id>")

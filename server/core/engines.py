@@ -285,8 +285,14 @@ class EngineManager:
         engine.state, engine.error = EngineState.LOADING, ""
         self._changed()
         started = time.perf_counter()
+        # Shielded: a caller that gives up (deadline, disconnect) must not leave the engine
+        # marked loading forever while the loader thread finishes anyway.
+        loading = asyncio.ensure_future(engine.backend.load())
         try:
-            await engine.backend.load()
+            await asyncio.shield(loading)
+        except asyncio.CancelledError:
+            loading.add_done_callback(lambda task: self._loaded_late(engine, task, started))
+            raise
         except Exception as exc:  # a native loader can fail in ways nobody listed
             message = exc.message if isinstance(exc, TokenwireError) else str(exc) or type(exc).__name__
             engine.state, engine.error = EngineState.FAILED, message
@@ -301,6 +307,18 @@ class EngineManager:
         log.info("engine %s loaded in %.1fs: %s", engine.id, engine.load_seconds, engine.backend.info())
         self._changed()
         return engine
+
+    def _loaded_late(self, engine: Engine, task: asyncio.Future, started: float) -> None:
+        """Completes the state of a load whose caller stopped waiting."""
+        if task.cancelled() or task.exception() is not None:
+            error = task.exception()
+            engine.state = EngineState.FAILED
+            engine.error = getattr(error, "message", None) or str(error) or "loading was cancelled"
+        else:
+            engine.state, engine.lazy = EngineState.LOADED, False
+            engine.loaded_unix, engine.load_seconds = int(time.time()), time.perf_counter() - started
+            log.info("engine %s loaded (its caller had stopped waiting)", engine.id)
+        self._changed()
 
     async def _unload(self, engine: Engine, *, force: bool) -> None:
         if engine.state is not EngineState.LOADED:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Awaitable, Callable
 
+import psutil
+
 from server import convert
 from server.config import ModelSpec, Settings
 from server.core.engines import EngineManager
@@ -33,7 +35,10 @@ class EngineServicer(pb_grpc.EngineServiceServicer):
         return self._settings.resolved_load_params(spec)
 
     async def ListEngines(self, request: pb.ListEnginesRequest, context) -> pb.ListEnginesResponse:
-        return pb.ListEnginesResponse(engines=[self._pb(e) for e in self._engines.engines()])
+        return pb.ListEnginesResponse(engines=[self._pb(e) for e in self._engines.engines()],
+                                      memory_budget_bytes=self._engines.budget_bytes(),
+                                      memory_committed_bytes=self._engines.committed_bytes(),
+                                      memory_available_bytes=psutil.virtual_memory().available)
 
     async def GetEngine(self, request: pb.GetEngineRequest, context) -> pb.GetEngineResponse:
         return pb.GetEngineResponse(engine=self._pb(self._engines.describe(request.engine_id)))

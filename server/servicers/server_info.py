@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import platform
+import sys
 from pathlib import Path
 
 from server.core.engines import EngineState
@@ -20,6 +22,12 @@ def _version(distribution: str) -> str:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         return ""
+
+
+def _gpu_offload() -> bool:
+    import llama_cpp  # already loaded by the backend; asks the build, not the machine
+
+    return bool(llama_cpp.llama_supports_gpu_offload())
 
 
 class ServerServicer(pb_grpc.ServerServiceServicer):
@@ -43,7 +51,8 @@ class ServerServicer(pb_grpc.ServerServiceServicer):
             catalog_models=len(self._library.catalog.entries()),
             local_models=len(self._library.store.list()),
             loaded_engines=sum(e.state is EngineState.LOADED for e in engines.engines()),
-            default_engine_id=engines.default_id)
+            default_engine_id=engines.default_id, platform=sys.platform,
+            machine=platform.machine(), gpu_offload_supported=_gpu_offload())
 
     async def UpdateServerConfig(self, request: pb.UpdateServerConfigRequest,
                                  context) -> pb.UpdateServerConfigResponse:

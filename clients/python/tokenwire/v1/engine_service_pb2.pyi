@@ -122,10 +122,16 @@ class ListEnginesRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ListEnginesResponse(_message.Message):
-    __slots__ = ("engines",)
+    __slots__ = ("engines", "memory_budget_bytes", "memory_committed_bytes", "memory_available_bytes")
     ENGINES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BUDGET_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_COMMITTED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_AVAILABLE_BYTES_FIELD_NUMBER: _ClassVar[int]
     engines: _containers.RepeatedCompositeFieldContainer[Engine]
-    def __init__(self, engines: _Optional[_Iterable[_Union[Engine, _Mapping]]] = ...) -> None: ...
+    memory_budget_bytes: int
+    memory_committed_bytes: int
+    memory_available_bytes: int
+    def __init__(self, engines: _Optional[_Iterable[_Union[Engine, _Mapping]]] = ..., memory_budget_bytes: _Optional[int] = ..., memory_committed_bytes: _Optional[int] = ..., memory_available_bytes: _Optional[int] = ...) -> None: ...
 
 class GetEngineRequest(_message.Message):
     __slots__ = ("engine_id",)

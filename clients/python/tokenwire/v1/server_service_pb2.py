@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from tokenwire.v1 import access_pb2 as tokenwire_dot_v1_dot_access__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!tokenwire/v1/server_service.proto\x12\x0ctokenwire.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19tokenwire/v1/access.proto\"V\n\x0cServerConfig\x12)\n\x10models_directory\x18\x01 \x01(\tR\x0fmodelsDirectory\x12\x1b\n\tlog_level\x18\x02 \x01(\tR\x08logLevel\"\x16\n\x14GetServerInfoRequest\"\xe7\x02\n\x15GetServerInfoResponse\x12\x18\n\x07version\x18\x01 \x01(\tR\x07version\x12*\n\x11llama_cpp_version\x18\x02 \x01(\tR\x0fllamaCppVersion\x12\x1a\n\x08\x62\x61\x63kends\x18\x03 \x03(\tR\x08\x62\x61\x63kends\x12\x32\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x1a.tokenwire.v1.ServerConfigR\x06\x63onfig\x12\x1b\n\tgrpc_port\x18\x05 \x01(\x05R\x08grpcPort\x12%\n\x0e\x63\x61talog_models\x18\x06 \x01(\x05R\rcatalogModels\x12!\n\x0clocal_models\x18\x07 \x01(\x05R\x0blocalModels\x12%\n\x0eloaded_engines\x18\x08 \x01(\x05R\rloadedEngines\x12*\n\x11\x64\x65\x66\x61ult_engine_id\x18\t \x01(\tR\x0f\x64\x65\x66\x61ultEngineId\"\xbc\x01\n\x19UpdateServerConfigRequest\x12.\n\x10models_directory\x18\x01 \x01(\tH\x00R\x0fmodelsDirectory\x88\x01\x01\x12 \n\tlog_level\x18\x02 \x01(\tH\x01R\x08logLevel\x88\x01\x01\x12*\n\x11reset_to_defaults\x18\x03 \x01(\x08R\x0fresetToDefaultsB\x13\n\x11_models_directoryB\x0c\n\n_log_level\"P\n\x1aUpdateServerConfigResponse\x12\x32\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1a.tokenwire.v1.ServerConfigR\x06\x63onfig2\x89\x02\n\rServerService\x12l\n\rGetServerInfo\x12\".tokenwire.v1.GetServerInfoRequest\x1a#.tokenwire.v1.GetServerInfoResponse\"\x12\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/server\x12\x89\x01\n\x12UpdateServerConfig\x12\'.tokenwire.v1.UpdateServerConfigRequest\x1a(.tokenwire.v1.UpdateServerConfigResponse\" \xa8\x9f\x19\x03\x82\xd3\xe4\x93\x02\x16\x32\x11/v1/server/config:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!tokenwire/v1/server_service.proto\x12\x0ctokenwire.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19tokenwire/v1/access.proto\"V\n\x0cServerConfig\x12)\n\x10models_directory\x18\x01 \x01(\tR\x0fmodelsDirectory\x12\x1b\n\tlog_level\x18\x02 \x01(\tR\x08logLevel\"\x16\n\x14GetServerInfoRequest\"\xd1\x03\n\x15GetServerInfoResponse\x12\x18\n\x07version\x18\x01 \x01(\tR\x07version\x12*\n\x11llama_cpp_version\x18\x02 \x01(\tR\x0fllamaCppVersion\x12\x1a\n\x08\x62\x61\x63kends\x18\x03 \x03(\tR\x08\x62\x61\x63kends\x12\x32\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x1a.tokenwire.v1.ServerConfigR\x06\x63onfig\x12\x1b\n\tgrpc_port\x18\x05 \x01(\x05R\x08grpcPort\x12%\n\x0e\x63\x61talog_models\x18\x06 \x01(\x05R\rcatalogModels\x12!\n\x0clocal_models\x18\x07 \x01(\x05R\x0blocalModels\x12%\n\x0eloaded_engines\x18\x08 \x01(\x05R\rloadedEngines\x12*\n\x11\x64\x65\x66\x61ult_engine_id\x18\t \x01(\tR\x0f\x64\x65\x66\x61ultEngineId\x12\x1a\n\x08platform\x18\n \x01(\tR\x08platform\x12\x18\n\x07machine\x18\x0b \x01(\tR\x07machine\x12\x32\n\x15gpu_offload_supported\x18\x0c \x01(\x08R\x13gpuOffloadSupported\"\xbc\x01\n\x19UpdateServerConfigRequest\x12.\n\x10models_directory\x18\x01 \x01(\tH\x00R\x0fmodelsDirectory\x88\x01\x01\x12 \n\tlog_level\x18\x02 \x01(\tH\x01R\x08logLevel\x88\x01\x01\x12*\n\x11reset_to_defaults\x18\x03 \x01(\x08R\x0fresetToDefaultsB\x13\n\x11_models_directoryB\x0c\n\n_log_level\"P\n\x1aUpdateServerConfigResponse\x12\x32\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1a.tokenwire.v1.ServerConfigR\x06\x63onfig2\x89\x02\n\rServerService\x12l\n\rGetServerInfo\x12\".tokenwire.v1.GetServerInfoRequest\x1a#.tokenwire.v1.GetServerInfoResponse\"\x12\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/server\x12\x89\x01\n\x12UpdateServerConfig\x12\'.tokenwire.v1.UpdateServerConfigRequest\x1a(.tokenwire.v1.UpdateServerConfigResponse\" \xa8\x9f\x19\x03\x82\xd3\xe4\x93\x02\x16\x32\x11/v1/server/config:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,11 +42,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETSERVERINFOREQUEST']._serialized_start=196
   _globals['_GETSERVERINFOREQUEST']._serialized_end=218
   _globals['_GETSERVERINFORESPONSE']._serialized_start=221
-  _globals['_GETSERVERINFORESPONSE']._serialized_end=580
-  _globals['_UPDATESERVERCONFIGREQUEST']._serialized_start=583
-  _globals['_UPDATESERVERCONFIGREQUEST']._serialized_end=771
-  _globals['_UPDATESERVERCONFIGRESPONSE']._serialized_start=773
-  _globals['_UPDATESERVERCONFIGRESPONSE']._serialized_end=853
-  _globals['_SERVERSERVICE']._serialized_start=856
-  _globals['_SERVERSERVICE']._serialized_end=1121
+  _globals['_GETSERVERINFORESPONSE']._serialized_end=686
+  _globals['_UPDATESERVERCONFIGREQUEST']._serialized_start=689
+  _globals['_UPDATESERVERCONFIGREQUEST']._serialized_end=877
+  _globals['_UPDATESERVERCONFIGRESPONSE']._serialized_start=879
+  _globals['_UPDATESERVERCONFIGRESPONSE']._serialized_end=959
+  _globals['_SERVERSERVICE']._serialized_start=962
+  _globals['_SERVERSERVICE']._serialized_end=1227
 # @@protoc_insertion_point(module_scope)

@@ -21,7 +21,7 @@ class GetServerInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetServerInfoResponse(_message.Message):
-    __slots__ = ("version", "llama_cpp_version", "backends", "config", "grpc_port", "catalog_models", "local_models", "loaded_engines", "default_engine_id")
+    __slots__ = ("version", "llama_cpp_version", "backends", "config", "grpc_port", "catalog_models", "local_models", "loaded_engines", "default_engine_id", "platform", "machine", "gpu_offload_supported")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     LLAMA_CPP_VERSION_FIELD_NUMBER: _ClassVar[int]
     BACKENDS_FIELD_NUMBER: _ClassVar[int]
@@ -31,6 +31,9 @@ class GetServerInfoResponse(_message.Message):
     LOCAL_MODELS_FIELD_NUMBER: _ClassVar[int]
     LOADED_ENGINES_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_ENGINE_ID_FIELD_NUMBER: _ClassVar[int]
+    PLATFORM_FIELD_NUMBER: _ClassVar[int]
+    MACHINE_FIELD_NUMBER: _ClassVar[int]
+    GPU_OFFLOAD_SUPPORTED_FIELD_NUMBER: _ClassVar[int]
     version: str
     llama_cpp_version: str
     backends: _containers.RepeatedScalarFieldContainer[str]
@@ -40,7 +43,10 @@ class GetServerInfoResponse(_message.Message):
     local_models: int
     loaded_engines: int
     default_engine_id: str
-    def __init__(self, version: _Optional[str] = ..., llama_cpp_version: _Optional[str] = ..., backends: _Optional[_Iterable[str]] = ..., config: _Optional[_Union[ServerConfig, _Mapping]] = ..., grpc_port: _Optional[int] = ..., catalog_models: _Optional[int] = ..., local_models: _Optional[int] = ..., loaded_engines: _Optional[int] = ..., default_engine_id: _Optional[str] = ...) -> None: ...
+    platform: str
+    machine: str
+    gpu_offload_supported: bool
+    def __init__(self, version: _Optional[str] = ..., llama_cpp_version: _Optional[str] = ..., backends: _Optional[_Iterable[str]] = ..., config: _Optional[_Union[ServerConfig, _Mapping]] = ..., grpc_port: _Optional[int] = ..., catalog_models: _Optional[int] = ..., local_models: _Optional[int] = ..., loaded_engines: _Optional[int] = ..., default_engine_id: _Optional[str] = ..., platform: _Optional[str] = ..., machine: _Optional[str] = ..., gpu_offload_supported: _Optional[bool] = ...) -> None: ...
 
 class UpdateServerConfigRequest(_message.Message):
     __slots__ = ("models_directory", "log_level", "reset_to_defaults")

@@ -1,0 +1,64 @@
+"""Small shapes shared by the model-management route families (Kolosal, Impetus, Foundry).
+
+They all talk about the same engines and files; these helpers keep "status", sizes and times
+spelled the same way in every family.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from rest_bridge.http_json import boolean_field, integer_field
+from tokenwire.v1 import engine_service_pb2 as engine_pb
+
+ENGINE_STATUS = {
+    engine_pb.ENGINE_STATUS_LOADING: "loading",
+    engine_pb.ENGINE_STATUS_LOADED: "loaded",
+    engine_pb.ENGINE_STATUS_FAILED: "failed",
+    engine_pb.ENGINE_STATUS_UNLOADED: "unloaded",
+    engine_pb.ENGINE_STATUS_UNLOADING: "unloading",
+}
+
+MB = 1 << 20
+GB = 1 << 30
+
+
+def engine_status(engine: engine_pb.Engine) -> str:
+    return ENGINE_STATUS.get(engine.status, "unknown")
+
+
+def iso_time(unix: float | int) -> str | None:
+    """RFC 3339 UTC ("2025-01-20T10:30:00Z"), as the documents write times; None for 0."""
+    if not unix:
+        return None
+    return datetime.datetime.fromtimestamp(unix, tz=datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_iso() -> str:
+    return iso_time(datetime.datetime.now(tz=datetime.timezone.utc).timestamp())
+
+
+def human_size(size_bytes: int) -> str:
+    """"500.0 MB", "2.0 GB": binary units, one decimal, as Foundry formats sizes."""
+    for unit, scale in (("GB", GB), ("MB", MB), ("KB", 1 << 10)):
+        if size_bytes >= scale:
+            return f"{size_bytes / scale:.1f} {unit}"
+    return f"{size_bytes} B"
+
+
+def megabytes(size_bytes: int) -> float:
+    return round(size_bytes / MB, 1)
+
+
+def load_params(body: dict) -> engine_pb.LoadParams:
+    """Load parameters from a body that uses Kolosal's names (n_ctx, n_gpu_layers, main_gpu_id…)."""
+    params = engine_pb.LoadParams()
+    for name in ("n_ctx", "n_gpu_layers", "main_gpu_id", "n_parallel", "n_threads", "n_batch"):
+        value = integer_field(body, name)
+        if value is not None:
+            setattr(params, name, value)
+    for name in ("use_mmap", "use_mlock"):
+        value = boolean_field(body, name, default=None)
+        if value is not None:
+            setattr(params, name, value)
+    return params

@@ -1,0 +1,351 @@
+"""FoundryLocal's management API under /iblink/v1/foundry-local (server control, models, config).
+
+Foundry manages one "server" running one model. Here that server is tokenwire's default engine:
+"running" means the default engine is loaded, `start` loads a model as the default engine,
+`stop` unloads it, `switch-model` swaps it atomically, and the `endpoint` handed back is this
+bridge's own OpenAI-compatible `/v1`. API keys are never echoed (`api_key` is null): clients use
+the key they already have. Health and logs of this family live in `foundry_monitoring`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Iterator
+from urllib.parse import urlsplit
+
+import grpc
+from flask import Blueprint, Response, jsonify, request, stream_with_context
+
+from rest_bridge import errors
+from rest_bridge.errors import HttpError
+from rest_bridge.grpc_client import forwarded_metadata, grpc_client
+from rest_bridge.http_json import (boolean_field, integer_field, json_object_or_empty,
+                                   number_field, string_field)
+from rest_bridge.model_views import engine_status, human_size, iso_time, now_iso
+from rest_bridge.rpc_map import calls
+from rest_bridge.streaming import sse_event
+from tokenwire.v1 import engine_service_pb2 as engine_pb
+from tokenwire.v1 import model_service_pb2 as model_pb
+from tokenwire.v1 import server_service_pb2 as server_pb
+
+PREFIX = "/iblink/v1/foundry-local"
+blueprint = Blueprint("foundry", __name__, url_prefix=PREFIX)
+errors.register_family(blueprint, errors.foundry_body)
+
+ENGINES = "tokenwire.v1.EngineService/"
+MODELS = "tokenwire.v1.ModelService/"
+SERVER = "tokenwire.v1.ServerService/"
+DEFAULT_START_TIMEOUT_S = 180.0
+SERVICE_NAME = "FoundryLocal API"
+CAPABILITIES = ["model_management", "server_control", "streaming_download", "health_monitoring",
+                "log_streaming"]
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _bridge_port() -> int:
+    parts = urlsplit(request.host_url)
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _endpoint() -> str:
+    return request.host_url.rstrip("/") + "/v1"
+
+
+def _default_engine() -> engine_pb.Engine | None:
+    engines = grpc_client().engines.ListEngines(engine_pb.ListEnginesRequest(),
+                                                metadata=forwarded_metadata()).engines
+    return next((e for e in engines if e.is_default), None)
+
+
+def _local_models() -> list[model_pb.LocalModel]:
+    return list(grpc_client().models.ListLocalModels(model_pb.ListLocalModelsRequest(),
+                                                     metadata=forwarded_metadata()).models)
+
+
+def _simple_name(engine: engine_pb.Engine, local: list[model_pb.LocalModel]) -> str:
+    """The name Foundry users know a running model by: its catalog name, else its file's."""
+    model = next((m for m in local if m.path == engine.model_path), None)
+    if model is None:
+        return engine.engine_id
+    return model.catalog_name or model.name
+
+
+class StartOptions:
+    def __init__(self, body: dict):
+        options = body.get("options")
+        if options is None:
+            options = {}
+        if not isinstance(options, dict):
+            raise HttpError(400, "'options' must be an object", param="options")
+        self.auto_download = boolean_field(options, "auto_download", default=True)
+        timeout = number_field(options, "timeout_seconds")
+        if timeout is not None and timeout <= 0:
+            raise HttpError(400, "'options.timeout_seconds' must be > 0", param="options.timeout_seconds")
+        self.timeout_seconds = timeout or DEFAULT_START_TIMEOUT_S
+
+
+def _model_name(body: dict) -> str:
+    name = string_field(body, "model_name", required=True, code="missing_model_name")
+    return name
+
+
+def _started(engine: engine_pb.Engine, model_name: str) -> dict:
+    return {"success": True, "message": "Server started successfully", "port": _bridge_port(),
+            "model": model_name, "loaded_model_id": engine.engine_id, "endpoint": _endpoint(),
+            "api_key": None}
+
+
+def _ensure_downloaded(model_name: str, options: StartOptions) -> None:
+    """Foundry's `auto_download`: a catalog model not on disk is refused or downloaded first."""
+    catalog = grpc_client().models.ListCatalogModels(model_pb.ListCatalogModelsRequest(),
+                                                     metadata=forwarded_metadata()).models
+    entry = next((m for m in catalog if model_name.lower() in (m.name.lower(), m.model_id.lower())), None)
+    if entry is None or entry.is_downloaded:
+        return  # a local model or file (or unknown: the switch says model_not_found)
+    if not options.auto_download:
+        raise HttpError(400, "Model must be downloaded before starting server",
+                        code="model_not_downloaded",
+                        details="Use auto_download option or download manually first")
+    raise HttpError(501, f"model '{model_name}' is not downloaded and this server cannot "
+                         "download it yet", code="download_failed")
+
+
+def _switch(model_name: str, options: StartOptions) -> engine_pb.Engine:
+    try:
+        return grpc_client().engines.SwitchDefaultEngine(
+            engine_pb.SwitchDefaultEngineRequest(model=model_name), timeout=options.timeout_seconds,
+            metadata=forwarded_metadata()).engine
+    except grpc.RpcError as exc:
+        if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+            raise HttpError(408, "Server failed to start within timeout period",
+                            code="server_start_timeout",
+                            details=f"Timeout: {options.timeout_seconds:g} seconds. Try increasing "
+                                    "timeout_seconds option.") from None
+        raise
+
+
+def _refuse_if_running() -> None:
+    engine = _default_engine()
+    if engine is not None and engine.status == engine_pb.ENGINE_STATUS_LOADED:
+        name = _simple_name(engine, _local_models())
+        raise HttpError(409, f"FoundryLocal server is already running with model '{name}'",
+                        code="server_already_running",
+                        details="Stop the current server first or use switch-model endpoint")
+
+
+def _progress(message: str) -> bytes:
+    return sse_event({"type": "progress", "message": message})
+
+
+# -- server control ------------------------------------------------------------------------------
+
+
+@blueprint.post("/start")
+@calls(ENGINES + "ListEngines", MODELS + "ListLocalModels", MODELS + "ListCatalogModels",
+       ENGINES + "SwitchDefaultEngine")
+def start():
+    """Starts the server (loads the default engine) with a model."""
+    body = json_object_or_empty()
+    model_name, options = _model_name(body), StartOptions(body)
+    _refuse_if_running()
+    _ensure_downloaded(model_name, options)
+    return jsonify(_started(_switch(model_name, options), model_name))
+
+
+@blueprint.post("/start-stream")
+@calls(ENGINES + "ListEngines", MODELS + "ListLocalModels", MODELS + "ListCatalogModels",
+       ENGINES + "SwitchDefaultEngine")
+def start_stream():
+    """Starts the server like /start, reporting each step as server-sent events."""
+    body = json_object_or_empty()
+    model_name, options = _model_name(body), StartOptions(body)
+    _refuse_if_running()
+
+    def events() -> Iterator[bytes]:
+        try:
+            yield _progress("Checking if model is downloaded...")
+            _ensure_downloaded(model_name, options)
+            yield _progress("Model found locally")
+            yield _progress("Starting FoundryLocal server...")
+            yield _progress("Waiting for server to be ready...")
+            engine = _switch(model_name, options)
+            yield _progress("Server health check passed")
+            yield sse_event({"type": "success", "message": "Server started successfully",
+                             "data": _started(engine, model_name)})
+        except Exception as exc:  # the stream has begun: errors become its last event
+            body = errors.foundry_body(errors.failure_of(exc))["error"]
+            yield sse_event({"type": "error", **body})
+
+    return Response(stream_with_context(events()), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@blueprint.post("/stop")
+@calls(ENGINES + "ListEngines", ENGINES + "UnloadEngine")
+def stop():
+    """Stops the server: unloads the default engine (requests in flight finish first)."""
+    engine = _default_engine()
+    if engine is None or engine.status != engine_pb.ENGINE_STATUS_LOADED:
+        return jsonify({"success": True, "message": "Server is not running"})
+    grpc_client().engines.UnloadEngine(engine_pb.UnloadEngineRequest(engine_id=engine.engine_id),
+                                       metadata=forwarded_metadata())
+    return jsonify({"success": True, "message": "Server stopped successfully"})
+
+
+_STATUS_WORDS = {"loaded": "running", "loading": "starting", "unloading": "stopping",
+                 "unloaded": "stopped", "failed": "failed"}
+
+
+@blueprint.get("/status")
+@calls(ENGINES + "ListEngines", MODELS + "ListLocalModels")
+def status():
+    """Whether the server runs, with which model, and a health check of it."""
+    started = time.perf_counter()
+    engine = _default_engine()
+    response_ms = round((time.perf_counter() - started) * 1000)
+    running = engine is not None and engine.status == engine_pb.ENGINE_STATUS_LOADED
+    checked = now_iso()
+    health = {"is_healthy": running, "response_time_ms": response_ms if running else 0,
+              "endpoint": _endpoint() if running else None, "last_check": checked}
+    if running:
+        health["api_key"] = None
+    return jsonify({
+        "is_running": running,
+        "status": _STATUS_WORDS.get(engine_status(engine), "stopped") if engine else "stopped",
+        "current_model": _simple_name(engine, _local_models()) if running else None,
+        "loaded_model_id": engine.engine_id if running else None,
+        "port": _bridge_port() if running else None,
+        "health": health,
+        "last_updated": checked,
+    })
+
+
+@blueprint.post("/switch-model")
+@calls(MODELS + "ListCatalogModels", ENGINES + "SwitchDefaultEngine")
+def switch_model():
+    """Replaces the running model: the new one loads, then takes over; the old one unloads."""
+    body = json_object_or_empty()
+    model_name, options = _model_name(body), StartOptions(body)
+    _ensure_downloaded(model_name, options)
+    return jsonify(_started(_switch(model_name, options), model_name))
+
+
+# -- models ------------------------------------------------------------------------------------
+
+
+def _catalog_item(m: model_pb.CatalogModel, local: dict[str, model_pb.LocalModel]) -> dict:
+    size = local[m.local_name].size_bytes if m.local_name in local else m.size_bytes
+    return {"model_id": m.model_id, "simple_name": m.name, "size": m.parameters,
+            "quantization": m.quantization, "is_downloaded": m.is_downloaded,
+            "is_loaded": m.is_loaded, "file_size_bytes": size, "file_size_formatted": human_size(size)}
+
+
+def _local_item(m: model_pb.LocalModel) -> dict:
+    return {"model_id": m.catalog_model_id or m.name, "simple_name": m.catalog_name or m.name,
+            "size": m.metadata.size_label, "quantization": m.metadata.quantization,
+            "is_downloaded": True, "is_loaded": m.loaded, "file_size_bytes": m.size_bytes,
+            "file_size_formatted": human_size(m.size_bytes)}
+
+
+@blueprint.get("/models")
+@calls(MODELS + "ListCatalogModels", MODELS + "ListLocalModels")
+def models():
+    """Every model this server knows: the catalog, plus local models that are not in it."""
+    local = {m.name: m for m in _local_models()}
+    catalog = grpc_client().models.ListCatalogModels(model_pb.ListCatalogModelsRequest(),
+                                                     metadata=forwarded_metadata()).models
+    items = [_catalog_item(m, local) for m in catalog]
+    items += [_local_item(m) for m in local.values() if not m.catalog_name]
+    return jsonify({"models": items, "total_count": len(items)})
+
+
+@blueprint.get("/models/downloaded")
+@calls(MODELS + "ListLocalModels")
+def downloaded_models():
+    """The models on disk, with their download dates."""
+    items = [{**_local_item(m), "download_date": iso_time(m.downloaded_unix)} for m in _local_models()]
+    return jsonify({"models": items, "total_count": len(items)})
+
+
+@blueprint.get("/models/loaded")
+@calls(ENGINES + "ListEngines", MODELS + "ListLocalModels")
+def loaded_models():
+    """The models loaded now (one per loaded engine)."""
+    local = _local_models()
+    engines = grpc_client().engines.ListEngines(engine_pb.ListEnginesRequest(),
+                                                metadata=forwarded_metadata()).engines
+    items = [{"model_id": e.engine_id, "simple_name": _simple_name(e, local),
+              "size": e.model.size_label, "quantization": e.model.quantization,
+              "is_downloaded": True, "is_loaded": True, "loaded_at": iso_time(e.loaded_unix)}
+             for e in engines if e.status == engine_pb.ENGINE_STATUS_LOADED]
+    return jsonify({"models": items, "total_count": len(items)})
+
+
+@blueprint.post("/models/unload-all")
+@calls(ENGINES + "UnloadAllEngines")
+def unload_all():
+    """Unloads every model (requests in flight finish first)."""
+    grpc_client().engines.UnloadAllEngines(engine_pb.UnloadAllEnginesRequest(),
+                                           metadata=forwarded_metadata())
+    return jsonify({"success": True, "message": "All models unloaded successfully"})
+
+
+@blueprint.delete("/models/<path:model_name>")
+@calls(MODELS + "DeleteLocalModel")
+def delete_model(model_name: str):
+    """Deletes a downloaded model; `?force=true` first unloads the engines that use it."""
+    force = request.args.get("force", "false").lower() in ("1", "true", "yes")
+    deleted = grpc_client().models.DeleteLocalModel(
+        model_pb.DeleteLocalModelRequest(name=model_name, force=force), metadata=forwarded_metadata())
+    return jsonify({"success": True, "message": "Model deleted successfully",
+                    "model_name": model_name, "freed_space_bytes": deleted.freed_bytes,
+                    "freed_space_formatted": human_size(deleted.freed_bytes)})
+
+
+# -- configuration -----------------------------------------------------------------------------
+
+
+@blueprint.get("/info")
+@calls(SERVER + "GetServerInfo")
+def info():
+    """The service, its capabilities, configuration and model counts."""
+    answer = grpc_client().server.GetServerInfo(server_pb.GetServerInfoRequest(),
+                                                metadata=forwarded_metadata())
+    return jsonify({
+        "service": SERVICE_NAME, "version": answer.version,
+        "foundry_local_version": f"tokenwire {answer.version} (llama.cpp via llama-cpp-python "
+                                 f"{answer.llama_cpp_version})",
+        "capabilities": CAPABILITIES,
+        "configuration": {"default_port": _bridge_port(),
+                          "cache_dir": answer.config.models_directory,
+                          "default_log_level": answer.config.log_level},
+        "model_registry": {"total_models": answer.catalog_models,
+                           "downloaded_models": answer.local_models,
+                           "loaded_models": answer.loaded_engines},
+    })
+
+
+@blueprint.post("/config")
+@calls(SERVER + "UpdateServerConfig")
+def config():
+    """Updates the live configuration: cache_dir (the models directory), default_log_level;
+    `{"defaults": true}` restores the configured values first."""
+    body = json_object_or_empty()
+    port = integer_field(body, "port")
+    if port is not None and port != _bridge_port():
+        raise HttpError(400, "Failed to update configuration: the port of a running server "
+                             "cannot change; set server.port and restart",
+                        code="update_failed", param="port")
+    update = server_pb.UpdateServerConfigRequest(reset_to_defaults=boolean_field(body, "defaults"))
+    cache_dir = string_field(body, "cache_dir")
+    if cache_dir is not None:
+        update.models_directory = cache_dir
+    level = string_field(body, "default_log_level")
+    if level is not None:
+        update.log_level = level
+    answer = grpc_client().server.UpdateServerConfig(update, metadata=forwarded_metadata())
+    return jsonify({"success": True, "message": "Configuration updated successfully",
+                    "port": _bridge_port(), "cachedir": answer.config.models_directory,
+                    "default_log_level": answer.config.log_level})
