@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--stop", action="append", default=[], help="stop sequence (repeatable)")
     gen.add_argument("--stats", action="store_true", help="print usage and timings to stderr")
     gen.add_argument("--timeout", type=float, help="deadline for the whole call, in seconds")
+
+    from server import cli_models
+
+    cli_models.add_parser(commands)
     return parser
 
 
@@ -212,6 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _generate(args)
     if args.command == "bridge":
         return _bridge(args)
+    if args.command == "models":
+        from server import cli_models
+
+        return cli_models.run(args)
     try:
         settings = load_settings(args.config, overrides=_overrides(args))
         settings.engine_specs()  # locates the embedded model now, so a missing one is a config error
