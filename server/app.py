@@ -18,30 +18,37 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from server.backends.registry import BACKENDS, BackendFactory
-from server.config import Settings
-from server.core.engines import EngineManager
+from server.config import ModelSpec, Settings
+from server.core.downloads import CatalogResolver, DownloadManager, OnDownloaded
+from server.core.engines import EngineManager, EngineState
+from server.errors import AlreadyExists, EngineFailure
 from server.interceptors import ErrorInterceptor
+from server.servicers.download import DownloadServicer
 from server.servicers.engine import EngineServicer
 from server.servicers.generation import GenerationServicer
-from tokenwire.v1 import (engine_service_pb2, engine_service_pb2_grpc, generation_service_pb2,
+from tokenwire.v1 import (download_service_pb2, download_service_pb2_grpc, engine_service_pb2,
+                          engine_service_pb2_grpc, generation_service_pb2,
                           generation_service_pb2_grpc)
 
 log = logging.getLogger(__name__)
 
 GENERATION_SERVICE = generation_service_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name
 ENGINE_SERVICE = engine_service_pb2.DESCRIPTOR.services_by_name["EngineService"].full_name
+DOWNLOAD_SERVICE = download_service_pb2.DESCRIPTOR.services_by_name["DownloadService"].full_name
 # Services whose health follows the default engine; "" is the server as a whole.
 ENGINE_BACKED_SERVICES = ("", GENERATION_SERVICE)
 # Services that answer whether or not a model is loaded, until the server drains.
-ALWAYS_ON_SERVICES = (ENGINE_SERVICE,)
+ALWAYS_ON_SERVICES = (ENGINE_SERVICE, DOWNLOAD_SERVICE)
 
 
 class TokenwireServer:
     def __init__(self, settings: Settings, grpc_server: grpc.aio.Server, engines: EngineManager,
-                 health_servicer: health.aio.HealthServicer, port: int):
+                 health_servicer: health.aio.HealthServicer, port: int,
+                 downloads: DownloadManager):
         self.settings = settings
         self.grpc_server = grpc_server
         self.engines = engines
+        self.downloads = downloads
         self.health = health_servicer
         self.port = port
         self._loading: list[asyncio.Task] = []
@@ -76,6 +83,8 @@ class TokenwireServer:
             log.warning("shutdown: in-flight requests still running after %.1fs; cancelling them", grace)
         for task in self._loading:
             task.cancel()
+        # Transfers stop with their partial files kept, to resume at the next start.
+        await self.downloads.close()
         await self.grpc_server.stop(grace=0.5 if finished else 0)
         await self.engines.close()
         self._stopped.set()
@@ -94,8 +103,28 @@ def _grpc_options(settings: Settings) -> list[tuple[str, int]]:
     ]
 
 
+def _engine_creator(settings: Settings, engines: EngineManager,
+                    backends: Mapping[str, BackendFactory]) -> OnDownloaded:
+    """Auto-load for downloads: an engine with the default load parameters, loaded at once."""
+
+    async def create(model_id: str, path) -> None:
+        if any(e.id == model_id for e in engines.engines()):
+            raise AlreadyExists(f"engine '{model_id}' already exists", reason="ENGINE_EXISTS")
+        spec = ModelSpec(id=model_id, path=str(path))
+        engines.add(model_id, backends[spec.backend](model_id, spec.path,
+                                                     settings.resolved_load_params(spec),
+                                                     settings.engine.max_queue))
+        await engines.load(model_id)
+        engine = engines.describe(model_id)
+        if engine.state is not EngineState.LOADED:
+            raise EngineFailure(engine.error or f"engine '{model_id}' did not load")
+
+    return create
+
+
 async def create_server(
-    settings: Settings, *, backends: Mapping[str, BackendFactory] = BACKENDS
+    settings: Settings, *, backends: Mapping[str, BackendFactory] = BACKENDS,
+    catalog: CatalogResolver | None = None,
 ) -> tuple[TokenwireServer, int]:
     engines = EngineManager(settings.default_engine_id())
     for spec in settings.engine_specs():
@@ -107,10 +136,15 @@ async def create_server(
     generation_service_pb2_grpc.add_GenerationServiceServicer_to_server(
         GenerationServicer(engines), grpc_server)
     engine_service_pb2_grpc.add_EngineServiceServicer_to_server(EngineServicer(engines), grpc_server)
+    downloads = DownloadManager(settings.downloads, settings.storage.models_dir, catalog=catalog,
+                                on_downloaded=_engine_creator(settings, engines, backends))
+    download_service_pb2_grpc.add_DownloadServiceServicer_to_server(DownloadServicer(downloads),
+                                                                    grpc_server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     reflection.enable_server_reflection(
-        (GENERATION_SERVICE, ENGINE_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
+        (GENERATION_SERVICE, ENGINE_SERVICE, DOWNLOAD_SERVICE, health.SERVICE_NAME,
+         reflection.SERVICE_NAME),
         grpc_server)
 
     address = f"{settings.server.host}:{settings.server.grpc_port}"
@@ -118,9 +152,10 @@ async def create_server(
         port = grpc_server.add_insecure_port(address)
     except RuntimeError as exc:
         raise OSError(f"cannot listen on {address}: {exc}") from None
-    server = TokenwireServer(settings, grpc_server, engines, health_servicer, port)
+    server = TokenwireServer(settings, grpc_server, engines, health_servicer, port, downloads)
     engines.subscribe(server._publish_health)
     await grpc_server.start()
+    await downloads.start()
     log.info("gRPC listening on %s:%d", settings.server.host, port)
 
     for spec in settings.engine_specs():

@@ -94,6 +94,46 @@ class EngineFailure(TokenwireError):
     reason = "ENGINE_FAILURE"
 
 
+class _WithReason(TokenwireError):
+    """A domain error whose ErrorInfo reason is chosen where it is raised."""
+
+    def __init__(self, message: str, *, reason: str | None = None,
+                 metadata: dict[str, str] | None = None):
+        super().__init__(message, metadata=metadata)
+        if reason:
+            self.reason = reason
+
+
+class DownloadNotFound(TokenwireError):
+    reason = "DOWNLOAD_NOT_FOUND"
+
+
+class CatalogEntryNotFound(TokenwireError):
+    reason = "CATALOG_MODEL_NOT_FOUND"
+
+
+class AlreadyExists(_WithReason):
+    """The thing to create is already there (a file, a running download)."""
+
+    reason = "ALREADY_EXISTS"
+
+
+class AddressRefused(_WithReason):
+    """A URL is well-formed but points where the server's policy forbids (private addresses)."""
+
+    reason = "PRIVATE_ADDRESS_REFUSED"
+
+
+class FailedPrecondition(_WithReason):
+    reason = "FAILED_PRECONDITION"
+
+
+class ResourceExhausted(_WithReason):
+    """A server-side limit (concurrent downloads, disk space) refuses the request."""
+
+    reason = "RESOURCE_EXHAUSTED"
+
+
 # The one place where domain errors become status codes. Order matters only for subclasses,
 # which are looked up through the MRO.
 STATUS_CODES: dict[type[TokenwireError], grpc.StatusCode] = {
@@ -102,6 +142,12 @@ STATUS_CODES: dict[type[TokenwireError], grpc.StatusCode] = {
     EngineUnavailable: grpc.StatusCode.UNAVAILABLE,
     QueueFull: grpc.StatusCode.RESOURCE_EXHAUSTED,
     EngineFailure: grpc.StatusCode.INTERNAL,
+    DownloadNotFound: grpc.StatusCode.NOT_FOUND,
+    CatalogEntryNotFound: grpc.StatusCode.NOT_FOUND,
+    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    AddressRefused: grpc.StatusCode.PERMISSION_DENIED,
+    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
     TokenwireError: grpc.StatusCode.INTERNAL,
 }
 
