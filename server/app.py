@@ -19,7 +19,8 @@ from grpc_reflection.v1alpha import reflection
 
 from server.backends.registry import BACKENDS, BackendFactory
 from server.config import ModelSpec, Settings
-from server.core.downloads import CatalogResolver, DownloadManager, OnDownloaded
+from server.core.download_types import CatalogResolver, OnDownloaded
+from server.core.downloads import DownloadManager
 from server.core.engines import EngineManager, EngineState
 from server.errors import AlreadyExists, EngineFailure
 from server.interceptors import ErrorInterceptor

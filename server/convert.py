@@ -10,8 +10,8 @@ import math
 import time
 
 from server.backends.base import Embedding
-from server.core.downloads import (CancelAllOutcome, DownloadRequest, DownloadSnapshot,
-                                   DownloadStatus, DownloadType)
+from server.core.download_types import (CancelAllOutcome, DownloadRequest, DownloadSnapshot,
+                                        DownloadStatus, DownloadType)
 from server.core.engines import Engine, EngineState
 from server.core.types import (ChatMessage, Delta, FinishReason, GenerationRequest, Sampling,
                                Timings, Usage)

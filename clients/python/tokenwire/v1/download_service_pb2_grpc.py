@@ -108,8 +108,9 @@ class DownloadServiceServicer:
         ALREADY_EXISTS      the file is already in the models directory (set `force` to replace
         it), or a download to the same model id or file is in progress.
         FAILED_PRECONDITION `auto_load` was asked but this server cannot create engines.
-        RESOURCE_EXHAUSTED  too many downloads are running, or the disk cannot hold the rest of
-        a resumed download whose size is known.
+        RESOURCE_EXHAUSTED  too many downloads are running (downloads.max_concurrent), or the
+        models directory's disk has less free space than it must keep
+        (downloads.reserve_free_bytes).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -118,8 +119,9 @@ class DownloadServiceServicer:
     def WatchDownload(self, request, context):
         """WatchDownload streams a download's progress: first its current state, then a message at
         every status change and at most every progress interval while bytes arrive. Byte counts
-        never decrease within one stream. The stream ends after the message with a terminal status
-        (COMPLETED, FAILED or CANCELLED).
+        never decrease, except when a resume finds that the server's file changed (If-Range) and
+        the download starts over from zero. The stream ends after the message with a terminal
+        status (COMPLETED, FAILED or CANCELLED).
 
         Status codes:
         OK                  the download reached a terminal status.
