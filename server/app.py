@@ -22,7 +22,7 @@ from server.config import ModelSpec, Settings
 from server.core.download_types import CatalogResolver, OnDownloaded
 from server.core.downloads import DownloadManager
 from server.core.engines import EngineManager, EngineState
-from server.errors import AlreadyExists, EngineFailure
+from server.errors import DownloadConflict, EngineFailure
 from server.interceptors import ErrorInterceptor
 from server.servicers.download import DownloadServicer
 from server.servicers.engine import EngineServicer
@@ -110,7 +110,7 @@ def _engine_creator(settings: Settings, engines: EngineManager,
 
     async def create(model_id: str, path) -> None:
         if any(e.id == model_id for e in engines.engines()):
-            raise AlreadyExists(f"engine '{model_id}' already exists", reason="ENGINE_EXISTS")
+            raise DownloadConflict(f"engine '{model_id}' already exists", reason="ENGINE_EXISTS")
         spec = ModelSpec(id=model_id, path=str(path))
         engines.add(model_id, backends[spec.backend](model_id, spec.path,
                                                      settings.resolved_load_params(spec),
@@ -137,7 +137,7 @@ async def create_server(
     generation_service_pb2_grpc.add_GenerationServiceServicer_to_server(
         GenerationServicer(engines), grpc_server)
     engine_service_pb2_grpc.add_EngineServiceServicer_to_server(EngineServicer(engines), grpc_server)
-    downloads = DownloadManager(settings.downloads, settings.storage.models_dir, catalog=catalog,
+    downloads = DownloadManager(settings.downloads, settings.model_store.directory, catalog=catalog,
                                 on_downloaded=_engine_creator(settings, engines, backends))
     download_service_pb2_grpc.add_DownloadServiceServicer_to_server(DownloadServicer(downloads),
                                                                     grpc_server)

@@ -26,10 +26,13 @@ class TokenwireError(Exception):
     #: Stable machine-readable reason, sent as google.rpc.ErrorInfo.reason.
     reason = "INTERNAL"
 
-    def __init__(self, message: str, *, metadata: dict[str, str] | None = None):
+    def __init__(self, message: str, *, metadata: dict[str, str] | None = None,
+                 reason: str | None = None):
         super().__init__(message)
         self.message = message
         self.metadata = dict(metadata or {})
+        if reason:
+            self.reason = reason
 
 
 class InvalidArgument(TokenwireError):
@@ -94,16 +97,6 @@ class EngineFailure(TokenwireError):
     reason = "ENGINE_FAILURE"
 
 
-class _WithReason(TokenwireError):
-    """A domain error whose ErrorInfo reason is chosen where it is raised."""
-
-    def __init__(self, message: str, *, reason: str | None = None,
-                 metadata: dict[str, str] | None = None):
-        super().__init__(message, metadata=metadata)
-        if reason:
-            self.reason = reason
-
-
 class DownloadNotFound(TokenwireError):
     reason = "DOWNLOAD_NOT_FOUND"
 
@@ -112,24 +105,24 @@ class CatalogEntryNotFound(TokenwireError):
     reason = "CATALOG_MODEL_NOT_FOUND"
 
 
-class AlreadyExists(_WithReason):
-    """The thing to create is already there (a file, a running download)."""
+class DownloadConflict(TokenwireError):
+    """The download would clash with a file or a running download (ALREADY_EXISTS)."""
 
     reason = "ALREADY_EXISTS"
 
 
-class AddressRefused(_WithReason):
+class AddressRefused(TokenwireError):
     """A URL is well-formed but points where the server's policy forbids (private addresses)."""
 
     reason = "PRIVATE_ADDRESS_REFUSED"
 
 
-class FailedPrecondition(_WithReason):
+class DownloadPreconditionFailed(TokenwireError):
     reason = "FAILED_PRECONDITION"
 
 
-class ResourceExhausted(_WithReason):
-    """A server-side limit (concurrent downloads, disk space) refuses the request."""
+class DownloadLimitReached(TokenwireError):
+    """A server-side limit (concurrent downloads, disk space) refuses the download."""
 
     reason = "RESOURCE_EXHAUSTED"
 
@@ -142,13 +135,15 @@ STATUS_CODES: dict[type[TokenwireError], grpc.StatusCode] = {
     EngineUnavailable: grpc.StatusCode.UNAVAILABLE,
     QueueFull: grpc.StatusCode.RESOURCE_EXHAUSTED,
     EngineFailure: grpc.StatusCode.INTERNAL,
+    TokenwireError: grpc.StatusCode.INTERNAL,
+    # Downloads. PERMISSION_DENIED for refused addresses: the URL is valid (INVALID_ARGUMENT would
+    # say it could never work) but the server's policy forbids it; an admin can allow it.
     DownloadNotFound: grpc.StatusCode.NOT_FOUND,
     CatalogEntryNotFound: grpc.StatusCode.NOT_FOUND,
-    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    DownloadConflict: grpc.StatusCode.ALREADY_EXISTS,
     AddressRefused: grpc.StatusCode.PERMISSION_DENIED,
-    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
-    ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    TokenwireError: grpc.StatusCode.INTERNAL,
+    DownloadPreconditionFailed: grpc.StatusCode.FAILED_PRECONDITION,
+    DownloadLimitReached: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 

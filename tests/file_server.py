@@ -51,6 +51,7 @@ class FileServer:
         self.pause_at: int | None = None  # absolute offset at which bodies wait for release()
         self.paused = threading.Event()  # set while a response waits at pause_at
         self._released = threading.Event()
+        self._drop_paused = False
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
@@ -82,6 +83,12 @@ class FileServer:
         with self.lock:
             self.pause_at = None
         self._released.set()
+
+    def drop_paused(self) -> None:
+        """The response waiting at the pause closes its connection instead of going on."""
+        with self.lock:
+            self._drop_paused = True
+        self.release()
 
     def bytes_sent_since(self, first_request: int) -> int:
         with self.lock:
@@ -171,6 +178,11 @@ class FileServer:
                         if pause_at is not None and position >= pause_at:
                             files.paused.set()
                             files._released.wait(120)
+                            with files.lock:
+                                drop, files._drop_paused = files._drop_paused, False
+                            if drop:
+                                self.close_connection = True
+                                return
                             continue
                         if pause_at is not None:
                             limit = min(limit, pause_at)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -106,10 +107,8 @@ class Transfer:
     """Moves one job's bytes. `headers_received(job)` is called (from the worker thread) once a
     response's size is known, so the manager can publish it at once."""
 
-    def __init__(self, settings: DownloadSettings, models_dir: Path,
-                 headers_received: Callable[[Job], None]):
+    def __init__(self, settings: DownloadSettings, headers_received: Callable[[Job], None]):
         self.settings = settings
-        self.models_dir = models_dir
         self._headers_received = headers_received
 
     def run(self, job: Job) -> str:
@@ -207,7 +206,7 @@ class Transfer:
             if needed > free - self.settings.reserve_free_bytes:
                 raise TransferError(
                     "INSUFFICIENT_STORAGE", f"the file needs {needed} more bytes but the disk "
-                    f"holding {self.models_dir} has {free} free (and keeps "
+                    f"holding {job.final_path.parent} has {free} free (and keeps "
                     f"{self.settings.reserve_free_bytes} free: downloads.reserve_free_bytes)")
         if (total, validator) != (job.total_bytes, job.validator):
             with job.lock:
@@ -229,10 +228,16 @@ class Transfer:
                     raise TransferError("NETWORK_ERROR", f"reading the response failed: "
                                         f"{type(exc).__name__}", retryable=True) from None
                 if not chunk:
+                    job.abort.check()  # a stop shuts the socket down, which reads as EOF
                     return
                 if job.total_bytes is not None and job.downloaded_bytes + len(chunk) > job.total_bytes:
                     raise TransferError("HTTP_ERROR", "the server sent more bytes than it announced")
-                _write_all(out, chunk)
+                try:
+                    _write_all(out, chunk)
+                except OSError as exc:
+                    reason = "INSUFFICIENT_STORAGE" if exc.errno == errno.ENOSPC else "IO_ERROR"
+                    raise TransferError(reason, f"writing {job.part_path} failed: "
+                                        f"{exc.strerror}") from None
                 hasher.update(chunk)
                 with job.lock:
                     job.downloaded_bytes += len(chunk)

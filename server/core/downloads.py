@@ -23,7 +23,7 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import AsyncIterator, Iterable
+from typing import AsyncIterator, Callable, Iterable
 
 from server.config import DownloadSettings
 from server.core import download_sources as sources
@@ -32,13 +32,15 @@ from server.core.download_transfer import Job, Transfer, unlink, write_state
 from server.core.download_types import (CancelAllOutcome, CancelOutcome, CatalogResolver,
                                         DownloadRequest, DownloadSnapshot, DownloadStatus,
                                         DownloadType, OnDownloaded, now_ms)
-from server.errors import (AlreadyExists, CatalogEntryNotFound, DownloadNotFound,
-                           EngineUnavailable, FailedPrecondition, InvalidArgument,
-                           ResourceExhausted)
+from server.errors import (CatalogEntryNotFound, DownloadConflict, DownloadLimitReached,
+                           DownloadNotFound, DownloadPreconditionFailed, EngineUnavailable,
+                           InvalidArgument)
 
 log = logging.getLogger(__name__)
 
 PARTIAL_DIR = ".partial"
+# The models directory, or a function returning it (the directory can change while serving).
+ModelsDir = str | os.PathLike | Callable[[], str | os.PathLike]
 
 
 class Subscription:
@@ -71,12 +73,11 @@ class Subscription:
 
 
 class DownloadManager:
-    def __init__(self, settings: DownloadSettings, models_dir: str | os.PathLike, *,
+    def __init__(self, settings: DownloadSettings, models_dir: ModelsDir, *,
                  catalog: CatalogResolver | None = None,
                  on_downloaded: OnDownloaded | None = None):
         self.settings = settings
-        self.models_dir = Path(models_dir).expanduser().resolve()
-        self.partial_dir = self.models_dir / PARTIAL_DIR
+        self._models_dir = models_dir
         self._catalog = catalog
         self._on_downloaded = on_downloaded
         self._jobs: dict[str, Job] = {}  # insertion order = start order
@@ -84,6 +85,16 @@ class DownloadManager:
         self._tickers: dict[str, asyncio.Task] = {}
         self._executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="download")
         self._closing = False
+
+    @property
+    def models_dir(self) -> Path:
+        """Where new downloads land; a running download keeps the directory it started in."""
+        where = self._models_dir() if callable(self._models_dir) else self._models_dir
+        return Path(where).expanduser().resolve()
+
+    @property
+    def partial_dir(self) -> Path:
+        return self.models_dir / PARTIAL_DIR
 
     # -- observation ---------------------------------------------------------------------------
 
@@ -167,9 +178,10 @@ class DownloadManager:
 
     async def start(self) -> None:
         """Resumes the downloads a stop or crash interrupted (their .json state files)."""
-        if not self.settings.resume_on_startup or not self.partial_dir.is_dir():
+        partial_dir = self.partial_dir
+        if not self.settings.resume_on_startup or not partial_dir.is_dir():
             return
-        for state_path in sorted(self.partial_dir.glob("*.json")):
+        for state_path in sorted(partial_dir.glob("*.json")):
             try:
                 job = self._job_from_state(state_path)
             except (OSError, ValueError, KeyError, TypeError, InvalidArgument) as exc:
@@ -183,6 +195,7 @@ class DownloadManager:
             self._launch(job)
 
     def _job_from_state(self, state_path: Path) -> Job:
+        models_dir = state_path.parent.parent
         data = json.loads(state_path.read_text())
         filename = sources.check_filename(str(data["filename"]), "filename")
         if state_path.name != f"{filename}.json":
@@ -196,8 +209,8 @@ class DownloadManager:
             download_id=str(data["download_id"]),
             model_id=sources.check_model_id(str(data["model_id"]), "model_id"),
             url=str(data["url"]), catalog_name=str(data.get("catalog_name") or ""),
-            filename=filename, final_path=self.models_dir / filename,
-            part_path=self.partial_dir / f"{filename}.part", state_path=state_path,
+            filename=filename, final_path=models_dir / filename,
+            part_path=state_path.parent / f"{filename}.part", state_path=state_path,
             expected_sha256=expected.lower(), auto_load=bool(data.get("auto_load")),
             force=bool(data.get("force")), download_type=DownloadType.STARTUP,
             start_time_unix_ms=int(data.get("start_time_unix_ms") or now_ms()),
@@ -228,27 +241,30 @@ class DownloadManager:
         model_id = sources.check_model_id(
             request.model_id or sources.model_id_from_filename(filename), "model_id")
         if request.auto_load and self._on_downloaded is None:
-            raise FailedPrecondition("auto_load is not available: this server cannot create "
+            raise DownloadPreconditionFailed("auto_load is not available: this server cannot create "
                                      "engines from downloads", reason="AUTO_LOAD_UNAVAILABLE")
         if not self.settings.allow_private_addresses:
             await self._check_addresses(parsed)
         # No await from here on: the checks and the registration are one step.
         self._check_conflicts(model_id, filename, request.force)
         self._check_free_space()
+        models_dir = self.models_dir
+        partial_dir = models_dir / PARTIAL_DIR
         job = Job(
             download_id=f"dl-{uuid.uuid4().hex[:16]}", model_id=model_id, url=url,
-            catalog_name=catalog_name, filename=filename, final_path=self.models_dir / filename,
-            part_path=self.partial_dir / f"{filename}.part",
-            state_path=self.partial_dir / f"{filename}.json", expected_sha256=expected,
+            catalog_name=catalog_name, filename=filename, final_path=models_dir / filename,
+            part_path=partial_dir / f"{filename}.part",
+            state_path=partial_dir / f"{filename}.json", expected_sha256=expected,
             auto_load=request.auto_load, force=request.force, download_type=download_type,
             start_time_unix_ms=now_ms())
         self._adopt_leftover(job)
         try:
-            self.partial_dir.mkdir(parents=True, exist_ok=True)
+            partial_dir.mkdir(parents=True, exist_ok=True)
             write_state(job)
         except OSError as exc:
-            raise FailedPrecondition(f"cannot write to the models directory {self.models_dir}: "
-                                     f"{exc.strerror}", reason="MODELS_DIR_NOT_WRITABLE") from None
+            raise DownloadPreconditionFailed(
+                f"cannot write to the models directory {models_dir}: {exc.strerror}",
+                reason="MODELS_DIR_NOT_WRITABLE") from None
         log.info("download %s: %s -> %s", job.download_id, url, job.final_path)
         self._launch(job)
         return self._current(job)
@@ -304,29 +320,30 @@ class DownloadManager:
         active = [job for job in self._jobs.values() if not job.status.terminal]
         for job in active:
             if job.model_id == model_id or job.filename == filename:
-                raise AlreadyExists(
+                raise DownloadConflict(
                     f"download {job.download_id} of model '{job.model_id}' ({job.filename}) is "
                     f"already in progress", reason="DOWNLOAD_IN_PROGRESS",
                     metadata={"download_id": job.download_id})
         if (self.models_dir / filename).exists() and not force:
-            raise AlreadyExists(f"{filename} is already in the models directory; set force to "
+            raise DownloadConflict(f"{filename} is already in the models directory; set force to "
                                 f"download it again", reason="FILE_EXISTS",
                                 metadata={"filename": filename})
         if len(active) >= self.settings.max_concurrent:
-            raise ResourceExhausted(f"{len(active)} downloads are running, the most allowed "
+            raise DownloadLimitReached(f"{len(active)} downloads are running, the most allowed "
                                     f"(downloads.max_concurrent); retry when one ends",
                                     reason="TOO_MANY_DOWNLOADS")
 
     def _check_free_space(self) -> None:
         """Refuses at once when the disk is already below the reserve (the size of the file is
         only known once the response arrives; that check happens then)."""
-        existing = next((p for p in (self.models_dir, *self.models_dir.parents) if p.exists()), None)
+        models_dir = self.models_dir
+        existing = next((p for p in (models_dir, *models_dir.parents) if p.exists()), None)
         if existing is None:
             return
         free = shutil.disk_usage(existing).free
         reserve = self.settings.reserve_free_bytes
         if free < reserve:
-            raise ResourceExhausted(f"the disk holding {self.models_dir} has {free} bytes free, "
+            raise DownloadLimitReached(f"the disk holding {models_dir} has {free} bytes free, "
                                     f"less than the {reserve} it must keep "
                                     f"(downloads.reserve_free_bytes)", reason="INSUFFICIENT_STORAGE")
 
@@ -383,7 +400,7 @@ class DownloadManager:
 
     async def _run(self, job: Job) -> None:
         loop = asyncio.get_running_loop()
-        transfer = Transfer(self.settings, self.models_dir,
+        transfer = Transfer(self.settings,
                             lambda j: loop.call_soon_threadsafe(self._publish, j))
         try:
             job.sha256 = await loop.run_in_executor(self._executor, transfer.run, job)

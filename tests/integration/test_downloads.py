@@ -4,6 +4,8 @@ HTTP server (Range, ETag, redirects, and knobs that pause or cut responses at a 
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import threading
 
 import grpc
@@ -13,7 +15,7 @@ from tests.conftest import CAPITAL_QUESTION
 from tests.file_server import FileServer, copy_embedded_gguf
 from tests.helpers import ServerThread, make_settings, wait_for
 from tokenwire import (AlreadyExistsError, Client, InvalidArgumentError, NotFoundError,
-                       PermissionDeniedError)
+                       PermissionDeniedError, ResourceExhaustedError, UnavailableError)
 
 MiB = 1024 * 1024
 GGUF = "smollm2.gguf"
@@ -48,7 +50,7 @@ def dl_server(files, gguf_sha256, models_dir):
     catalog = {"smollm2-test": (files.url(GGUF), "catalog-smollm2.gguf", gguf_sha256),
                "smollm2-wrong-sha": (files.url(GGUF), "catalog-wrong.gguf", "0" * 64)}
     settings = make_settings(
-        storage={"models_dir": str(models_dir)},
+        model_store={"directory": str(models_dir)},
         downloads={"allow_private_addresses": True, "max_retries": 2,
                    "retry_backoff_seconds": 0.01, "progress_interval_seconds": 0.05})
     running = ServerThread(settings, catalog=catalog.get).start()
@@ -169,6 +171,55 @@ def test_an_interrupted_connection_resumes_with_range(dl, files, gguf_sha256, gg
     requests = files.requests[mark:]
     assert [(r.status, r.range) for r in requests] == [(200, None), (206, f"bytes={6 * MiB}-")]
     assert files.bytes_sent_since(mark) == gguf_size  # not one byte fetched twice
+
+
+def test_a_resume_after_the_file_changed_starts_over(dl, files, gguf_size):
+    files.pause(4 * MiB)
+    mark = files.mark()
+    started = dl.start_download(files.url(GGUF), filename="changed.gguf")
+    wait_for(lambda: dl.get_download(started.download_id).downloaded_bytes == 4 * MiB, timeout=60)
+    served = files.root / GGUF
+    stat = served.stat()
+    os.utime(served, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a new ETag
+    files.drop_paused()  # the connection drops; the retry sends Range with If-Range
+    done = finish(dl, started.download_id)[-1]
+    assert done.status == "completed" and done.resumed_from_bytes == 0
+    assert done.downloaded_bytes == gguf_size
+    requests = files.requests[mark:]
+    assert [(r.status, r.range) for r in requests] == [(200, None), (200, f"bytes={4 * MiB}-")]
+
+
+def test_disk_space_is_checked_before_any_byte_is_written(dl, dl_server, files, models_dir):
+    limits = dl_server.settings.downloads
+    free = shutil.disk_usage(models_dir).free
+    try:
+        limits.reserve_free_bytes = free + 1024**4  # already below the reserve: refused at once
+        with pytest.raises(ResourceExhaustedError) as error:
+            dl.start_download(files.url(GGUF), filename="nospace.gguf")
+        assert error.value.reason == "INSUFFICIENT_STORAGE"
+
+        limits.reserve_free_bytes = free - 40 * MiB  # room for 40 MiB, the file needs ~94 MiB
+        started = dl.start_download(files.url(GGUF), filename="nospace.gguf")
+        done = finish(dl, started.download_id)[-1]
+        assert done.status == "failed" and done.error_reason == "INSUFFICIENT_STORAGE"
+        assert done.downloaded_bytes == 0 and "downloads.reserve_free_bytes" in done.error
+        assert no_leftovers(models_dir, "nospace.gguf")
+    finally:
+        limits.reserve_free_bytes = 0
+
+
+def test_concurrent_downloads_are_bounded(dl, dl_server, files):
+    limits = dl_server.settings.downloads
+    files.pause(1 * MiB)
+    try:
+        limits.max_concurrent = 1
+        first = dl.start_download(files.url(GGUF), filename="bounded-1.gguf")
+        with pytest.raises(ResourceExhaustedError) as error:
+            dl.start_download(files.url(GGUF), filename="bounded-2.gguf")
+        assert error.value.reason == "TOO_MANY_DOWNLOADS"
+        assert dl.cancel_download(first.download_id).cancelled
+    finally:
+        limits.max_concurrent = 4
 
 
 def test_cancel_stops_the_download_and_deletes_the_temp_file(dl, files, models_dir):
@@ -306,7 +357,7 @@ def test_unknown_download_is_not_found(dl):
 
 
 def test_loopback_urls_are_refused_unless_allowed(files, tmp_path):
-    settings = make_settings(storage={"models_dir": str(tmp_path)})
+    settings = make_settings(model_store={"directory": str(tmp_path)})
     assert settings.downloads.allow_private_addresses is False
     strict = ServerThread(settings).start()
     try:
@@ -342,3 +393,52 @@ def test_reflection_and_health_list_the_download_service(dl, dl_server):
             reflection_pb2.ServerReflectionRequest(list_services="")])))
     names = {s.name for s in answer.list_services_response.service}
     assert "tokenwire.v1.DownloadService" in names
+
+
+def test_a_stopped_server_keeps_the_partial_file_and_resumes_it_at_start(files, gguf_sha256,
+                                                                        tmp_path):
+    settings = make_settings(model_store={"directory": str(tmp_path)},
+                             downloads={"allow_private_addresses": True})
+    files.pause(3 * MiB)
+    first = ServerThread(settings).start()
+    client = Client(first.target, timeout=60)
+    stopped = False
+    try:
+        started = client.start_download(files.url(GGUF), filename="graceful.gguf",
+                                        expected_sha256=gguf_sha256)
+        wait_for(lambda: client.get_download(started.download_id).downloaded_bytes == 3 * MiB,
+                 timeout=60)
+        watcher = client.watch_download(started.download_id)
+        next(watcher)
+        first.stop()  # the SIGTERM path: transfers stop, partial files stay
+        stopped = True
+        with pytest.raises(UnavailableError) as ended:  # watchers learn the server went away
+            list(watcher)
+        assert ended.value.reason == "SERVER_DRAINING"
+    finally:
+        client.close()
+        if not stopped:
+            first.stop()
+    partial = tmp_path / ".partial"
+    assert (partial / "graceful.gguf.part").stat().st_size == 3 * MiB
+    assert (partial / "graceful.gguf.json").exists() and not (tmp_path / "graceful.gguf").exists()
+
+    files.release()
+    second = ServerThread(settings).start()
+    try:
+        with Client(second.target, timeout=240) as client:
+            done = finish(client, started.download_id)[-1]
+        assert done.status == "completed" and done.sha256 == gguf_sha256
+        assert done.resumed_from_bytes == 3 * MiB and done.download_type == "startup"
+    finally:
+        second.stop()
+
+
+def test_the_native_rest_form_comes_from_the_annotations(http):
+    listed = http.get("/v1/model-downloads")
+    assert listed.status_code == 200 and listed.get_json().get("downloads", []) == []
+    refused = http.post("/v1/model-downloads", json={"url": "file:///etc/passwd"})
+    assert refused.status_code == 400
+    assert refused.get_json()["details"][0]["reason"] == "INVALID_URL"
+    missing = http.get("/v1/model-downloads/dl-0000000000000000")
+    assert missing.status_code == 404
