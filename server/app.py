@@ -17,20 +17,25 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from server.backends.registry import BACKENDS, BackendFactory
 from server.backends.base import Backend
-from server.config import ConfigError, Settings
-from server.config import embedded_model_path
+from server.backends.registry import BACKENDS, BackendFactory
+from server.config import ConfigError, Settings, embedded_model_path
 from server.core.catalog import Catalog
+from server.core.download_types import CatalogResolver
+from server.core.downloads import DownloadManager
+from server.core.engine_downloads import EnginesFromDownloads, is_url
 from server.core.engines import EngineManager
 from server.core.model_library import ModelLibrary
 from server.core.model_store import ModelStore
+from server.errors import TokenwireError
 from server.interceptors import ErrorInterceptor
+from server.servicers.download import DownloadServicer
 from server.servicers.engine import EngineServicer
 from server.servicers.generation import GenerationServicer
 from server.servicers.model import ModelServicer
 from server.servicers.server_info import ServerServicer
-from tokenwire.v1 import (engine_service_pb2, engine_service_pb2_grpc, generation_service_pb2,
+from tokenwire.v1 import (download_service_pb2, download_service_pb2_grpc, engine_service_pb2,
+                          engine_service_pb2_grpc, generation_service_pb2,
                           generation_service_pb2_grpc, model_service_pb2, model_service_pb2_grpc,
                           server_service_pb2, server_service_pb2_grpc)
 
@@ -40,18 +45,21 @@ GENERATION_SERVICE = generation_service_pb2.DESCRIPTOR.services_by_name["Generat
 ENGINE_SERVICE = engine_service_pb2.DESCRIPTOR.services_by_name["EngineService"].full_name
 MODEL_SERVICE = model_service_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name
 SERVER_SERVICE = server_service_pb2.DESCRIPTOR.services_by_name["ServerService"].full_name
+DOWNLOAD_SERVICE = download_service_pb2.DESCRIPTOR.services_by_name["DownloadService"].full_name
 # Services whose health follows the default engine; "" is the server as a whole.
 ENGINE_BACKED_SERVICES = ("", GENERATION_SERVICE)
 # Services that answer whether or not a model is loaded, until the server drains.
-ALWAYS_ON_SERVICES = (ENGINE_SERVICE, MODEL_SERVICE, SERVER_SERVICE)
+ALWAYS_ON_SERVICES = (ENGINE_SERVICE, MODEL_SERVICE, SERVER_SERVICE, DOWNLOAD_SERVICE)
 
 
 class TokenwireServer:
     def __init__(self, settings: Settings, grpc_server: grpc.aio.Server, engines: EngineManager,
-                 health_servicer: health.aio.HealthServicer, port: int):
+                 health_servicer: health.aio.HealthServicer, port: int,
+                 downloads: DownloadManager):
         self.settings = settings
         self.grpc_server = grpc_server
         self.engines = engines
+        self.downloads = downloads
         self.health = health_servicer
         self.port = port
         self._loading: list[asyncio.Task] = []
@@ -86,6 +94,8 @@ class TokenwireServer:
             log.warning("shutdown: in-flight requests still running after %.1fs; cancelling them", grace)
         for task in self._loading:
             task.cancel()
+        # Transfers stop with their partial files kept, to resume at the next start.
+        await self.downloads.close()
         await self.grpc_server.stop(grace=0.5 if finished else 0)
         await self.engines.close()
         self._stopped.set()
@@ -93,6 +103,14 @@ class TokenwireServer:
 
     async def wait_for_termination(self) -> None:
         await self._stopped.wait()
+
+
+def _catalog_resolver(catalog: Catalog) -> CatalogResolver:
+    def resolve(name: str):
+        entry = catalog.find(name)
+        return None if entry is None else (entry.url, entry.filename, entry.sha256)
+
+    return resolve
 
 
 def _embedded_model():
@@ -112,7 +130,8 @@ def _grpc_options(settings: Settings) -> list[tuple[str, int]]:
 
 
 async def create_server(
-    settings: Settings, *, backends: Mapping[str, BackendFactory] = BACKENDS
+    settings: Settings, *, backends: Mapping[str, BackendFactory] = BACKENDS,
+    catalog: CatalogResolver | None = None,
 ) -> tuple[TokenwireServer, int]:
     def make_backend(engine_id: str, path: str, params) -> Backend:
         return backends["llama_cpp"](engine_id, path, params, settings.engine.max_queue)
@@ -120,7 +139,10 @@ async def create_server(
     engines = EngineManager(settings.default_engine_id(), backend_factory=make_backend,
                             memory_budget_bytes=settings.engine.memory_budget_mb << 20,
                             unload_grace_seconds=settings.engine.unload_grace_seconds)
+    url_specs = [spec for spec in settings.engine_specs() if is_url(spec.path)]
     for spec in settings.engine_specs():
+        if spec in url_specs:
+            continue  # created when its download completes (below)
         factory = backends[spec.backend]
         params = settings.resolved_load_params(spec)
         engines.add(spec.id, factory(spec.id, spec.path, params, settings.engine.max_queue), params,
@@ -131,16 +153,25 @@ async def create_server(
     grpc_server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=_grpc_options(settings))
     generation_service_pb2_grpc.add_GenerationServiceServicer_to_server(
         GenerationServicer(engines), grpc_server)
+    server_backends = tuple(backends)
+    creator = EnginesFromDownloads(engines, settings)
+    resolver = catalog or _catalog_resolver(library.catalog)
+    downloads = DownloadManager(settings.downloads, lambda: store.directory, catalog=resolver,
+                                on_downloaded=creator)
     engine_service_pb2_grpc.add_EngineServiceServicer_to_server(
-        EngineServicer(engines, library, settings, backends=tuple(backends)), grpc_server)
+        EngineServicer(engines, library, settings, backends=server_backends,
+                       download_then_add=creator.download_then_add(downloads)), grpc_server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(library), grpc_server)
-    server_servicer = ServerServicer(library, backends=tuple(backends), grpc_port=0,
+    server_servicer = ServerServicer(library, backends=server_backends, grpc_port=0,
                                      log_level=settings.logging.level)
     server_service_pb2_grpc.add_ServerServiceServicer_to_server(server_servicer, grpc_server)
+    download_service_pb2_grpc.add_DownloadServiceServicer_to_server(DownloadServicer(downloads),
+                                                                    grpc_server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     reflection.enable_server_reflection(
-        (GENERATION_SERVICE, ENGINE_SERVICE, MODEL_SERVICE, SERVER_SERVICE, health.SERVICE_NAME,
+        (GENERATION_SERVICE, ENGINE_SERVICE, MODEL_SERVICE, SERVER_SERVICE, DOWNLOAD_SERVICE,
+         health.SERVICE_NAME,
          reflection.SERVICE_NAME),
         grpc_server)
 
@@ -150,12 +181,23 @@ async def create_server(
     except RuntimeError as exc:
         raise OSError(f"cannot listen on {address}: {exc}") from None
     server_servicer.grpc_port = port
-    server = TokenwireServer(settings, grpc_server, engines, health_servicer, port)
+    server = TokenwireServer(settings, grpc_server, engines, health_servicer, port, downloads)
     engines.subscribe(server._publish_health)
     await grpc_server.start()
+    await downloads.start()
     log.info("gRPC listening on %s:%d", settings.server.host, port)
 
     for spec in settings.engine_specs():
-        if spec.load_immediately or spec.id == engines.default_id:
+        if spec in url_specs:
+            server._loading.append(asyncio.create_task(
+                _preload(creator, downloads, spec, store.directory)))
+        elif spec.load_immediately or spec.id == engines.default_id:
             server._loading.append(asyncio.create_task(engines.load(spec.id)))
     return server, port
+
+
+async def _preload(creator: EnginesFromDownloads, downloads: DownloadManager, spec, directory) -> None:
+    try:
+        await creator.preload(downloads, spec, directory)
+    except TokenwireError as exc:
+        log.error("model %s (%s) cannot be preloaded: %s", spec.id, spec.path, exc.message)

@@ -93,6 +93,24 @@ def build_parser() -> argparse.ArgumentParser:
     from server import cli_models
 
     cli_models.add_parser(commands)
+    pull = commands.add_parser(
+        "pull", help="download a model file (URL or catalog name) into a running server's models "
+                     "directory, with a progress bar",
+        description="Exit status: 0 downloaded (and loaded with --auto-load); 1 the download "
+                    "failed or was cancelled; 2 the server refused to start it (bad URL or name, "
+                    "file exists, address not allowed, unknown catalog name); 3 the server could "
+                    "not be reached; 130 interrupted (Ctrl-C cancels the download on the server "
+                    "unless --detach).")
+    pull.add_argument("source", help="an http(s):// URL, or a name from the server's catalog")
+    pull.add_argument("--target", default="127.0.0.1:50051", help="server gRPC address (HOST:PORT)")
+    pull.add_argument("--model-id", default="", help="model id (default: the file name without "
+                                                     "its extension)")
+    pull.add_argument("--filename", help="file name in the models directory")
+    pull.add_argument("--sha256", help="SHA-256 the file must have")
+    pull.add_argument("--auto-load", action="store_true", help="create an engine when done")
+    pull.add_argument("--force", action="store_true", help="replace an existing file")
+    pull.add_argument("--detach", action="store_true",
+                      help="start the download, print its id and return")
     return parser
 
 
@@ -214,6 +232,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "generate":
         return _generate(args)
+    if args.command == "pull":
+        from server.cli_pull import pull
+
+        return pull(args)
     if args.command == "bridge":
         return _bridge(args)
     if args.command == "models":

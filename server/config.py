@@ -81,6 +81,32 @@ class LoggingSettings(_Section):
         return "WARNING" if value.upper() == "WARN" else value.upper()
 
 
+class DownloadSettings(_Section):
+    """How model downloads behave; they land in model_store.directory."""
+
+    allow_private_addresses: bool = _opt(
+        "Allow downloads from private, loopback and link-local addresses (every address a host "
+        "resolves to is checked, at every redirect). Off so that a client cannot make the server "
+        "fetch from its own network.", default=False, flags=("--allow-private-downloads",))
+    max_redirects: int = _opt("Redirects a download may follow.", default=5, ge=0, le=20)
+    max_concurrent: int = _opt("Downloads that may run at once; more get RESOURCE_EXHAUSTED.",
+                               default=4, ge=1, le=64)
+    read_timeout_seconds: float = _opt("A connection that sends nothing for this long is retried.",
+                                       default=60.0, gt=0)
+    max_retries: int = _opt("Attempts in a row without progress (network errors, truncated bodies, "
+                            "HTTP 5xx/429) before a download fails; each retry resumes with Range.",
+                            default=5, ge=0)
+    retry_backoff_seconds: float = _opt("Wait before the first retry; doubles at each one (max 30s).",
+                                        default=1.0, ge=0)
+    reserve_free_bytes: int = _opt("Disk space that must stay free after a download.",
+                                   default=256 * 1024 * 1024, ge=0)
+    progress_interval_seconds: float = _opt("How often progress events are sent while bytes arrive.",
+                                            default=0.25, gt=0, le=10)
+    resume_on_startup: bool = _opt("Resume downloads that a stop or crash interrupted.",
+                                   default=True)
+    history_limit: int = _opt("Finished downloads remembered for listing.", default=100, ge=0)
+
+
 class LoadParams(_Section):
     """How an engine is loaded. Unset fields take the values from the `engine` section."""
 
@@ -172,6 +198,7 @@ class Settings(BaseModel):
     engine: EngineSettings = Field(default_factory=EngineSettings)
     model_store: ModelStoreSettings = Field(default_factory=ModelStoreSettings)
     models: list[ModelSpec] = Field(default_factory=list)
+    downloads: DownloadSettings = Field(default_factory=DownloadSettings)
 
     def engine_specs(self) -> list[ModelSpec]:
         """The engines to create: configured models, the --model-path model, else the embedded one."""

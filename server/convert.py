@@ -15,11 +15,14 @@ from pydantic import ValidationError
 from server.backends.base import Embedding
 from server.config import LoadParams
 from server.core import gguf_info
+from server.core.download_types import (CancelAllOutcome, DownloadRequest, DownloadSnapshot,
+                                        DownloadStatus, DownloadType)
 from server.core.engines import Engine, EngineState
 from server.core.model_library import CatalogModelState, LocalModelState
 from server.core.types import (ChatMessage, Delta, FinishReason, GenerationRequest, Sampling,
                                Timings, Usage)
 from server.errors import FieldViolation, InvalidArgument
+from tokenwire.v1 import download_service_pb2 as download_pb
 from tokenwire.v1 import engine_service_pb2 as engine_pb
 from tokenwire.v1 import generation_pb2 as gen_pb
 from tokenwire.v1 import generation_service_pb2 as svc_pb
@@ -246,3 +249,74 @@ def catalog_model_to_pb(state: CatalogModelState) -> model_pb.CatalogModel:
         recommended_memory_bytes=e.recommended_memory_mb << 20, tags=e.tags,
         categories=e.categories, is_downloaded=state.local is not None, is_loaded=state.loaded,
         local_name=state.local.name if state.local else "")
+# -- downloads -----------------------------------------------------------------------------------
+
+_DOWNLOAD_STATUS_TO_PB = {
+    DownloadStatus.DOWNLOADING: download_pb.DOWNLOAD_STATUS_DOWNLOADING,
+    DownloadStatus.CREATING_ENGINE: download_pb.DOWNLOAD_STATUS_CREATING_ENGINE,
+    DownloadStatus.COMPLETED: download_pb.DOWNLOAD_STATUS_COMPLETED,
+    DownloadStatus.FAILED: download_pb.DOWNLOAD_STATUS_FAILED,
+    DownloadStatus.CANCELLED: download_pb.DOWNLOAD_STATUS_CANCELLED,
+}
+_DOWNLOAD_STATUS_FROM_PB = {v: k for k, v in _DOWNLOAD_STATUS_TO_PB.items()}
+_DOWNLOAD_TYPE_TO_PB = {
+    DownloadType.REGULAR: download_pb.DOWNLOAD_TYPE_REGULAR,
+    DownloadType.STARTUP: download_pb.DOWNLOAD_TYPE_STARTUP,
+}
+
+
+def download_request_from_pb(pb: download_pb.StartDownloadRequest) -> DownloadRequest:
+    source = pb.WhichOneof("source")
+    return DownloadRequest(
+        url=pb.url if source == "url" else None,
+        catalog_name=pb.catalog_name if source == "catalog_name" else None,
+        model_id=pb.model_id,
+        filename=pb.filename if pb.HasField("filename") else None,
+        expected_sha256=pb.expected_sha256 if pb.HasField("expected_sha256") else None,
+        auto_load=pb.auto_load, force=pb.force)
+
+
+def download_statuses_from_pb(values) -> list[DownloadStatus]:
+    unknown = [v for v in values if v not in _DOWNLOAD_STATUS_FROM_PB]
+    if unknown:
+        raise InvalidArgument.single("statuses", f"unknown download status {unknown[0]}")
+    return [_DOWNLOAD_STATUS_FROM_PB[v] for v in values]
+
+
+def download_to_pb(d: DownloadSnapshot) -> download_pb.Download:
+    pb = download_pb.Download(
+        download_id=d.download_id, model_id=d.model_id, url=d.url, catalog_name=d.catalog_name,
+        filename=d.filename, local_path=d.local_path, status=_DOWNLOAD_STATUS_TO_PB[d.status],
+        download_type=_DOWNLOAD_TYPE_TO_PB[d.download_type], downloaded_bytes=d.downloaded_bytes,
+        percent=d.percent, speed_bytes_per_second=d.speed_bytes_per_second,
+        resumed_from_bytes=d.resumed_from_bytes, expected_sha256=d.expected_sha256,
+        sha256=d.sha256, auto_load=d.auto_load, error=d.error, error_reason=d.error_reason,
+        http_status=d.http_status, start_time_unix_ms=d.start_time_unix_ms,
+        end_time_unix_ms=d.end_time_unix_ms, elapsed_seconds=d.elapsed_seconds())
+    if d.total_bytes is not None:
+        pb.total_bytes = d.total_bytes
+    if d.eta_seconds is not None:
+        pb.eta_seconds = d.eta_seconds
+    return pb
+
+
+def cancel_all_to_pb(outcome: CancelAllOutcome) -> download_pb.CancelAllDownloadsResponse:
+    startup = sum(1 for d, _ in outcome.cancelled if d.download_type is DownloadType.STARTUP)
+    return download_pb.CancelAllDownloadsResponse(
+        summary=download_pb.CancelAllDownloadsSummary(
+            total_downloads=outcome.total, successful_cancellations=len(outcome.cancelled),
+            failed_cancellations=len(outcome.not_cancelled), startup_cancellations=startup,
+            regular_cancellations=len(outcome.cancelled) - startup),
+        cancelled_downloads=[download_pb.CancelledDownload(
+            download_id=d.download_id, model_id=d.model_id,
+            previous_status=_DOWNLOAD_STATUS_TO_PB[previous],
+            download_type=_DOWNLOAD_TYPE_TO_PB[d.download_type])
+            for d, previous in outcome.cancelled],
+        failed_cancellations=[download_pb.UncancelledDownload(
+            download_id=d.download_id, model_id=d.model_id,
+            status=_DOWNLOAD_STATUS_TO_PB[d.status], reason=why)
+            for d, why in outcome.not_cancelled])
+
+
+def download_status_to_pb(status: DownloadStatus) -> int:
+    return _DOWNLOAD_STATUS_TO_PB[status]

@@ -131,6 +131,36 @@ class EngineFailure(TokenwireError):
     reason = "ENGINE_FAILURE"
 
 
+class DownloadNotFound(TokenwireError):
+    reason = "DOWNLOAD_NOT_FOUND"
+
+
+class CatalogEntryNotFound(TokenwireError):
+    reason = "CATALOG_MODEL_NOT_FOUND"
+
+
+class DownloadConflict(TokenwireError):
+    """The download would clash with a file or a running download (ALREADY_EXISTS)."""
+
+    reason = "ALREADY_EXISTS"
+
+
+class AddressRefused(TokenwireError):
+    """A URL is well-formed but points where the server's policy forbids (private addresses)."""
+
+    reason = "PRIVATE_ADDRESS_REFUSED"
+
+
+class DownloadPreconditionFailed(TokenwireError):
+    reason = "FAILED_PRECONDITION"
+
+
+class DownloadLimitReached(TokenwireError):
+    """A server-side limit (concurrent downloads, disk space) refuses the download."""
+
+    reason = "RESOURCE_EXHAUSTED"
+
+
 # The one place where domain errors become status codes. Order matters only for subclasses,
 # which are looked up through the MRO.
 STATUS_CODES: dict[type[TokenwireError], grpc.StatusCode] = {
@@ -144,6 +174,14 @@ STATUS_CODES: dict[type[TokenwireError], grpc.StatusCode] = {
     MemoryBudgetExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     EngineFailure: grpc.StatusCode.INTERNAL,
     TokenwireError: grpc.StatusCode.INTERNAL,
+    # Downloads. PERMISSION_DENIED for refused addresses: the URL is valid (INVALID_ARGUMENT would
+    # say it could never work) but the server's policy forbids it; an admin can allow it.
+    DownloadNotFound: grpc.StatusCode.NOT_FOUND,
+    CatalogEntryNotFound: grpc.StatusCode.NOT_FOUND,
+    DownloadConflict: grpc.StatusCode.ALREADY_EXISTS,
+    AddressRefused: grpc.StatusCode.PERMISSION_DENIED,
+    DownloadPreconditionFailed: grpc.StatusCode.FAILED_PRECONDITION,
+    DownloadLimitReached: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 

@@ -27,9 +27,10 @@ def make_settings(**sections: Mapping[str, Any]) -> Settings:
 class ServerThread:
     """Runs create_server() on its own event loop thread so tests can use the sync client."""
 
-    def __init__(self, settings: Settings, backends=BACKENDS):
+    def __init__(self, settings: Settings, backends=BACKENDS, **server_options: Any):
         self.settings = settings
         self.backends = backends
+        self.server_options = server_options  # more create_server() keywords (e.g. catalog)
         self.loop = asyncio.new_event_loop()
         self.server: TokenwireServer | None = None
         self.port = 0
@@ -44,7 +45,8 @@ class ServerThread:
 
     def start(self, *, wait_loaded: bool = True) -> "ServerThread":
         self._thread.start()
-        self.server, self.port = self.call(create_server(self.settings, backends=self.backends))
+        self.server, self.port = self.call(create_server(self.settings, backends=self.backends,
+                                                         **self.server_options))
         if wait_loaded:
             self.call(self.server.wait_until_loaded())
         return self

@@ -58,7 +58,10 @@ class MemoryEstimate:
 
 
 def estimate_memory(path: str, params: LoadParams) -> MemoryEstimate:
-    model_bytes = os.path.getsize(path)
+    try:
+        model_bytes = os.path.getsize(path)
+    except OSError:
+        return MemoryEstimate(0, 0)  # the load itself will say the file is missing
     try:
         per_token = gguf_info.read(path).kv_bytes_per_token()
     except gguf_info.NotGguf:
@@ -272,6 +275,9 @@ class EngineManager:
             return engine
         if engine.state is EngineState.UNLOADING:
             await engine.idle.wait()
+        # Reading the GGUF header (and, the first time, importing its reader) is file I/O: off
+        # the event loop; the result is cached for the budget check and for GetEngine.
+        await asyncio.to_thread(estimate_memory, engine.model_path, engine.params)
         if raise_errors:
             self._check_budget(engine, excluding=None)
         else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from server import convert
 from server.core.model_library import ModelLibrary
 from server.errors import InvalidArgument
@@ -15,8 +17,10 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
 
     async def ListLocalModels(self, request: pb.ListLocalModelsRequest,
                               context) -> pb.ListLocalModelsResponse:
+        # Reading every file's GGUF header is disk I/O: off the event loop.
+        states = await asyncio.to_thread(self._library.local_models)
         return pb.ListLocalModelsResponse(
-            models=[convert.local_model_to_pb(m) for m in self._library.local_models()],
+            models=[convert.local_model_to_pb(m) for m in states],
             directory=str(self._library.store.directory))
 
     async def DeleteLocalModel(self, request: pb.DeleteLocalModelRequest,
@@ -29,7 +33,7 @@ class ModelServicer(pb_grpc.ModelServiceServicer):
                                 context) -> pb.ListCatalogModelsResponse:
         if request.max_size_bytes < 0:
             raise InvalidArgument.single("max_size_bytes", "must be >= 0")
-        states = self._library.catalog_models(category=request.category,
-                                              max_size_bytes=request.max_size_bytes)
+        states = await asyncio.to_thread(self._library.catalog_models, category=request.category,
+                                         max_size_bytes=request.max_size_bytes)
         return pb.ListCatalogModelsResponse(models=[convert.catalog_model_to_pb(s) for s in states],
                                             categories=self._library.catalog.categories())

@@ -15,8 +15,11 @@ from typing import Iterable, Iterator, Mapping, Sequence
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tokenwire.downloads import (STATUS_VALUES, CancelAllResult, CancelResult, Download,
+                                 status_name)
 from tokenwire.errors import from_rpc_error
-from tokenwire.v1 import generation_pb2, generation_service_pb2, generation_service_pb2_grpc
+from tokenwire.v1 import (download_service_pb2, download_service_pb2_grpc, generation_pb2,
+                          generation_service_pb2, generation_service_pb2_grpc)
 
 _FINISH_NAMES = {
     generation_pb2.FINISH_REASON_STOP: "stop",
@@ -123,6 +126,7 @@ class Client:
         self._metadata = tuple(metadata)
         self._generation = generation_service_pb2_grpc.GenerationServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._downloads = download_service_pb2_grpc.DownloadServiceStub(self._channel)
 
     def close(self) -> None:
         if self._owns_channel:
@@ -202,3 +206,77 @@ class Client:
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
         return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+
+    # -- downloads -------------------------------------------------------------------------------
+
+    def _unary(self, method, request, timeout: float | None = None):
+        try:
+            return method(request, **self._call_options(timeout))
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+
+    def start_download(self, url: str | None = None, *, catalog_name: str | None = None,
+                       model_id: str = "", filename: str | None = None,
+                       expected_sha256: str | None = None, auto_load: bool = False,
+                       force: bool = False) -> Download:
+        """Starts fetching a model file (a URL or a catalog name) on the server; returns at once."""
+        pb = download_service_pb2.StartDownloadRequest(model_id=model_id, auto_load=auto_load,
+                                                       force=force)
+        if url is not None:
+            pb.url = url
+        if catalog_name is not None:
+            pb.catalog_name = catalog_name
+        if filename is not None:
+            pb.filename = filename
+        if expected_sha256 is not None:
+            pb.expected_sha256 = expected_sha256
+        return Download.from_pb(self._unary(self._downloads.StartDownload, pb).download)
+
+    def watch_download(self, download_id: str = "", *, model_id: str = "",
+                       timeout: float | None = None) -> Iterator[Download]:
+        """Progress events of one download, ending with its terminal state."""
+        pb = download_service_pb2.WatchDownloadRequest(download_id=download_id, model_id=model_id)
+        call = self._downloads.WatchDownload(pb, **self._call_options(timeout))
+        try:
+            for response in call:
+                yield Download.from_pb(response.download)
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+        finally:
+            call.cancel()
+
+    def watch_downloads(self, *, timeout: float | None = None) -> Iterator[Download]:
+        """Progress events of every download, until the iterator is closed."""
+        call = self._downloads.WatchDownloads(download_service_pb2.WatchDownloadsRequest(),
+                                              **self._call_options(timeout))
+        try:
+            for response in call:
+                yield Download.from_pb(response.download)
+        except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.CANCELLED:
+                return
+            raise from_rpc_error(error) from None
+        finally:
+            call.cancel()
+
+    def list_downloads(self, model_id: str = "", statuses: Sequence[str] = ()) -> list[Download]:
+        unknown = [s for s in statuses if s not in STATUS_VALUES]
+        if unknown:
+            raise ValueError(f"unknown download status {unknown[0]!r}; one of {sorted(STATUS_VALUES)}")
+        pb = download_service_pb2.ListDownloadsRequest(
+            model_id=model_id, statuses=[STATUS_VALUES[s] for s in statuses])
+        return [Download.from_pb(d) for d in self._unary(self._downloads.ListDownloads, pb).downloads]
+
+    def get_download(self, download_id: str = "", *, model_id: str = "") -> Download:
+        pb = download_service_pb2.GetDownloadRequest(download_id=download_id, model_id=model_id)
+        return Download.from_pb(self._unary(self._downloads.GetDownload, pb).download)
+
+    def cancel_download(self, download_id: str = "", *, model_id: str = "") -> CancelResult:
+        pb = download_service_pb2.CancelDownloadRequest(download_id=download_id, model_id=model_id)
+        r = self._unary(self._downloads.CancelDownload, pb)
+        return CancelResult(r.cancelled, status_name(r.previous_status), Download.from_pb(r.download))
+
+    def cancel_all_downloads(self) -> CancelAllResult:
+        r = self._unary(self._downloads.CancelAllDownloads,
+                        download_service_pb2.CancelAllDownloadsRequest())
+        return CancelAllResult.from_pb(r)

@@ -1,0 +1,99 @@
+"""Engines created from downloads.
+
+Three things end in "download the model, then create an engine for it": Kolosal's `POST /engines`
+whose `model_path` is a URL (AddEngine), a configured model whose `path` is a URL (Kolosal's
+startup preload), and a download started with `auto_load`. The engine id and load parameters are
+recorded when the download starts and used when it completes; a download nobody registered
+becomes an engine named by its model id with the default parameters.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from server import convert
+from server.config import LoadParams, ModelSpec, Settings
+from server.core import download_sources
+from server.core.download_types import DownloadRequest, DownloadType
+from server.core.downloads import DownloadManager
+from server.core.engines import EngineManager
+from server.core.model_library import ResolvedModel
+from server.errors import AlreadyExists
+from tokenwire.v1 import engine_service_pb2 as engine_pb
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PendingEngine:
+    engine_id: str
+    params: LoadParams
+    load: bool
+
+
+def download_model_id(engine_id: str) -> str:
+    """A download's model id for an engine id (engine ids may hold '/', download ids may not)."""
+    return re.sub(r"[^A-Za-z0-9._:-]", "-", engine_id)[:128]
+
+
+def is_url(path: str) -> bool:
+    return path.lower().startswith(("http://", "https://"))
+
+
+class EnginesFromDownloads:
+    def __init__(self, engines: EngineManager, settings: Settings):
+        self._engines = engines
+        self._settings = settings
+        self._pending: dict[str, PendingEngine] = {}
+
+    def _params(self, params: LoadParams | None = None) -> LoadParams:
+        spec = ModelSpec(id="engine", path="", load_params=params or LoadParams())
+        return self._settings.resolved_load_params(spec)
+
+    def _check_free(self, engine_id: str) -> None:
+        if any(e.id == engine_id for e in self._engines.engines()) or any(
+                p.engine_id == engine_id for p in self._pending.values()):
+            raise AlreadyExists(f"an engine with id '{engine_id}' already exists or is being "
+                                "downloaded", reason="ENGINE_EXISTS", metadata={"engine_id": engine_id})
+
+    async def __call__(self, model_id: str, path: Path) -> None:
+        """The download manager's auto-load hook: creates (and loads) the engine."""
+        pending = self._pending.pop(model_id, None) or PendingEngine(model_id, self._params(), True)
+        await self._engines.create(pending.engine_id, str(path), pending.params, load=pending.load)
+
+    def download_then_add(self, downloads: DownloadManager):
+        """AddEngine's path for a model that is not on disk yet (a URL or a catalog entry)."""
+
+        async def start(resolved: ResolvedModel, engine_id: str,
+                        request: engine_pb.AddEngineRequest) -> str:
+            self._check_free(engine_id)
+            params = self._params(convert.load_params_from_pb(request.params))
+            load = request.load_immediately if request.HasField("load_immediately") else True
+            entry = resolved.entry
+            snapshot = await downloads.start_download(DownloadRequest(
+                url=None if entry else resolved.url, catalog_name=entry.name if entry else None,
+                model_id=download_model_id(engine_id), expected_sha256=request.sha256 or None,
+                auto_load=True))
+            # No await since the download was registered: it cannot have finished yet.
+            self._pending[snapshot.model_id] = PendingEngine(engine_id, params, load)
+            return snapshot.download_id
+
+        return start
+
+    async def preload(self, downloads: DownloadManager, spec: ModelSpec, models_dir: Path) -> None:
+        """A configured model whose path is a URL: create the engine from the file when an earlier
+        run downloaded it, else download it first (download type "startup")."""
+        params = self._settings.resolved_load_params(spec)
+        parsed = download_sources.check_url(spec.path, f"models[{spec.id}].path")
+        existing = models_dir / parsed.last_segment
+        if existing.is_file():
+            await self._engines.create(spec.id, str(existing), params, load=spec.load_immediately)
+            return
+        snapshot = await downloads.start_download(
+            DownloadRequest(url=spec.path, model_id=download_model_id(spec.id), auto_load=True),
+            DownloadType.STARTUP)
+        self._pending[snapshot.model_id] = PendingEngine(spec.id, params, spec.load_immediately)
+        log.info("model %s: downloading %s before creating its engine", spec.id, spec.path)
