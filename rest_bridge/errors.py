@@ -7,6 +7,7 @@ registered on its blueprint, shapes the answer. Nothing here parses an error mes
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -147,21 +148,30 @@ FOUNDRY_CODES: dict[str, tuple[str, str]] = {
     "MISSING_MODEL": ("missing_model_name", "invalid_request_error"),
     "MODEL_NOT_FOUND": ("model_not_found", "not_found_error"),
     "MODEL_FILE_NOT_FOUND": ("model_not_found", "not_found_error"),
+    "CATALOG_MODEL_NOT_FOUND": ("model_not_found", "not_found_error"),
     "MODEL_NOT_DOWNLOADED": ("model_not_downloaded", "precondition_failed"),
     "DOWNLOAD_FAILED": ("download_failed", "download_error"),
+}
+FOUNDRY_TYPES_BY_CODE: dict[str, str] = {
+    "download_failed": "download_error", "update_failed": "configuration_error",
+    "server_start_timeout": "timeout_error", "server_already_running": "conflict_error",
+    "model_not_downloaded": "precondition_failed", "missing_model_name": "invalid_request_error",
+    "model_not_found": "not_found_error",
 }
 FOUNDRY_TYPES: dict[int, str] = {408: "timeout_error", 409: "conflict_error"}
 
 
 def foundry_body(f: Failure) -> dict:
     """FoundryLocal's {"error": {"message", "type", "code", "details"}}."""
-    code, kind = FOUNDRY_CODES.get(f.reason, (None, None))
+    reason_code, reason_type = FOUNDRY_CODES.get(f.reason, (None, None))
+    code = f.code or reason_code or (f.reason.lower() if f.reason else None)
     details = "; ".join(d if isinstance(d, str) else f"{d['field']}: {d['description']}"
                         for d in f.details) or None
     return {"error": {
         "message": f.message,
-        "type": kind or FOUNDRY_TYPES.get(f.status) or OPENAI_TYPES.get(f.status, "server_error"),
-        "code": f.code or code or (f.reason.lower() if f.reason else None),
+        "type": (reason_type or FOUNDRY_TYPES_BY_CODE.get(code or "") or FOUNDRY_TYPES.get(f.status)
+                 or OPENAI_TYPES.get(f.status, "server_error")),
+        "code": code,
         "details": details,
     }}
 
@@ -191,11 +201,15 @@ def google_body(f: Failure) -> dict:
 Shaper = Callable[[Failure], dict]
 
 
-def register_family(target: Blueprint | Flask, shape: Shaper) -> None:
-    """Makes every error raised in `target`'s views answer with `shape`'s body."""
+def register_family(target: Blueprint | Flask, shape: Shaper, *,
+                    statuses: dict[str, int] | None = None) -> None:
+    """Makes every error raised in `target`'s views answer with `shape`'s body; `statuses` gives
+    reasons the HTTP status the family's document specifies where it differs from the table."""
 
     def handle(exc: BaseException):
         failure = failure_of(exc)
+        if statuses and failure.reason in statuses:
+            failure = dataclasses.replace(failure, status=statuses[failure.reason])
         response = jsonify(shape(failure))
         response.status_code = failure.status
         if failure.status in RETRY_AFTER_S:

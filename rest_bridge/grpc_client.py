@@ -7,8 +7,9 @@ import atexit
 import grpc
 from flask import Flask, current_app, request
 
-from tokenwire.v1 import (engine_service_pb2_grpc, generation_service_pb2_grpc,
-                          model_service_pb2_grpc, server_service_pb2_grpc)
+from tokenwire.v1 import (download_service_pb2_grpc, engine_service_pb2_grpc,
+                          generation_service_pb2_grpc, model_service_pb2_grpc,
+                          server_service_pb2_grpc)
 
 EXTENSION = "tokenwire.grpc"
 
@@ -21,6 +22,7 @@ class GrpcClient:
         self.engines = engine_service_pb2_grpc.EngineServiceStub(channel)
         self.models = model_service_pb2_grpc.ModelServiceStub(channel)
         self.server = server_service_pb2_grpc.ServerServiceStub(channel)
+        self.downloads = download_service_pb2_grpc.DownloadServiceStub(channel)
 
     def close(self) -> None:
         if self._owns_channel:

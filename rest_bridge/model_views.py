@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 
 from rest_bridge.http_json import boolean_field, integer_field
+from tokenwire.v1 import download_service_pb2 as download_pb
 from tokenwire.v1 import engine_service_pb2 as engine_pb
 
 ENGINE_STATUS = {
@@ -18,6 +19,20 @@ ENGINE_STATUS = {
     engine_pb.ENGINE_STATUS_UNLOADED: "unloaded",
     engine_pb.ENGINE_STATUS_UNLOADING: "unloading",
 }
+
+DOWNLOAD_STATUS = {
+    download_pb.DOWNLOAD_STATUS_DOWNLOADING: "downloading",
+    download_pb.DOWNLOAD_STATUS_CREATING_ENGINE: "creating_engine",
+    download_pb.DOWNLOAD_STATUS_COMPLETED: "completed",
+    download_pb.DOWNLOAD_STATUS_FAILED: "failed",
+    download_pb.DOWNLOAD_STATUS_CANCELLED: "cancelled",
+}
+DOWNLOAD_TYPE = {download_pb.DOWNLOAD_TYPE_REGULAR: "regular",
+                 download_pb.DOWNLOAD_TYPE_STARTUP: "startup"}
+ACTIVE_DOWNLOADS = (download_pb.DOWNLOAD_STATUS_DOWNLOADING,
+                    download_pb.DOWNLOAD_STATUS_CREATING_ENGINE)
+TERMINAL_DOWNLOADS = (download_pb.DOWNLOAD_STATUS_COMPLETED, download_pb.DOWNLOAD_STATUS_FAILED,
+                      download_pb.DOWNLOAD_STATUS_CANCELLED)
 
 MB = 1 << 20
 GB = 1 << 30

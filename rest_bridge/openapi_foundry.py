@@ -109,3 +109,21 @@ PATHS = {
         errors={"400": "A value cannot be applied (update_failed or invalid_request_error)."},
         error_example=_ERROR)},
 }
+
+PATHS[f"{P}/models/{{model_name}}/download"] = {"post": operation(
+    "foundry_download_model", TAG, "Download a model (answers when done)",
+    parameters=[_NAME],
+    response={"success": True, "message": "Model downloaded successfully",
+              "model_name": "Qwen2.5-3B-Instruct-Q4_K_M-GGUF",
+              "actual_model_id": "Qwen/Qwen2.5-3B-Instruct-Q4_K_M-GGUF",
+              "file_size_bytes": 2147483648, "download_time_seconds": 125},
+    errors={"404": "Not in the catalog (model_not_found).",
+            "500": "The download failed (download_failed)."}, error_example=_ERROR)}
+PATHS[f"{P}/models/{{model_name}}/download-stream"] = {"post": operation(
+    "foundry_download_model_stream", TAG, "Download a model, streaming progress",
+    parameters=[_NAME],
+    sse_example=('data: {"type":"progress","message":"Starting download: Qwen2.5-3B-Instruct-Q4_K_M-GGUF"}\n\n'
+                 'data: {"type":"progress","message":"Downloaded: 5.2% (105 MB / 2048 MB) - 12.5 MB/s"}\n\n'
+                 'data: {"type":"success","message":"Download completed successfully",'
+                 '"data":{"success":true,"model_name":"Qwen2.5-3B-Instruct-Q4_K_M-GGUF"}}\n\n'),
+    errors={"404": "Not in the catalog (model_not_found)."}, error_example=_ERROR)}

@@ -67,3 +67,18 @@ PATHS = {
             errors={"404": "No such model."}, error_example=_ERROR),
     },
 }
+
+PATHS["/api/models/download"] = {"post": operation(
+    "impetus_download_model", TAG, "Download a catalog model",
+    description="`auto_load` creates an engine (named by the catalog model id) when the download "
+                "completes; `force_download` replaces a file already on disk (409 otherwise).",
+    request={"model_id": "Qwen/Qwen2.5-0.5B-Instruct-Q8_0-GGUF", "auto_load": True,
+             "force_download": False},
+    required=("model_id",),
+    response={"success": True, "message": "Model download started",
+              "data": {"model_id": "Qwen/Qwen2.5-0.5B-Instruct-Q8_0-GGUF",
+                       "download_id": "dl-0123456789abcdef", "estimated_size_gb": 0.49}},
+    errors={"400": "Missing model_id.", "404": "Not in the catalog.",
+            "409": "Already downloaded (use force_download) or downloading.",
+            "507": "Not enough disk space."},
+    error_example=_ERROR)}

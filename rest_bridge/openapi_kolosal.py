@@ -63,3 +63,57 @@ PATHS = {
             errors={"404": "No such engine."}, error_example=_ERROR),
     },
 }
+
+_PROGRESS = {
+    "model_id": "my-model", "status": "downloading", "download_type": "regular",
+    "url": "https://huggingface.co/model/file.gguf", "local_path": "/models/file.gguf",
+    "progress": {"downloaded_bytes": 1048576, "total_bytes": 10485760, "percentage": 10.0,
+                 "download_speed_bps": 524288},
+    "timing": {"start_time": 1703097600000, "elapsed_seconds": 10.0,
+               "estimated_remaining_seconds": 90.0},
+    "download_id": "dl-0123456789abcdef",
+    "engine_creation": {"engine_id": "my-model", "load_immediately": True},
+}
+_MODEL_ID = path_parameter("model_id", "The model id the download was started for.")
+_CANCELLED = {"success": True, "message": "Download cancelled successfully", "model_id": "my-model",
+              "previous_status": "downloading", "download_type": "startup",
+              "timestamp": 1703097620000}
+_CANCEL_ERRORS = {"404": "No download for this model.",
+                  "409": "The download already ended (download_not_active)."}
+_ACTIVE = {"active_downloads": [_PROGRESS], "total_active": 1, "timestamp": 1703097610000}
+_BULK = {"success": True, "message": "Bulk download cancellation completed",
+         "summary": {"total_downloads": 3, "successful_cancellations": 2, "failed_cancellations": 1,
+                     "startup_cancellations": 1, "regular_cancellations": 1},
+         "cancelled_downloads": [{"model_id": "model1", "previous_status": "downloading",
+                                  "download_type": "startup"}],
+         "failed_cancellations": [{"model_id": "model2", "status": "completed",
+                                   "reason": "Already completed"}]}
+
+
+def _progress(operation_id: str) -> dict:
+    return {"get": operation(operation_id, TAG, "Download progress of a model",
+                             description="The model's latest download; `engine_creation` is "
+                                         "present when an engine is created at the end.",
+                             parameters=[_MODEL_ID], response=_PROGRESS,
+                             errors={"404": "No download for this model."}, error_example=_ERROR)}
+
+
+PATHS.update({
+    "/download-progress/{model_id}": _progress("kolosal_download_progress"),
+    "/v1/download-progress/{model_id}": _progress("kolosal_download_progress_v1"),
+    "/downloads": {
+        "get": operation("kolosal_active_downloads", TAG, "Active downloads", response=_ACTIVE),
+        "delete": operation("kolosal_cancel_all_downloads", TAG, "Cancel every download",
+                            response=_BULK),
+    },
+    "/v1/downloads": {"get": operation("kolosal_active_downloads_v1", TAG, "Active downloads",
+                                       response=_ACTIVE)},
+    "/v1/downloads/cancel": {"post": operation("kolosal_cancel_all_downloads_v1", TAG,
+                                               "Cancel every download", response=_BULK)},
+    "/downloads/{model_id}": {"delete": operation(
+        "kolosal_cancel_download", TAG, "Cancel a download", parameters=[_MODEL_ID],
+        response=_CANCELLED, errors=_CANCEL_ERRORS, error_example=_ERROR)},
+    "/v1/downloads/{model_id}/cancel": {"post": operation(
+        "kolosal_cancel_download_v1", TAG, "Cancel a download", parameters=[_MODEL_ID],
+        response=_CANCELLED, errors=_CANCEL_ERRORS, error_example=_ERROR)},
+})

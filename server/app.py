@@ -154,7 +154,7 @@ async def create_server(
     generation_service_pb2_grpc.add_GenerationServiceServicer_to_server(
         GenerationServicer(engines), grpc_server)
     server_backends = tuple(backends)
-    creator = EnginesFromDownloads(engines, settings)
+    creator = EnginesFromDownloads(engines, settings, library)
     resolver = catalog or _catalog_resolver(library.catalog)
     downloads = DownloadManager(settings.downloads, lambda: store.directory, catalog=resolver,
                                 on_downloaded=creator)

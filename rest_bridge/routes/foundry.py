@@ -21,20 +21,25 @@ from rest_bridge.errors import HttpError
 from rest_bridge.grpc_client import forwarded_metadata, grpc_client
 from rest_bridge.http_json import (boolean_field, integer_field, json_object_or_empty,
                                    number_field, string_field)
-from rest_bridge.model_views import engine_status, human_size, iso_time, now_iso
+from rest_bridge.model_views import (DOWNLOAD_STATUS, MB, engine_status, human_size, iso_time,
+                                     now_iso)
 from rest_bridge.rpc_map import calls
 from rest_bridge.streaming import sse_event
+from tokenwire.v1 import download_service_pb2 as download_pb
 from tokenwire.v1 import engine_service_pb2 as engine_pb
 from tokenwire.v1 import model_service_pb2 as model_pb
 from tokenwire.v1 import server_service_pb2 as server_pb
 
 PREFIX = "/iblink/v1/foundry-local"
 blueprint = Blueprint("foundry", __name__, url_prefix=PREFIX)
-errors.register_family(blueprint, errors.foundry_body)
+# Foundry answers 409 for conflicts with what is running.
+errors.register_family(blueprint, errors.foundry_body, statuses={
+    "MODEL_IN_USE": 409, "ENGINE_EXISTS": 409, "DOWNLOAD_IN_PROGRESS": 409})
 
 ENGINES = "tokenwire.v1.EngineService/"
 MODELS = "tokenwire.v1.ModelService/"
 SERVER = "tokenwire.v1.ServerService/"
+DOWNLOADS = "tokenwire.v1.DownloadService/"
 DEFAULT_START_TIMEOUT_S = 180.0
 SERVICE_NAME = "FoundryLocal API"
 CAPABILITIES = ["model_management", "server_control", "streaming_download", "health_monitoring",
@@ -97,19 +102,61 @@ def _started(engine: engine_pb.Engine, model_name: str) -> dict:
             "api_key": None}
 
 
-def _ensure_downloaded(model_name: str, options: StartOptions) -> None:
-    """Foundry's `auto_download`: a catalog model not on disk is refused or downloaded first."""
+def _catalog_entry(model_name: str) -> model_pb.CatalogModel | None:
     catalog = grpc_client().models.ListCatalogModels(model_pb.ListCatalogModelsRequest(),
                                                      metadata=forwarded_metadata()).models
-    entry = next((m for m in catalog if model_name.lower() in (m.name.lower(), m.model_id.lower())), None)
+    key = model_name.lower()
+    return next((m for m in catalog if key in (m.name.lower(), m.model_id.lower())), None)
+
+
+def _progress_text(d: download_pb.Download) -> str:
+    total = d.total_bytes if d.HasField("total_bytes") else 0
+    return (f"Downloaded: {d.percent:.1f}% ({d.downloaded_bytes / MB:.0f} MB / {total / MB:.0f} MB)"
+            f" - {d.speed_bytes_per_second / MB:.1f} MB/s")
+
+
+def _download(entry: model_pb.CatalogModel) -> Iterator[str | download_pb.Download]:
+    """Downloads a catalog model, yielding progress lines, then the finished download; a failed
+    or cancelled download raises Foundry's download_failed."""
+    client, metadata = grpc_client(), forwarded_metadata()
+    started = client.downloads.StartDownload(download_pb.StartDownloadRequest(
+        catalog_name=entry.name), metadata=metadata).download
+    yield f"Starting download: {entry.name}"
+    final = started
+    last_percent = -1.0
+    watch = client.downloads.WatchDownload(
+        download_pb.WatchDownloadRequest(download_id=started.download_id), metadata=metadata)
+    try:
+        for event in watch:
+            final = event.download
+            # One line per whole percent at most: a progress bar, not a flood.
+            if final.status == download_pb.DOWNLOAD_STATUS_DOWNLOADING and final.percent - last_percent >= 1:
+                last_percent = final.percent
+                yield _progress_text(final)
+    finally:
+        watch.cancel()  # a client that left stops watching; the download itself goes on
+    if final.status != download_pb.DOWNLOAD_STATUS_COMPLETED:
+        raise HttpError(500, "Failed to download model", code="download_failed",
+                        details=final.error or f"the download ended {DOWNLOAD_STATUS.get(final.status)}")
+    yield _progress_text(final)
+    yield final
+
+
+def _ensure_downloaded(model_name: str, options: StartOptions) -> Iterator[str]:
+    """Foundry's `auto_download`: a catalog model not on disk is refused or downloaded first.
+    Yields progress lines."""
+    entry = _catalog_entry(model_name)
     if entry is None or entry.is_downloaded:
+        yield "Model found locally"
         return  # a local model or file (or unknown: the switch says model_not_found)
     if not options.auto_download:
         raise HttpError(400, "Model must be downloaded before starting server",
                         code="model_not_downloaded",
                         details="Use auto_download option or download manually first")
-    raise HttpError(501, f"model '{model_name}' is not downloaded and this server cannot "
-                         "download it yet", code="download_failed")
+    for step in _download(entry):
+        if isinstance(step, str):
+            yield step
+    yield "Download completed"
 
 
 def _switch(model_name: str, options: StartOptions) -> engine_pb.Engine:
@@ -144,19 +191,20 @@ def _progress(message: str) -> bytes:
 
 @blueprint.post("/start")
 @calls(ENGINES + "ListEngines", MODELS + "ListLocalModels", MODELS + "ListCatalogModels",
-       ENGINES + "SwitchDefaultEngine")
+       DOWNLOADS + "StartDownload", DOWNLOADS + "WatchDownload", ENGINES + "SwitchDefaultEngine")
 def start():
     """Starts the server (loads the default engine) with a model."""
     body = json_object_or_empty()
     model_name, options = _model_name(body), StartOptions(body)
     _refuse_if_running()
-    _ensure_downloaded(model_name, options)
+    for _ in _ensure_downloaded(model_name, options):
+        pass
     return jsonify(_started(_switch(model_name, options), model_name))
 
 
 @blueprint.post("/start-stream")
 @calls(ENGINES + "ListEngines", MODELS + "ListLocalModels", MODELS + "ListCatalogModels",
-       ENGINES + "SwitchDefaultEngine")
+       DOWNLOADS + "StartDownload", DOWNLOADS + "WatchDownload", ENGINES + "SwitchDefaultEngine")
 def start_stream():
     """Starts the server like /start, reporting each step as server-sent events."""
     body = json_object_or_empty()
@@ -166,8 +214,8 @@ def start_stream():
     def events() -> Iterator[bytes]:
         try:
             yield _progress("Checking if model is downloaded...")
-            _ensure_downloaded(model_name, options)
-            yield _progress("Model found locally")
+            for step in _ensure_downloaded(model_name, options):
+                yield _progress(step)
             yield _progress("Starting FoundryLocal server...")
             yield _progress("Waiting for server to be ready...")
             engine = _switch(model_name, options)
@@ -223,12 +271,14 @@ def status():
 
 
 @blueprint.post("/switch-model")
-@calls(MODELS + "ListCatalogModels", ENGINES + "SwitchDefaultEngine")
+@calls(MODELS + "ListCatalogModels", DOWNLOADS + "StartDownload", DOWNLOADS + "WatchDownload",
+       ENGINES + "SwitchDefaultEngine")
 def switch_model():
     """Replaces the running model: the new one loads, then takes over; the old one unloads."""
     body = json_object_or_empty()
     model_name, options = _model_name(body), StartOptions(body)
-    _ensure_downloaded(model_name, options)
+    for _ in _ensure_downloaded(model_name, options):
+        pass
     return jsonify(_started(_switch(model_name, options), model_name))
 
 
@@ -302,6 +352,53 @@ def delete_model(model_name: str):
     return jsonify({"success": True, "message": "Model deleted successfully",
                     "model_name": model_name, "freed_space_bytes": deleted.freed_bytes,
                     "freed_space_formatted": human_size(deleted.freed_bytes)})
+
+
+@blueprint.post("/models/<path:model_name>/download")
+@calls(MODELS + "ListCatalogModels", MODELS + "ListLocalModels", DOWNLOADS + "StartDownload",
+       DOWNLOADS + "WatchDownload")
+def download_model(model_name: str):
+    """Downloads a catalog model and answers when it is on disk."""
+    entry = _catalog_entry(model_name)
+    if entry is None:
+        raise HttpError(404, f"Model '{model_name}' not found in registry", code="model_not_found")
+    started = time.monotonic()
+    done = None
+    if not entry.is_downloaded:
+        for step in _download(entry):
+            if not isinstance(step, str):
+                done = step
+    size = done.downloaded_bytes if done is not None else next(
+        (m.size_bytes for m in _local_models() if m.name == entry.local_name), entry.size_bytes)
+    return jsonify({"success": True,
+                    "message": "Model downloaded successfully" if done is not None
+                               else "Model already downloaded",
+                    "model_name": model_name, "actual_model_id": entry.model_id,
+                    "file_size_bytes": size,
+                    "download_time_seconds": round(time.monotonic() - started)})
+
+
+@blueprint.post("/models/<path:model_name>/download-stream")
+@calls(MODELS + "ListCatalogModels", DOWNLOADS + "StartDownload", DOWNLOADS + "WatchDownload")
+def download_model_stream(model_name: str):
+    """Downloads a catalog model, reporting progress as server-sent events."""
+    entry = _catalog_entry(model_name)
+    if entry is None:
+        raise HttpError(404, f"Model '{model_name}' not found in registry", code="model_not_found")
+
+    def events() -> Iterator[bytes]:
+        try:
+            if not entry.is_downloaded:
+                for step in _download(entry):
+                    if isinstance(step, str):
+                        yield _progress(step)
+            yield sse_event({"type": "success", "message": "Download completed successfully",
+                             "data": {"success": True, "model_name": model_name}})
+        except Exception as exc:  # the stream has begun: errors become its last event
+            yield sse_event({"type": "error", **errors.foundry_body(errors.failure_of(exc))["error"]})
+
+    return Response(stream_with_context(events()), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 # -- configuration -----------------------------------------------------------------------------

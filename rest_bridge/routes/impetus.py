@@ -16,6 +16,7 @@ from rest_bridge.grpc_client import forwarded_metadata, grpc_client
 from rest_bridge.http_json import boolean_field, json_object, string_field
 from rest_bridge.model_views import GB, engine_status, iso_time, megabytes
 from rest_bridge.rpc_map import calls
+from tokenwire.v1 import download_service_pb2 as download_pb
 from tokenwire.v1 import engine_service_pb2 as engine_pb
 from tokenwire.v1 import model_service_pb2 as model_pb
 from tokenwire.v1 import server_service_pb2 as server_pb
@@ -133,3 +134,25 @@ def unload():
         engine_id=model_id, force=boolean_field(body, "force")), metadata=forwarded_metadata()).engine
     return jsonify({"success": True, "message": "Model unloaded",
                     "data": {"model_id": engine.engine_id, "status": engine_status(engine)}})
+
+
+@blueprint.post("/api/models/download")
+@calls("tokenwire.v1.DownloadService/StartDownload", MODELS + "ListCatalogModels")
+def download():
+    """Starts downloading a catalog model; `auto_load` creates its engine when done."""
+    body = json_object()
+    model_id = string_field(body, "model_id", required=True)
+    client, metadata = grpc_client(), forwarded_metadata()
+    started = client.downloads.StartDownload(download_pb.StartDownloadRequest(
+        catalog_name=model_id, auto_load=boolean_field(body, "auto_load"),
+        force=boolean_field(body, "force_download")), metadata=metadata).download
+    if started.HasField("total_bytes"):
+        size = started.total_bytes
+    else:  # not known until the server answers: the catalog's published size
+        catalog = client.models.ListCatalogModels(model_pb.ListCatalogModelsRequest(),
+                                                  metadata=metadata).models
+        size = next((m.size_bytes for m in catalog if model_id.lower() in
+                     (m.name.lower(), m.model_id.lower())), 0)
+    return jsonify({"success": True, "message": "Model download started",
+                    "data": {"model_id": model_id, "download_id": started.download_id,
+                             "estimated_size_gb": round(size / GB, 2)}})

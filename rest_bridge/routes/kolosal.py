@@ -7,17 +7,25 @@ started (a `model_path` that is a URL). Engine ids may contain "/" (catalog ids 
 
 from __future__ import annotations
 
+import time
+
 from flask import Blueprint, jsonify
 
 from rest_bridge import errors
+from rest_bridge.errors import HttpError
 from rest_bridge.grpc_client import forwarded_metadata, grpc_client
 from rest_bridge.http_json import boolean_field, json_object, string_field
-from rest_bridge.model_views import engine_status, load_params, megabytes
+from rest_bridge.model_views import (ACTIVE_DOWNLOADS, DOWNLOAD_STATUS, DOWNLOAD_TYPE, engine_status,
+                                     load_params, megabytes)
 from rest_bridge.rpc_map import calls
+from tokenwire.v1 import download_service_pb2 as download_pb
 from tokenwire.v1 import engine_service_pb2 as engine_pb
 
 blueprint = Blueprint("kolosal", __name__)
-errors.register_family(blueprint, errors.openai_body)
+# Kolosal documents 422 for a download URL it will not fetch.
+errors.register_family(blueprint, errors.openai_body, statuses={
+    "INVALID_URL": 422, "UNSUPPORTED_URL": 422, "PRIVATE_ADDRESS_REFUSED": 422,
+    "UNRESOLVABLE_HOST": 422})
 
 ENGINES = "tokenwire.v1.EngineService/"
 
@@ -88,4 +96,94 @@ def engine_status_route(engine_id: str):
         "performance": {"last_inference_tps": round(engine.last_tokens_per_second, 2),
                         "total_requests": engine.requests_total},
         "is_default": engine.is_default, "error": engine.error or None,
+    })
+
+
+# -- downloads -----------------------------------------------------------------------------------
+
+DOWNLOADS = "tokenwire.v1.DownloadService/"
+
+
+def _download_progress(d: download_pb.Download) -> dict:
+    body = {
+        "model_id": d.model_id, "status": DOWNLOAD_STATUS.get(d.status, "unknown"),
+        "download_type": DOWNLOAD_TYPE.get(d.download_type, "regular"), "url": d.url,
+        "local_path": d.local_path,
+        "progress": {"downloaded_bytes": d.downloaded_bytes,
+                     "total_bytes": d.total_bytes if d.HasField("total_bytes") else None,
+                     "percentage": round(d.percent, 2),
+                     "download_speed_bps": round(d.speed_bytes_per_second)},
+        "timing": {"start_time": d.start_time_unix_ms, "elapsed_seconds": round(d.elapsed_seconds, 1),
+                   "estimated_remaining_seconds": (round(d.eta_seconds, 1)
+                                                   if d.HasField("eta_seconds") else None)},
+        "download_id": d.download_id,
+    }
+    if d.auto_load:
+        body["engine_creation"] = {"engine_id": d.model_id, "load_immediately": True}
+    if d.error:
+        body["error"] = {"message": d.error, "reason": d.error_reason}
+    return body
+
+
+@blueprint.get("/download-progress/<path:model_id>")
+@blueprint.get("/v1/download-progress/<path:model_id>")
+@calls(DOWNLOADS + "GetDownload")
+def download_progress(model_id: str):
+    """The latest download of a model: progress, speed, timing and engine creation."""
+    download = grpc_client().downloads.GetDownload(download_pb.GetDownloadRequest(model_id=model_id),
+                                                   metadata=forwarded_metadata()).download
+    return jsonify(_download_progress(download))
+
+
+@blueprint.get("/downloads")
+@blueprint.get("/v1/downloads")
+@calls(DOWNLOADS + "ListDownloads")
+def active_downloads():
+    """Downloads still running (downloading or creating their engine)."""
+    downloads = grpc_client().downloads.ListDownloads(
+        download_pb.ListDownloadsRequest(statuses=ACTIVE_DOWNLOADS),
+        metadata=forwarded_metadata()).downloads
+    return jsonify({"active_downloads": [_download_progress(d) for d in downloads],
+                    "total_active": len(downloads), "timestamp": int(time.time() * 1000)})
+
+
+@blueprint.delete("/downloads/<path:model_id>")
+@blueprint.post("/v1/downloads/<path:model_id>/cancel")
+@calls(DOWNLOADS + "CancelDownload")
+def cancel_download(model_id: str):
+    """Cancels a model's running download; its partial file is deleted."""
+    answer = grpc_client().downloads.CancelDownload(
+        download_pb.CancelDownloadRequest(model_id=model_id), metadata=forwarded_metadata())
+    previous = DOWNLOAD_STATUS.get(answer.previous_status, "unknown")
+    if not answer.cancelled:
+        raise HttpError(409, f"the download of '{model_id}' is already {previous}; nothing to cancel",
+                        param="model_id", code="download_not_active")
+    return jsonify({"success": True, "message": "Download cancelled successfully",
+                    "model_id": model_id, "previous_status": previous,
+                    "download_type": DOWNLOAD_TYPE.get(answer.download.download_type, "regular"),
+                    "timestamp": int(time.time() * 1000)})
+
+
+@blueprint.delete("/downloads")
+@blueprint.post("/v1/downloads/cancel")
+@calls(DOWNLOADS + "CancelAllDownloads")
+def cancel_all_downloads():
+    """Cancels every running download, with Kolosal's summary of what was and was not cancelled."""
+    answer = grpc_client().downloads.CancelAllDownloads(download_pb.CancelAllDownloadsRequest(),
+                                                        metadata=forwarded_metadata())
+    s = answer.summary
+    return jsonify({
+        "success": True, "message": "Bulk download cancellation completed",
+        "summary": {"total_downloads": s.total_downloads,
+                    "successful_cancellations": s.successful_cancellations,
+                    "failed_cancellations": s.failed_cancellations,
+                    "startup_cancellations": s.startup_cancellations,
+                    "regular_cancellations": s.regular_cancellations},
+        "cancelled_downloads": [{"model_id": c.model_id,
+                                 "previous_status": DOWNLOAD_STATUS.get(c.previous_status, "unknown"),
+                                 "download_type": DOWNLOAD_TYPE.get(c.download_type, "regular")}
+                                for c in answer.cancelled_downloads],
+        "failed_cancellations": [{"model_id": f.model_id,
+                                  "status": DOWNLOAD_STATUS.get(f.status, "unknown"),
+                                  "reason": f.reason} for f in answer.failed_cancellations],
     })

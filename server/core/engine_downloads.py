@@ -20,7 +20,7 @@ from server.core import download_sources
 from server.core.download_types import DownloadRequest, DownloadType
 from server.core.downloads import DownloadManager
 from server.core.engines import EngineManager
-from server.core.model_library import ResolvedModel
+from server.core.model_library import ModelLibrary, ResolvedModel
 from server.errors import AlreadyExists
 from tokenwire.v1 import engine_service_pb2 as engine_pb
 
@@ -44,9 +44,10 @@ def is_url(path: str) -> bool:
 
 
 class EnginesFromDownloads:
-    def __init__(self, engines: EngineManager, settings: Settings):
+    def __init__(self, engines: EngineManager, settings: Settings, library: ModelLibrary):
         self._engines = engines
         self._settings = settings
+        self._library = library
         self._pending: dict[str, PendingEngine] = {}
 
     def _params(self, params: LoadParams | None = None) -> LoadParams:
@@ -61,8 +62,18 @@ class EnginesFromDownloads:
 
     async def __call__(self, model_id: str, path: Path) -> None:
         """The download manager's auto-load hook: creates (and loads) the engine."""
-        pending = self._pending.pop(model_id, None) or PendingEngine(model_id, self._params(), True)
+        pending = self._pending.pop(model_id, None) or PendingEngine(
+            self._unregistered_engine_id(model_id, path), self._params(), True)
         await self._engines.create(pending.engine_id, str(path), pending.params, load=pending.load)
+
+    def _unregistered_engine_id(self, model_id: str, path: Path) -> str:
+        """A catalog model's engine is named by its catalog id ("Qwen/Qwen2.5-…"), which is what
+        clients of Impetus and Foundry then send as `model`; anything else by the download's id."""
+        name = path.name.lower()
+        entry = next((e for e in self._library.catalog.entries() if e.filename.lower() == name), None)
+        if entry is not None and not any(e.id == entry.model_id for e in self._engines.engines()):
+            return entry.model_id
+        return model_id
 
     def download_then_add(self, downloads: DownloadManager):
         """AddEngine's path for a model that is not on disk yet (a URL or a catalog entry)."""

@@ -275,21 +275,23 @@ class EngineManager:
             return engine
         if engine.state is EngineState.UNLOADING:
             await engine.idle.wait()
+        previous = engine.state
+        engine.state, engine.error = EngineState.LOADING, ""
+        self._changed()
         # Reading the GGUF header (and, the first time, importing its reader) is file I/O: off
         # the event loop; the result is cached for the budget check and for GetEngine.
         await asyncio.to_thread(estimate_memory, engine.model_path, engine.params)
-        if raise_errors:
+        try:
             self._check_budget(engine, excluding=None)
-        else:
-            try:
-                self._check_budget(engine, excluding=None)
-            except MemoryBudgetExceeded as exc:
-                engine.state, engine.error = EngineState.FAILED, exc.message
-                log.error("engine %s not loaded: %s", engine.id, exc.message)
+        except MemoryBudgetExceeded as exc:
+            if raise_errors:
+                engine.state = previous  # nothing was tried: the engine is as it was
                 self._changed()
-                return engine
-        engine.state, engine.error = EngineState.LOADING, ""
-        self._changed()
+                raise
+            engine.state, engine.error = EngineState.FAILED, exc.message
+            log.error("engine %s not loaded: %s", engine.id, exc.message)
+            self._changed()
+            return engine
         started = time.perf_counter()
         # Shielded: a caller that gives up (deadline, disconnect) must not leave the engine
         # marked loading forever while the loader thread finishes anyway.

@@ -8,6 +8,7 @@ the same way, and a model reference means the same thing everywhere.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +76,12 @@ class ModelLibrary:
             if scheme.group(1).lower() not in ("http", "https"):
                 raise InvalidArgument.single(field, f"unsupported URL scheme '{scheme.group(1)}'; "
                                                     "only http and https", reason="UNSUPPORTED_URL")
+            # Downloaded before (by Kolosal's POST /engines or a config preload): use that file.
+            filename = urllib.parse.urlsplit(reference).path.rsplit("/", 1)[-1]
+            local = self.store.find(filename) if filename.lower().endswith(".gguf") else None
+            if local is not None:
+                return ResolvedModel(reference, path=local.path, local=local,
+                                     entry=self.catalog_entry_for(local))
             return ResolvedModel(reference, url=reference)
         if "\0" in reference:
             raise InvalidArgument.single(field, "the model name contains a NUL character",

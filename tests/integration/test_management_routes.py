@@ -255,7 +255,7 @@ def test_foundry_unload_all_then_delete_a_model(http, models_dir):
     assert http.get(f"{F}/models/loaded").get_json()["total_count"] == 0
     size = (models_dir / f"{COPY}.gguf").stat().st_size
     in_use = http.delete(f"{F}/models/{CATALOG_NAME}")
-    assert in_use.status_code == 400 and in_use.get_json()["error"]["code"] == "model_in_use"
+    assert in_use.status_code == 409 and in_use.get_json()["error"]["code"] == "model_in_use"
     deleted = http.delete(f"{F}/models/{CATALOG_NAME}?force=true")
     assert deleted.status_code == 200
     body = deleted.get_json()
