@@ -20,7 +20,10 @@ def make_settings(**sections: Mapping[str, Any]) -> Settings:
         "server": {"host": "127.0.0.1", "grpc_port": 0},
         "model_store": {"directory": tempfile.mkdtemp(prefix="tokenwire-models-")}}
     for name, values in sections.items():
-        overrides.setdefault(name, {}).update(values)
+        if isinstance(values, Mapping):
+            overrides.setdefault(name, {}).update(values)
+        else:  # a list section, such as models
+            overrides[name] = values
     return load_settings(environ={}, overrides=overrides)
 
 

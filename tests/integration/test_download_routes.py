@@ -231,3 +231,37 @@ def test_foundry_start_with_auto_download(http):
     assert events[-1]["type"] == "success", events[-1]
     assert events[-1]["data"]["loaded_model_id"] == "Tests/Smol-Start-GGUF"
     assert http.get(f"{F}/status").get_json()["current_model"] == "Smol-Start-GGUF"
+
+
+def test_a_configured_model_whose_path_is_a_url_is_downloaded_then_served(files, tmp_path):
+    """Kolosal's startup preload: `models[].path` may be a URL."""
+    os.link(files.root / GGUF, files.root / "preload.gguf")
+    settings = make_settings(
+        model_store={"directory": str(tmp_path)},
+        downloads={"allow_private_addresses": True, "progress_interval_seconds": 0.05},
+        models=[{"id": "preloaded", "path": files.url("preload.gguf"),
+                 "load_params": {"n_ctx": 512}}],
+        engine={"default_model": "preloaded"})
+    running = ServerThread(settings).start()
+    try:
+        with grpc.insecure_channel(running.target) as channel:
+            app = create_app(BridgeConfig(grpc_target=running.target), channel=channel)
+            client = app.test_client()
+            status = wait_for(lambda: (b := client.get("/engines/preloaded/status").get_json())
+                              .get("status") == "loaded" and b, timeout=120)
+            assert status["parameters"]["n_ctx"] == 512 and status["is_default"]
+            progress = client.get("/download-progress/preloaded").get_json()
+            assert progress["status"] == "completed" and progress["download_type"] == "startup"
+            assert "Paris" in _answers(client, "")
+    finally:
+        running.stop()
+    # The next start finds the file and creates the engine without downloading again.
+    again = ServerThread(settings).start()
+    try:
+        with grpc.insecure_channel(again.target) as channel:
+            client = create_app(BridgeConfig(grpc_target=again.target), channel=channel).test_client()
+            wait_for(lambda: client.get("/engines/preloaded/status").get_json().get("status")
+                     == "loaded", timeout=120)
+            assert client.get("/download-progress/preloaded").status_code == 404
+    finally:
+        again.stop()
