@@ -19,7 +19,7 @@ from grpc_reflection.v1alpha import reflection
 
 from server.backends.base import Backend
 from server.backends.registry import BACKENDS, BackendFactory
-from server.config import ConfigError, Settings, embedded_model_path
+from server.config import ConfigError, ModelSpec, Settings, embedded_model_path
 from server.core.catalog import Catalog
 from server.core.download_types import CatalogResolver
 from server.core.downloads import DownloadManager
@@ -105,6 +105,15 @@ class TokenwireServer:
         await self._stopped.wait()
 
 
+def _backend(spec: ModelSpec, params, settings: Settings,
+             backends: Mapping[str, BackendFactory]) -> Backend:
+    if spec.backend == "openai_upstream":
+        from server.backends.openai_upstream import OpenAIUpstreamBackend
+
+        return OpenAIUpstreamBackend(spec.id, spec.upstream)
+    return backends[spec.backend](spec.id, spec.path, params, settings.engine.max_queue)
+
+
 def _catalog_resolver(catalog: Catalog) -> CatalogResolver:
     def resolve(name: str):
         entry = catalog.find(name)
@@ -143,9 +152,8 @@ async def create_server(
     for spec in settings.engine_specs():
         if spec in url_specs:
             continue  # created when its download completes (below)
-        factory = backends[spec.backend]
         params = settings.resolved_load_params(spec)
-        engines.add(spec.id, factory(spec.id, spec.path, params, settings.engine.max_queue), params,
+        engines.add(spec.id, _backend(spec, params, settings, backends), params,
                     lazy=not spec.load_immediately)
     store = ModelStore(settings.model_store.directory, embedded=_embedded_model())
     library = ModelLibrary(store, Catalog.load(settings.model_store.catalog_path), engines)
@@ -153,13 +161,13 @@ async def create_server(
     grpc_server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=_grpc_options(settings))
     generation_service_pb2_grpc.add_GenerationServiceServicer_to_server(
         GenerationServicer(engines), grpc_server)
-    server_backends = tuple(backends)
+    server_backends = tuple(backends) + ("openai_upstream",)
     creator = EnginesFromDownloads(engines, settings, library)
     resolver = catalog or _catalog_resolver(library.catalog)
     downloads = DownloadManager(settings.downloads, lambda: store.directory, catalog=resolver,
                                 on_downloaded=creator)
     engine_service_pb2_grpc.add_EngineServiceServicer_to_server(
-        EngineServicer(engines, library, settings, backends=server_backends,
+        EngineServicer(engines, library, settings, backends=("llama_cpp",),
                        download_then_add=creator.download_then_add(downloads)), grpc_server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(library), grpc_server)
     server_servicer = ServerServicer(library, backends=server_backends, grpc_port=0,

@@ -18,7 +18,7 @@ from typing import Any, Iterator, Literal, Mapping
 
 import psutil
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 log = logging.getLogger(__name__)
 
@@ -125,16 +125,39 @@ class LoadParams(_Section):
     use_mlock: bool | None = _opt("Lock the model in RAM.", default=None)
 
 
+class UpstreamSettings(_Section):
+    """An OpenAI-compatible server that runs the model (Ollama, vLLM, an external provider)."""
+
+    base_url: str = _opt("The upstream's OpenAI API root, e.g. http://127.0.0.1:11434/v1.",
+                         pattern=r"^https?://")
+    model: str | None = _opt("The upstream's model name; default: the engine id.", default=None)
+    api_key_env: str | None = _opt("Environment variable holding the upstream's API key (keys are "
+                                   "never written in config files).", default=None)
+    timeout_seconds: float = _opt("Longest wait for the upstream's answer.", default=600.0, gt=0)
+
+
 class ModelSpec(_Section):
     """An engine to create at startup (Kolosal's models[] entry)."""
 
     id: str = _opt("Engine id that requests name in their `model` field.",
                    pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
-    path: str = _opt("Path to a GGUF file.")
+    path: str = _opt("Path to a GGUF file, or an http(s) URL to download it from first.",
+                     default="")
     load_immediately: bool = _opt("Load at startup rather than on first use.", default=True)
     main_gpu_id: int | None = _opt("Primary GPU device id.", default=None, ge=0)
-    backend: Literal["llama_cpp"] = _opt("Backend that runs the model.", default="llama_cpp")
+    backend: Literal["llama_cpp", "openai_upstream"] = _opt("Backend that runs the model.",
+                                                            default="llama_cpp")
+    upstream: UpstreamSettings | None = _opt("For backend openai_upstream: the server to forward "
+                                             "to.", default=None)
     load_params: LoadParams = Field(default_factory=LoadParams)
+
+    @model_validator(mode="after")
+    def _backend_needs(self) -> "ModelSpec":
+        if self.backend == "openai_upstream" and self.upstream is None:
+            raise ValueError("backend openai_upstream needs an `upstream` section (base_url, …)")
+        if self.backend == "llama_cpp" and not self.path:
+            raise ValueError("backend llama_cpp needs a `path` (a GGUF file or URL)")
+        return self
 
 
 class EngineSettings(_Section):

@@ -121,6 +121,12 @@ class MemoryBudgetExceeded(TokenwireError):
                                             "available_mb": str(available_bytes >> 20)})
 
 
+class Unimplemented(TokenwireError):
+    """The engine's backend cannot do this (e.g. tokenize on an OpenAI-compatible upstream)."""
+
+    reason = "NOT_SUPPORTED_BY_BACKEND"
+
+
 class QueueFull(TokenwireError):
     reason = "QUEUE_FULL"
 
@@ -168,6 +174,7 @@ STATUS_CODES: dict[type[TokenwireError], grpc.StatusCode] = {
     ModelNotFound: grpc.StatusCode.NOT_FOUND,
     EngineUnavailable: grpc.StatusCode.UNAVAILABLE,
     QueueFull: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
     NotFound: grpc.StatusCode.NOT_FOUND,
     AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     PreconditionFailed: grpc.StatusCode.FAILED_PRECONDITION,

@@ -156,7 +156,8 @@ class EngineManager:
     def using_path(self, path: str) -> list[Engine]:
         """Engines whose model is this file."""
         target = os.path.realpath(path)
-        return [e for e in self._engines.values() if os.path.realpath(e.model_path) == target]
+        return [e for e in self._engines.values()
+                if e.model_path and os.path.realpath(e.model_path) == target]
 
     def budget_bytes(self) -> int:
         """The memory budget: configured, else the machine's total RAM."""
@@ -280,7 +281,8 @@ class EngineManager:
         self._changed()
         # Reading the GGUF header (and, the first time, importing its reader) is file I/O: off
         # the event loop; the result is cached for the budget check and for GetEngine.
-        await asyncio.to_thread(estimate_memory, engine.model_path, engine.params)
+        if engine.model_path:
+            await asyncio.to_thread(estimate_memory, engine.model_path, engine.params)
         try:
             self._check_budget(engine, excluding=None)
         except MemoryBudgetExceeded as exc:
@@ -367,6 +369,8 @@ class EngineManager:
     def _check_budget(self, engine: Engine, *, excluding: str | None) -> None:
         """Refuses a load that would not fit (counting every other loaded engine except
         `excluding`); records the engine's estimate when it fits."""
+        if not engine.model_path:
+            return  # runs elsewhere (an upstream server): takes none of this machine's budget
         estimate = estimate_memory(engine.model_path, engine.params)
         need = estimate.total_bytes
         committed = self.committed_bytes(excluding=(engine.id, excluding or engine.id))
