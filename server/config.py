@@ -238,9 +238,12 @@ class Settings(BaseModel):
 
     def resolved_load_params(self, spec: ModelSpec) -> LoadParams:
         """A spec's load params with every unset value taken from the engine defaults."""
+        return self.resolve_load_params(spec.load_params, main_gpu_id=spec.main_gpu_id)
+
+    def resolve_load_params(self, p: LoadParams, *, main_gpu_id: int | None = None) -> LoadParams:
+        """Load params with every unset value taken from the engine defaults."""
         e = self.engine
-        p = spec.load_params
-        main_gpu = p.main_gpu if p.main_gpu is not None else spec.main_gpu_id
+        main_gpu = p.main_gpu if p.main_gpu is not None else main_gpu_id
         return LoadParams(
             n_ctx=p.n_ctx if p.n_ctx is not None else e.n_ctx,
             n_gpu_layers=p.n_gpu_layers if p.n_gpu_layers is not None else e.n_gpu_layers,

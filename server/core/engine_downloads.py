@@ -51,8 +51,7 @@ class EnginesFromDownloads:
         self._pending: dict[str, PendingEngine] = {}
 
     def _params(self, params: LoadParams | None = None) -> LoadParams:
-        spec = ModelSpec(id="engine", path="", load_params=params or LoadParams())
-        return self._settings.resolved_load_params(spec)
+        return self._settings.resolve_load_params(params or LoadParams())
 
     def _check_free(self, engine_id: str) -> None:
         if any(e.id == engine_id for e in self._engines.engines()) or any(

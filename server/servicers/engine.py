@@ -7,7 +7,7 @@ from typing import Awaitable, Callable
 import psutil
 
 from server import convert
-from server.config import ModelSpec, Settings
+from server.config import Settings
 from server.core.engines import EngineManager
 from server.core.model_library import ModelLibrary, ResolvedModel
 from server.errors import InvalidArgument, PreconditionFailed
@@ -30,9 +30,8 @@ class EngineServicer(pb_grpc.EngineServiceServicer):
     def _pb(self, engine) -> pb.Engine:
         return convert.engine_to_pb(engine, is_default=engine.id == self._engines.default_id)
 
-    def _params(self, engine_id: str, path: str, params: pb.LoadParams):
-        spec = ModelSpec(id="engine", path=path, load_params=convert.load_params_from_pb(params))
-        return self._settings.resolved_load_params(spec)
+    def _params(self, params: pb.LoadParams):
+        return self._settings.resolve_load_params(convert.load_params_from_pb(params))
 
     async def ListEngines(self, request: pb.ListEnginesRequest, context) -> pb.ListEnginesResponse:
         return pb.ListEnginesResponse(engines=[self._pb(e) for e in self._engines.engines()],
@@ -51,7 +50,7 @@ class EngineServicer(pb_grpc.EngineServiceServicer):
         resolved = self._library.resolve(request.model)
         engine_id = request.engine_id or resolved.suggested_engine_id
         self._library.check_engine_id(engine_id)
-        params = self._params(engine_id, str(resolved.path or ""), request.params)
+        params = self._params(request.params)
         if resolved.path is None:
             if self._download_then_add is None:
                 raise PreconditionFailed(f"model '{request.model}' must be downloaded first",
@@ -100,6 +99,6 @@ class EngineServicer(pb_grpc.EngineServiceServicer):
             if engine_id in known:
                 engine, previous = await self._engines.switch(engine_id)
             else:
-                params = self._params(engine_id, str(resolved.path), request.params)
+                params = self._params(request.params)
                 engine, previous = await self._engines.switch(engine_id, str(resolved.path), params)
         return pb.SwitchDefaultEngineResponse(engine=self._pb(engine), previous_engine_id=previous)
