@@ -255,26 +255,28 @@ def test_cancel_all_reports_the_documented_summary(dl, files, models_dir):
 
 
 def test_watch_downloads_streams_every_download(dl, files):
+    files.pause(1 * MiB)  # keep it running until the stream is surely subscribed
+    started = dl.start_download(files.url(GGUF), filename="watched.gguf")
     seen: list = []
-    stream = dl.watch_downloads(timeout=240)
     subscribed = threading.Event()
+    stream = dl.watch_downloads(timeout=240)
 
     def consume():
         for event in stream:
             seen.append(event)
-            subscribed.set()
-            if event.filename == "watched.gguf" and event.terminal:
-                return
+            if event.download_id == started.download_id:
+                subscribed.set()  # the stream opens with the state of every known download
+                if event.terminal:
+                    return
 
     reader = threading.Thread(target=consume)
     reader.start()
-    if dl.list_downloads():  # the stream starts with the state of every known download
-        assert subscribed.wait(60)
-    started = dl.start_download(files.url(GGUF), filename="watched.gguf")
+    assert subscribed.wait(60)
+    files.release()
     reader.join(240)
     stream.close()
     mine = [e for e in seen if e.download_id == started.download_id]
-    assert mine[-1].status == "completed"
+    assert mine[0].status == "downloading" and mine[-1].status == "completed"
 
 
 @pytest.mark.parametrize("field,value,why", [
