@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Mapping
 
 import grpc
@@ -19,10 +20,10 @@ from grpc_reflection.v1alpha import reflection
 
 from server.backends.registry import BACKENDS, BackendFactory
 from server.config import ModelSpec, Settings
-from server.core.download_types import CatalogResolver, OnDownloaded
+from server.core.download_types import CatalogResolver, DownloadRequest, DownloadType, OnDownloaded
 from server.core.downloads import DownloadManager
 from server.core.engines import EngineManager, EngineState
-from server.errors import DownloadConflict, EngineFailure
+from server.errors import DownloadConflict, EngineFailure, TokenwireError
 from server.interceptors import ErrorInterceptor
 from server.servicers.download import DownloadServicer
 from server.servicers.engine import EngineServicer
@@ -106,15 +107,18 @@ def _grpc_options(settings: Settings) -> list[tuple[str, int]]:
 
 def _engine_creator(settings: Settings, engines: EngineManager,
                     backends: Mapping[str, BackendFactory]) -> OnDownloaded:
-    """Auto-load for downloads: an engine with the default load parameters, loaded at once."""
+    """Auto-load for downloads: a new engine with the default load parameters, or a configured
+    engine that was waiting for its file (a URL in models[].path), loaded at once."""
 
     async def create(model_id: str, path) -> None:
-        if any(e.id == model_id for e in engines.engines()):
+        existing = next((e for e in engines.engines() if e.id == model_id), None)
+        if existing is None:
+            spec = ModelSpec(id=model_id, path=str(path))
+            engines.add(model_id, backends[spec.backend](model_id, spec.path,
+                                                         settings.resolved_load_params(spec),
+                                                         settings.engine.max_queue))
+        elif existing.state in (EngineState.LOADED, EngineState.LOADING):
             raise DownloadConflict(f"engine '{model_id}' already exists", reason="ENGINE_EXISTS")
-        spec = ModelSpec(id=model_id, path=str(path))
-        engines.add(model_id, backends[spec.backend](model_id, spec.path,
-                                                     settings.resolved_load_params(spec),
-                                                     settings.engine.max_queue))
         await engines.load(model_id)
         engine = engines.describe(model_id)
         if engine.state is not EngineState.LOADED:
@@ -123,22 +127,38 @@ def _engine_creator(settings: Settings, engines: EngineManager,
     return create
 
 
+async def _preload(downloads: DownloadManager, spec: ModelSpec, load: bool) -> None:
+    """Starts the download of a configured model given by URL (Kolosal's startup download)."""
+    request = DownloadRequest(url=spec.download_url, model_id=spec.id,
+                              expected_sha256=spec.sha256, auto_load=load)
+    try:
+        await downloads.start_download(request, DownloadType.STARTUP)
+    except DownloadConflict as exc:
+        if exc.reason != "DOWNLOAD_IN_PROGRESS":  # in progress: resumed from an earlier run
+            log.error("engine %s: cannot download %s: %s", spec.id, spec.download_url, exc.message)
+    except TokenwireError as exc:
+        log.error("engine %s: cannot download %s: %s", spec.id, spec.download_url, exc.message)
+
+
 async def create_server(
     settings: Settings, *, backends: Mapping[str, BackendFactory] = BACKENDS,
     catalog: CatalogResolver | None = None,
 ) -> tuple[TokenwireServer, int]:
     engines = EngineManager(settings.default_engine_id())
+    downloads = DownloadManager(settings.downloads, settings.model_store.directory, catalog=catalog,
+                                on_downloaded=_engine_creator(settings, engines, backends))
+    local_paths: dict[str, Path] = {}  # engine id -> where its model file is (or will be)
     for spec in settings.engine_specs():
+        local_paths[spec.id] = (downloads.final_path(DownloadRequest(url=spec.download_url))
+                                if spec.download_url else Path(spec.path))
         factory = backends[spec.backend]
-        engines.add(spec.id, factory(spec.id, spec.path, settings.resolved_load_params(spec),
-                                     settings.engine.max_queue))
+        engines.add(spec.id, factory(spec.id, str(local_paths[spec.id]),
+                                     settings.resolved_load_params(spec), settings.engine.max_queue))
 
     grpc_server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=_grpc_options(settings))
     generation_service_pb2_grpc.add_GenerationServiceServicer_to_server(
         GenerationServicer(engines), grpc_server)
     engine_service_pb2_grpc.add_EngineServiceServicer_to_server(EngineServicer(engines), grpc_server)
-    downloads = DownloadManager(settings.downloads, settings.model_store.directory, catalog=catalog,
-                                on_downloaded=_engine_creator(settings, engines, backends))
     download_service_pb2_grpc.add_DownloadServiceServicer_to_server(DownloadServicer(downloads),
                                                                     grpc_server)
     health_servicer = health.aio.HealthServicer()
@@ -160,6 +180,9 @@ async def create_server(
     log.info("gRPC listening on %s:%d", settings.server.host, port)
 
     for spec in settings.engine_specs():
-        if spec.load_immediately or spec.id == engines.default_id:
+        load = spec.load_immediately or spec.id == engines.default_id
+        if spec.download_url and not local_paths[spec.id].exists():
+            await _preload(downloads, spec, load)  # the engine loads when the file is in place
+        elif load:
             server._loading.append(asyncio.create_task(engines.load(spec.id)))
     return server, port

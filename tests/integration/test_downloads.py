@@ -11,6 +11,7 @@ import threading
 import grpc
 import pytest
 
+from server.config import ConfigError, load_settings
 from tests.conftest import CAPITAL_QUESTION
 from tests.file_server import FileServer, copy_embedded_gguf
 from tests.helpers import ServerThread, make_settings, wait_for
@@ -444,3 +445,50 @@ def test_the_native_rest_form_comes_from_the_annotations(http):
     assert refused.get_json()["details"][0]["reason"] == "INVALID_URL"
     missing = http.get("/v1/model-downloads/dl-0000000000000000")
     assert missing.status_code == 404
+
+
+def settings_with_models(models: list[dict], **sections):
+    """make_settings() plus a models[] list, as a config file would give it."""
+    return load_settings(environ={}, overrides={
+        "server": {"host": "127.0.0.1", "grpc_port": 0}, "models": models, **sections})
+
+
+def test_a_model_configured_by_url_is_downloaded_at_startup_then_served(files, gguf_sha256,
+                                                                       tmp_path):
+    settings = settings_with_models(
+        [{"id": "fetched", "path": files.url(GGUF), "sha256": gguf_sha256}],
+        model_store={"directory": str(tmp_path)}, downloads={"allow_private_addresses": True})
+    files.pause(2 * MiB)
+    mark = files.mark()
+    first = ServerThread(settings).start()
+    try:
+        with Client(first.target, timeout=240) as client:
+            download = client.get_download(model_id="fetched")
+            assert download.download_type == "startup" and download.auto_load
+            assert client.health() == "NOT_SERVING"  # the default engine waits for its file
+            files.release()
+            statuses = [e.status for e in client.watch_download(download.download_id)]
+            assert statuses[-2:] == ["creating_engine", "completed"]
+            assert client.health() == "SERVING"
+            answer = client.complete(messages=CAPITAL_QUESTION, temperature=0, max_tokens=8)
+            assert "Paris" in answer.text and answer.model == "fetched"
+    finally:
+        first.stop()
+    fetched = files.bytes_sent_since(mark)
+
+    second = ServerThread(settings).start()  # the file is there now: no second download
+    try:
+        with Client(second.target, timeout=240) as client:
+            assert client.list_downloads() == []
+            assert client.health() == "SERVING"
+        assert files.bytes_sent_since(mark) == fetched
+    finally:
+        second.stop()
+
+
+def test_a_bad_model_url_in_the_config_is_a_config_error():
+    for url, problem in (("ftp://example.com/m.gguf", "only http:// and https://"),
+                         ("https://example.com/a/%2e%2e", "once percent-decoded")):
+        with pytest.raises(ConfigError) as error:
+            settings_with_models([{"id": "m", "path": url}])
+        assert "models.0.path" in str(error.value) and problem in str(error.value)
