@@ -13,7 +13,7 @@ import pytest
 
 from server.config import ConfigError, load_settings
 from tests.conftest import CAPITAL_QUESTION
-from tests.file_server import FileServer, copy_embedded_gguf
+from tests.file_server import TLS_CERT, FileServer, copy_embedded_gguf
 from tests.helpers import ServerThread, make_settings, wait_for
 from tokenwire import (AlreadyExistsError, Client, InvalidArgumentError, NotFoundError,
                        PermissionDeniedError, ResourceExhaustedError, UnavailableError)
@@ -347,6 +347,28 @@ def test_redirects_are_followed_bounded_and_rechecked(dl, files, gguf_sha256):
     ftp = finish(dl, dl.start_download(files.url("to-ftp"), filename="ftp.gguf").download_id)[-1]
     assert ftp.status == "failed" and ftp.error_reason == "REDIRECT_REFUSED"
     assert "ftp://" in ftp.error
+
+
+def test_https_verifies_the_certificate_against_the_host_name(dl, tmp_path, gguf_sha256,
+                                                              monkeypatch):
+    copy_embedded_gguf(tmp_path, GGUF)
+    secure = FileServer(tmp_path, tls=True).start()
+    try:
+        untrusted = dl.start_download(secure.url(GGUF), filename="tls-untrusted.gguf")
+        done = finish(dl, untrusted.download_id)[-1]
+        assert done.status == "failed" and done.error_reason == "TLS_ERROR"
+        assert "certificate" in done.error
+
+        # Trust the test certificate (OpenSSL reads SSL_CERT_FILE for the default trust store).
+        # The URL names "localhost": the connection goes to the vetted address, while SNI and
+        # the certificate check use the host name.
+        monkeypatch.setenv("SSL_CERT_FILE", str(TLS_CERT))
+        trusted = dl.start_download(secure.url(GGUF, host="localhost"), filename="tls.gguf",
+                                    expected_sha256=gguf_sha256)
+        done = finish(dl, trusted.download_id)[-1]
+        assert done.status == "completed", done.error
+    finally:
+        secure.stop()
 
 
 def test_unknown_download_is_not_found(dl):
