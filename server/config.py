@@ -199,6 +199,13 @@ class EngineSettings(_Section):
     use_mlock: bool = _opt("Lock models in RAM.", default=False)
     max_queue: int = _opt("Requests that may wait for a free sequence before RESOURCE_EXHAUSTED.",
                           default=64, ge=0, flags=("--max-queue",))
+    memory_budget_mb: int = _opt("Memory that loaded engines may take together (weights, KV cache "
+                                 "and buffers, estimated from the GGUF header); a load beyond it "
+                                 "is refused. 0: the machine's total RAM.", default=0, ge=0,
+                                 flags=("--memory-budget-mb",))
+    unload_grace_seconds: float = _opt("When an engine is unloaded, removed or switched away from, "
+                                       "how long its in-flight requests may run before they are "
+                                       "cancelled.", default=30.0, ge=0)
 
 
 class ModelStoreSettings(_Section):
@@ -207,6 +214,8 @@ class ModelStoreSettings(_Section):
     directory: str = _opt("Directory of local GGUF models (downloads land here).",
                           default="~/.cache/tokenwire/models", flags=("--models-dir",),
                           env=("TOKENWIRE_MODELS_DIR",))
+    catalog_path: str | None = _opt("A YAML catalog whose entries add to (or replace, by name) the "
+                                    "built-in catalog.", default=None, flags=("--catalog",))
 
 
 class Settings(BaseModel):
