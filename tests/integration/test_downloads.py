@@ -508,6 +508,36 @@ def test_a_model_configured_by_url_is_downloaded_at_startup_then_served(files, g
         second.stop()
 
 
+def test_a_startup_download_cut_by_a_stop_resumes_at_the_next_start(files, gguf_sha256, tmp_path):
+    settings = settings_with_models(
+        [{"id": "fetched", "path": files.url(GGUF), "sha256": gguf_sha256}],
+        model_store={"directory": str(tmp_path)}, downloads={"allow_private_addresses": True})
+    files.pause(2 * MiB)
+    first = ServerThread(settings).start()
+    try:
+        with Client(first.target, timeout=60) as client:
+            started = client.get_download(model_id="fetched")
+            wait_for(lambda: client.get_download(started.download_id).downloaded_bytes == 2 * MiB,
+                     timeout=60)
+    finally:
+        first.stop()
+    files.release()
+
+    # The manager resumes the interrupted download; the preload must not start a second one.
+    second = ServerThread(settings).start()
+    try:
+        with Client(second.target, timeout=240) as client:
+            (download,) = client.list_downloads()
+            assert download.download_id == started.download_id
+            assert download.resumed_from_bytes == 2 * MiB
+            assert [e.status for e in client.watch_download(download.download_id)][-1] == "completed"
+            wait_for(lambda: client.health() == "SERVING", timeout=60)
+            answer = client.complete(messages=CAPITAL_QUESTION, temperature=0, max_tokens=8)
+            assert "Paris" in answer.text and answer.model == "fetched"
+    finally:
+        second.stop()
+
+
 def test_a_bad_model_url_in_the_config_is_a_config_error():
     for url, problem in (("ftp://example.com/m.gguf", "only http:// and https://"),
                          ("https://example.com/a/%2e%2e", "once percent-decoded")):
