@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Mapping
 
 import grpc
@@ -192,6 +193,8 @@ async def create_server(
     server = TokenwireServer(settings, grpc_server, engines, health_servicer, port, downloads)
     engines.subscribe(server._publish_health)
     await grpc_server.start()
+    for spec in url_specs:
+        creator.expect_preload(spec)
     await downloads.start()
     log.info("gRPC listening on %s:%d", settings.server.host, port)
 

@@ -49,7 +49,9 @@ class ProgressBar:
         return f"{d.model_id} {_size(d.downloaded_bytes)} {_size(d.speed_bytes_per_second)}/s"
 
     def update(self, d) -> None:
-        if d.status != "downloading" or (d.total_bytes is None and not d.downloaded_bytes):
+        # The final state is drawn too: a fast download may end before any progress event.
+        if d.status not in ("downloading", "completed") or (
+                d.total_bytes is None and not d.downloaded_bytes):
             return  # nothing to show before the server's response
         if self.interactive:
             self.out.write("\r\033[K" + self.render(d))

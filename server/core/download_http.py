@@ -188,6 +188,10 @@ def open_get(url: str, headers: dict[str, str], *, allow_private: bool, max_redi
         except Aborted:
             connection.close()
             raise
+        except ssl.SSLCertVerificationError as exc:
+            connection.close()  # retrying cannot fix a certificate
+            raise TransferError("TLS_ERROR", f"{parsed.host}: the TLS certificate is not valid "
+                                f"({exc.verify_message})") from None
         except (OSError, http.client.HTTPException) as exc:
             connection.close()
             abort.check()

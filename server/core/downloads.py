@@ -205,17 +205,21 @@ class DownloadManager:
         if expected:
             sources.check_sha256(expected, "expected_sha256")
         total = data.get("total_bytes")
+        part_path = state_path.parent / f"{filename}.part"
+        kept = part_path.stat().st_size if part_path.is_file() else 0
         return Job(
             download_id=str(data["download_id"]),
             model_id=sources.check_model_id(str(data["model_id"]), "model_id"),
             url=str(data["url"]), catalog_name=str(data.get("catalog_name") or ""),
             filename=filename, final_path=models_dir / filename,
-            part_path=state_path.parent / f"{filename}.part", state_path=state_path,
+            part_path=part_path, state_path=state_path,
             expected_sha256=expected.lower(), auto_load=bool(data.get("auto_load")),
             force=bool(data.get("force")), download_type=DownloadType.STARTUP,
             start_time_unix_ms=int(data.get("start_time_unix_ms") or now_ms()),
             validator=str(data.get("validator") or ""),
-            total_bytes=int(total) if total is not None else None)
+            total_bytes=int(total) if total is not None else None,
+            # Known now, so the first event already shows where the download resumes.
+            downloaded_bytes=kept, resumed_from_bytes=kept)
 
     async def close(self, timeout: float = 10.0) -> None:
         """Stops running transfers, keeping their partial files for a resume at the next start."""
@@ -268,6 +272,11 @@ class DownloadManager:
         log.info("download %s: %s -> %s", job.download_id, url, job.final_path)
         self._launch(job)
         return self._current(job)
+
+    def final_path(self, request: DownloadRequest) -> Path:
+        """Where the download `request` asks for would land (raises what StartDownload would for
+        a bad URL or name)."""
+        return self.models_dir / self._source(request)[2]
 
     def _source(self, request: DownloadRequest) -> tuple[str, str, str, str]:
         """(url, catalog name, file name, expected sha256) from the request and the catalog."""

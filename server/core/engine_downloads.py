@@ -21,7 +21,7 @@ from server.core.download_types import DownloadRequest, DownloadType
 from server.core.downloads import DownloadManager
 from server.core.engines import EngineManager
 from server.core.model_library import ModelLibrary, ResolvedModel
-from server.errors import AlreadyExists
+from server.errors import AlreadyExists, DownloadConflict
 from tokenwire.v1 import engine_service_pb2 as engine_pb
 
 log = logging.getLogger(__name__)
@@ -93,17 +93,31 @@ class EnginesFromDownloads:
 
         return start
 
+    def expect_preload(self, spec: ModelSpec) -> None:
+        """Registers a configured model whose path is a URL, before the download manager resumes
+        an interrupted download of it: whichever download completes creates this engine."""
+        self._pending[download_model_id(spec.id)] = PendingEngine(
+            spec.id, self._settings.resolved_load_params(spec), spec.load_immediately)
+
     async def preload(self, downloads: DownloadManager, spec: ModelSpec, models_dir: Path) -> None:
-        """A configured model whose path is a URL: create the engine from the file when an earlier
-        run downloaded it, else download it first (download type "startup")."""
-        params = self._settings.resolved_load_params(spec)
+        """Creates a URL-configured model's engine from the file when an earlier run downloaded
+        it, else downloads it first (download type "startup"); a download resumed from an earlier
+        run is left to finish. expect_preload() must have been called."""
+        model_id = download_model_id(spec.id)
         parsed = download_sources.check_url(spec.path, f"models[{spec.id}].path")
         existing = models_dir / parsed.last_segment
         if existing.is_file():
-            await self._engines.create(spec.id, str(existing), params, load=spec.load_immediately)
+            pending = self._pending.pop(model_id)
+            await self._engines.create(spec.id, str(existing), pending.params, load=pending.load)
             return
-        snapshot = await downloads.start_download(
-            DownloadRequest(url=spec.path, model_id=download_model_id(spec.id), auto_load=True),
-            DownloadType.STARTUP)
-        self._pending[snapshot.model_id] = PendingEngine(spec.id, params, spec.load_immediately)
+        try:
+            await downloads.start_download(
+                DownloadRequest(url=spec.path, model_id=model_id, expected_sha256=spec.sha256,
+                                auto_load=True), DownloadType.STARTUP)
+        except DownloadConflict as exc:
+            if exc.reason != "DOWNLOAD_IN_PROGRESS":
+                self._pending.pop(model_id, None)
+                raise
+            log.info("model %s: resuming the download of %s", spec.id, spec.path)
+            return
         log.info("model %s: downloading %s before creating its engine", spec.id, spec.path)

@@ -11,8 +11,9 @@ import threading
 import grpc
 import pytest
 
+from server.config import ConfigError, load_settings
 from tests.conftest import CAPITAL_QUESTION
-from tests.file_server import FileServer, copy_embedded_gguf
+from tests.file_server import TLS_CERT, FileServer, copy_embedded_gguf
 from tests.helpers import ServerThread, make_settings, wait_for
 from tokenwire import (AlreadyExistsError, Client, InvalidArgumentError, NotFoundError,
                        PermissionDeniedError, ResourceExhaustedError, UnavailableError)
@@ -255,26 +256,28 @@ def test_cancel_all_reports_the_documented_summary(dl, files, models_dir):
 
 
 def test_watch_downloads_streams_every_download(dl, files):
+    files.pause(1 * MiB)  # keep it running until the stream is surely subscribed
+    started = dl.start_download(files.url(GGUF), filename="watched.gguf")
     seen: list = []
-    stream = dl.watch_downloads(timeout=240)
     subscribed = threading.Event()
+    stream = dl.watch_downloads(timeout=240)
 
     def consume():
         for event in stream:
             seen.append(event)
-            subscribed.set()
-            if event.filename == "watched.gguf" and event.terminal:
-                return
+            if event.download_id == started.download_id:
+                subscribed.set()  # the stream opens with the state of every known download
+                if event.terminal:
+                    return
 
     reader = threading.Thread(target=consume)
     reader.start()
-    if dl.list_downloads():  # the stream starts with the state of every known download
-        assert subscribed.wait(60)
-    started = dl.start_download(files.url(GGUF), filename="watched.gguf")
+    assert subscribed.wait(60)
+    files.release()
     reader.join(240)
     stream.close()
     mine = [e for e in seen if e.download_id == started.download_id]
-    assert mine[-1].status == "completed"
+    assert mine[0].status == "downloading" and mine[-1].status == "completed"
 
 
 @pytest.mark.parametrize("field,value,why", [
@@ -344,6 +347,28 @@ def test_redirects_are_followed_bounded_and_rechecked(dl, files, gguf_sha256):
     ftp = finish(dl, dl.start_download(files.url("to-ftp"), filename="ftp.gguf").download_id)[-1]
     assert ftp.status == "failed" and ftp.error_reason == "REDIRECT_REFUSED"
     assert "ftp://" in ftp.error
+
+
+def test_https_verifies_the_certificate_against_the_host_name(dl, tmp_path, gguf_sha256,
+                                                              monkeypatch):
+    copy_embedded_gguf(tmp_path, GGUF)
+    secure = FileServer(tmp_path, tls=True).start()
+    try:
+        untrusted = dl.start_download(secure.url(GGUF), filename="tls-untrusted.gguf")
+        done = finish(dl, untrusted.download_id)[-1]
+        assert done.status == "failed" and done.error_reason == "TLS_ERROR"
+        assert "certificate" in done.error
+
+        # Trust the test certificate (OpenSSL reads SSL_CERT_FILE for the default trust store).
+        # The URL names "localhost": the connection goes to the vetted address, while SNI and
+        # the certificate check use the host name.
+        monkeypatch.setenv("SSL_CERT_FILE", str(TLS_CERT))
+        trusted = dl.start_download(secure.url(GGUF, host="localhost"), filename="tls.gguf",
+                                    expected_sha256=gguf_sha256)
+        done = finish(dl, trusted.download_id)[-1]
+        assert done.status == "completed", done.error
+    finally:
+        secure.stop()
 
 
 def test_unknown_download_is_not_found(dl):
@@ -442,3 +467,80 @@ def test_the_native_rest_form_comes_from_the_annotations(http):
     assert refused.get_json()["details"][0]["reason"] == "INVALID_URL"
     missing = http.get("/v1/model-downloads/dl-0000000000000000")
     assert missing.status_code == 404
+
+
+def settings_with_models(models: list[dict], **sections):
+    """make_settings() plus a models[] list, as a config file would give it."""
+    return load_settings(environ={}, overrides={
+        "server": {"host": "127.0.0.1", "grpc_port": 0}, "models": models, **sections})
+
+
+def test_a_model_configured_by_url_is_downloaded_at_startup_then_served(files, gguf_sha256,
+                                                                       tmp_path):
+    settings = settings_with_models(
+        [{"id": "fetched", "path": files.url(GGUF), "sha256": gguf_sha256}],
+        model_store={"directory": str(tmp_path)}, downloads={"allow_private_addresses": True})
+    files.pause(2 * MiB)
+    mark = files.mark()
+    first = ServerThread(settings).start()
+    try:
+        with Client(first.target, timeout=240) as client:
+            download = client.get_download(model_id="fetched")
+            assert download.download_type == "startup" and download.auto_load
+            assert client.health() == "NOT_SERVING"  # the default engine waits for its file
+            files.release()
+            statuses = [e.status for e in client.watch_download(download.download_id)]
+            assert statuses[-2:] == ["creating_engine", "completed"]
+            assert client.health() == "SERVING"
+            answer = client.complete(messages=CAPITAL_QUESTION, temperature=0, max_tokens=8)
+            assert "Paris" in answer.text and answer.model == "fetched"
+    finally:
+        first.stop()
+    fetched = files.bytes_sent_since(mark)
+
+    second = ServerThread(settings).start()  # the file is there now: no second download
+    try:
+        with Client(second.target, timeout=240) as client:
+            assert client.list_downloads() == []
+            assert client.health() == "SERVING"
+        assert files.bytes_sent_since(mark) == fetched
+    finally:
+        second.stop()
+
+
+def test_a_startup_download_cut_by_a_stop_resumes_at_the_next_start(files, gguf_sha256, tmp_path):
+    settings = settings_with_models(
+        [{"id": "fetched", "path": files.url(GGUF), "sha256": gguf_sha256}],
+        model_store={"directory": str(tmp_path)}, downloads={"allow_private_addresses": True})
+    files.pause(2 * MiB)
+    first = ServerThread(settings).start()
+    try:
+        with Client(first.target, timeout=60) as client:
+            started = client.get_download(model_id="fetched")
+            wait_for(lambda: client.get_download(started.download_id).downloaded_bytes == 2 * MiB,
+                     timeout=60)
+    finally:
+        first.stop()
+    files.release()
+
+    # The manager resumes the interrupted download; the preload must not start a second one.
+    second = ServerThread(settings).start()
+    try:
+        with Client(second.target, timeout=240) as client:
+            (download,) = client.list_downloads()
+            assert download.download_id == started.download_id
+            assert download.resumed_from_bytes == 2 * MiB
+            assert [e.status for e in client.watch_download(download.download_id)][-1] == "completed"
+            wait_for(lambda: client.health() == "SERVING", timeout=60)
+            answer = client.complete(messages=CAPITAL_QUESTION, temperature=0, max_tokens=8)
+            assert "Paris" in answer.text and answer.model == "fetched"
+    finally:
+        second.stop()
+
+
+def test_a_bad_model_url_in_the_config_is_a_config_error():
+    for url, problem in (("ftp://example.com/m.gguf", "only http:// and https://"),
+                         ("https://example.com/a/%2e%2e", "once percent-decoded")):
+        with pytest.raises(ConfigError) as error:
+            settings_with_models([{"id": "m", "path": url}])
+        assert "models.0.path" in str(error.value) and problem in str(error.value)
