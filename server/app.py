@@ -22,24 +22,30 @@ from server.config import Settings
 from server.core.engines import EngineManager
 from server.interceptors import ErrorInterceptor
 from server.servicers.engine import EngineServicer
+from server.core.session_store import SqliteSessionStore
+from server.core.sessions import SessionManager
 from server.servicers.generation import GenerationServicer
+from server.servicers.session import SessionServicer
 from tokenwire.v1 import (engine_service_pb2, engine_service_pb2_grpc, generation_service_pb2,
-                          generation_service_pb2_grpc)
+                          generation_service_pb2_grpc, session_service_pb2, session_service_pb2_grpc)
 
 log = logging.getLogger(__name__)
 
 GENERATION_SERVICE = generation_service_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name
 ENGINE_SERVICE = engine_service_pb2.DESCRIPTOR.services_by_name["EngineService"].full_name
+SESSION_SERVICE = session_service_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name
 # Services whose health follows the default engine; "" is the server as a whole.
-ENGINE_BACKED_SERVICES = ("", GENERATION_SERVICE)
+ENGINE_BACKED_SERVICES = ("", GENERATION_SERVICE, SESSION_SERVICE)
 # Services that answer whether or not a model is loaded, until the server drains.
 ALWAYS_ON_SERVICES = (ENGINE_SERVICE,)
 
 
 class TokenwireServer:
     def __init__(self, settings: Settings, grpc_server: grpc.aio.Server, engines: EngineManager,
-                 health_servicer: health.aio.HealthServicer, port: int):
+                 health_servicer: health.aio.HealthServicer, port: int,
+                 sessions: SessionManager | None = None):
         self.settings = settings
+        self.sessions = sessions
         self.grpc_server = grpc_server
         self.engines = engines
         self.health = health_servicer
@@ -78,6 +84,8 @@ class TokenwireServer:
             task.cancel()
         await self.grpc_server.stop(grace=0.5 if finished else 0)
         await self.engines.close()
+        if self.sessions is not None:
+            self.sessions.store.close()
         self._stopped.set()
         return finished
 
@@ -107,10 +115,13 @@ async def create_server(
     generation_service_pb2_grpc.add_GenerationServiceServicer_to_server(
         GenerationServicer(engines), grpc_server)
     engine_service_pb2_grpc.add_EngineServiceServicer_to_server(EngineServicer(engines), grpc_server)
+    sessions = SessionManager(SqliteSessionStore(settings.sessions.store_path), engines,
+                              kv_reuse=settings.sessions.kv_reuse)
+    session_service_pb2_grpc.add_SessionServiceServicer_to_server(SessionServicer(sessions), grpc_server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     reflection.enable_server_reflection(
-        (GENERATION_SERVICE, ENGINE_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
+        (GENERATION_SERVICE, ENGINE_SERVICE, SESSION_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
         grpc_server)
 
     address = f"{settings.server.host}:{settings.server.grpc_port}"
@@ -118,7 +129,7 @@ async def create_server(
         port = grpc_server.add_insecure_port(address)
     except RuntimeError as exc:
         raise OSError(f"cannot listen on {address}: {exc}") from None
-    server = TokenwireServer(settings, grpc_server, engines, health_servicer, port)
+    server = TokenwireServer(settings, grpc_server, engines, health_servicer, port, sessions)
     engines.subscribe(server._publish_health)
     await grpc_server.start()
     log.info("gRPC listening on %s:%d", settings.server.host, port)

@@ -147,12 +147,24 @@ class EngineSettings(_Section):
                           default=64, ge=0, flags=("--max-queue",))
 
 
+class SessionSettings(_Section):
+    """Server-side chat sessions (SessionService)."""
+
+    store_path: str = _opt("SQLite file that keeps chat sessions and their histories (created "
+                           "with its folder if missing).",
+                           default="~/.local/share/tokenwire/sessions.db", flags=("--sessions-db",))
+    kv_reuse: bool = _opt("Let a session's next turn reuse the KV cache its history left resident, "
+                          "so only the new message is prefilled; false prefills the whole history "
+                          "every turn (for comparison).", default=True)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     server: ServerSettings = Field(default_factory=ServerSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
+    sessions: SessionSettings = Field(default_factory=SessionSettings)
     models: list[ModelSpec] = Field(default_factory=list)
 
     def engine_specs(self) -> list[ModelSpec]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import threading
 import time
 from typing import Any, Callable, Mapping
@@ -14,7 +15,11 @@ from server.config import Settings, load_settings
 
 def make_settings(**sections: Mapping[str, Any]) -> Settings:
     """Settings from defaults plus `sections`, bound to 127.0.0.1 on a free port, no env."""
-    overrides: dict[str, dict[str, Any]] = {"server": {"host": "127.0.0.1", "grpc_port": 0}}
+    overrides: dict[str, dict[str, Any]] = {
+        "server": {"host": "127.0.0.1", "grpc_port": 0},
+        # Each server gets its own session database unless a test names one (to restart on it).
+        "sessions": {"store_path": f"{tempfile.mkdtemp(prefix='tokenwire-sessions-')}/sessions.db"},
+    }
     for name, values in sections.items():
         overrides.setdefault(name, {}).update(values)
     return load_settings(environ={}, overrides=overrides)

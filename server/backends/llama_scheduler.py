@@ -16,7 +16,10 @@ Idle caches are then evicted (least recently used first) when cells are needed, 
 active sequences alone outgrow the cache the longest one is finished with LENGTH.
 
 A free sequence keeps the KV of its last request; a new request takes the free sequence whose
-cache shares the longest prefix with its prompt and prefills only the rest.
+cache shares the longest prefix with its prompt and prefills only the rest. A request that
+continues a conversation names it (`cache_key`, a session id) and its sequence remembers the
+owner: other requests take such a sequence only when no free sequence would cost less, so a
+chat session's next turn finds its history still resident and prefills only the new message.
 
 Only this thread touches the context. The event loop hands work over through `submit()` (a
 bounded FIFO: beyond it requests fail fast) and gets results through each job's `emit`.
@@ -106,6 +109,7 @@ class _Slot:
 
     seq_id: int
     cached: list[int] = field(default_factory=list)  # tokens whose KV this sequence holds
+    owner: str = ""  # cache_key of the conversation the cache belongs to ("" for none)
     last_used: float = 0.0
     job: GenerateJob | None = None
     pending: list[int] = field(default_factory=list)  # prompt tokens not yet decoded
@@ -267,7 +271,9 @@ class Scheduler:
                 continue
             if self.model.kv_unified and self._committed() + len(prompt) > self.model.n_ctx:
                 return True  # wait until running requests free cells; FIFO order is kept
-            slot, reuse = self._pick_slot(free, prompt)
+            slot, reuse = self._pick_slot(free, prompt, job.request.cache_key)
+            if not job.request.reuse_cache:
+                reuse = 0
             with self._cond:
                 self._waiting.popleft()
             self._start(slot, job, prompt, reuse)
@@ -296,9 +302,11 @@ class Scheduler:
         return tokens
 
     @staticmethod
-    def _pick_slot(free: list[_Slot], prompt: list[int]) -> tuple[_Slot, int]:
+    def _pick_slot(free: list[_Slot], prompt: list[int], cache_key: str = "") -> tuple[_Slot, int]:
         """The free sequence whose cache shares the longest prefix with the prompt (least
-        recently used among equals), and how many prompt tokens it can reuse."""
+        recently used among equals), and how many prompt tokens it can reuse. A sequence holding
+        another conversation's cache is taken only when every free sequence does: overwriting it
+        would cost that conversation a full prefill on its next turn."""
         def common_prefix(slot: _Slot) -> int:
             n = 0
             for a, b in zip(slot.cached, prompt):
@@ -307,7 +315,14 @@ class Scheduler:
                 n += 1
             return n
 
-        best = max(free, key=lambda slot: (common_prefix(slot), -slot.last_used))
+        def spares_others(slot: _Slot, prefix: int) -> bool:
+            return not slot.owner or slot.owner == cache_key or prefix >= len(slot.cached)
+
+        def score(slot: _Slot) -> tuple:
+            prefix = common_prefix(slot)
+            return spares_others(slot, prefix), prefix, -slot.last_used
+
+        best = max(free, key=score)
         # At least the last prompt token is decoded again: its logits pick the first new token.
         return best, min(common_prefix(best), len(prompt) - 1)
 
@@ -333,11 +348,14 @@ class Scheduler:
         """Drops the slot's KV from position `keep` on."""
         llama_cpp.llama_memory_seq_rm(self.model.memory, slot.seq_id, keep, -1)
         del slot.cached[keep:]
+        if not slot.cached:
+            slot.owner = ""
 
     def _start(self, slot: _Slot, job: GenerateJob, prompt: list[int], reuse: int) -> None:
         request = job.request
         self._forget(slot, keep=reuse)
         slot.job = job
+        slot.owner = request.cache_key
         slot.pending = prompt[reuse:]
         slot.next_token = None
         slot.prompt_len = len(prompt)
@@ -470,7 +488,8 @@ class Scheduler:
             tokens_per_second=(slot.generated - 1) / decode_s if slot.generated > 1 else 0.0,
             prompt_tokens_per_second=(slot.prompt_len - slot.reused) / prompt_s,
         )
-        finish = Finish(reason, Usage(slot.prompt_len, slot.generated), timings, slot.seed)
+        finish = Finish(reason, Usage(slot.prompt_len, slot.generated), timings, slot.seed,
+                        reused_prompt_tokens=slot.reused)
         self._outbox.append((slot.job, Delta(tail.text if tail else "", tail.token_ids if tail else (),
                                              finish)))
         self._release(slot)

@@ -1,10 +1,11 @@
 """tokenwire's Python client: generated gRPC code under `tokenwire.v1` plus a typed `Client`."""
 
-from tokenwire.client import Client, Completion, Delta, Timings, Usage
-from tokenwire.errors import (DeadlineExceededError, FieldViolation, InvalidArgumentError,
+from tokenwire.client import ChatDelta, Client, Completion, Delta, Session, Timings, Usage
+from tokenwire.errors import (AlreadyExistsError, DeadlineExceededError, FailedPreconditionError, FieldViolation, InvalidArgumentError,
                               NotFoundError, ResourceExhaustedError, TokenwireError,
                               UnavailableError)
 
 __all__ = ["Client", "Completion", "Delta", "Timings", "Usage", "TokenwireError",
            "InvalidArgumentError", "NotFoundError", "UnavailableError", "ResourceExhaustedError",
-           "DeadlineExceededError", "FieldViolation"]
+           "DeadlineExceededError", "FieldViolation", "Session", "ChatDelta",
+           "FailedPreconditionError", "AlreadyExistsError"]
