@@ -88,8 +88,13 @@ class Failure:
     details: list = field(default_factory=list)
 
 
+# Where one reason needs another HTTP status than its gRPC code's: a session answering another
+# turn is a conflict with the resource's current state (409), not a malformed request.
+HTTP_STATUS_BY_REASON: dict[str, int] = {"SESSION_BUSY": 409}
+
+
 def http_status(error: TokenwireError) -> int:
-    return HTTP_STATUS.get(error.code, 500)
+    return HTTP_STATUS_BY_REASON.get(error.reason) or HTTP_STATUS.get(error.code, 500)
 
 
 def failure_of(exc: BaseException) -> Failure:
@@ -149,16 +154,21 @@ def google_body(f: Failure) -> dict:
 Shaper = Callable[[Failure], dict]
 
 
+def error_response(exc: BaseException, shape: Shaper):
+    """The HTTP answer for `exc` in a family's shape (for views that serve two families)."""
+    failure = failure_of(exc)
+    response = jsonify(shape(failure))
+    response.status_code = failure.status
+    if failure.status in RETRY_AFTER_S:
+        response.headers["Retry-After"] = str(RETRY_AFTER_S[failure.status])
+    return response
+
+
 def register_family(target: Blueprint | Flask, shape: Shaper) -> None:
     """Makes every error raised in `target`'s views answer with `shape`'s body."""
 
     def handle(exc: BaseException):
-        failure = failure_of(exc)
-        response = jsonify(shape(failure))
-        response.status_code = failure.status
-        if failure.status in RETRY_AFTER_S:
-            response.headers["Retry-After"] = str(RETRY_AFTER_S[failure.status])
-        return response
+        return error_response(exc, shape)
 
     for exc_type in (HttpError, TokenwireError, grpc.RpcError, HTTPException, Exception):
         target.register_error_handler(exc_type, handle)

@@ -7,7 +7,7 @@ import atexit
 import grpc
 from flask import Flask, current_app, request
 
-from tokenwire.v1 import engine_service_pb2_grpc, generation_service_pb2_grpc
+from tokenwire.v1 import engine_service_pb2_grpc, generation_service_pb2_grpc, session_service_pb2_grpc
 
 EXTENSION = "tokenwire.grpc"
 
@@ -18,6 +18,7 @@ class GrpcClient:
         self._owns_channel = owns_channel
         self.generation = generation_service_pb2_grpc.GenerationServiceStub(channel)
         self.engines = engine_service_pb2_grpc.EngineServiceStub(channel)
+        self.sessions = session_service_pb2_grpc.SessionServiceStub(channel)
 
     def close(self) -> None:
         if self._owns_channel:

@@ -53,6 +53,7 @@ UNDOCUMENTED = "x-tokenwire-undocumented"
 FAMILY_DOCS: tuple[str, ...] = (
     "rest_bridge.openapi_openai",
     "rest_bridge.routes.docs",
+    "rest_bridge.openapi_rust_sessions",
 )
 
 #: Endpoints that are not API routes and stay out of the document.

@@ -122,6 +122,7 @@ class SessionManager:
             return await self._run(self.store.get, session_id)
         except SessionNotFound:
             pass
+        self._engines.describe(turn.model or self._engines.default_id)  # no session for a bad model
         record = SessionRecord(id=session_id, model=turn.model, system_prompt=turn.system_prompt)
         try:
             return await self._run(self.store.create, record)
