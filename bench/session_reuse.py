@@ -89,7 +89,9 @@ def run_mode(mode: str, args: argparse.Namespace) -> list[SessionRun]:
             chat_turn(client, warmup.session_id, 0, 4)
             for index in range(args.runs):
                 session_id = f"bench-{mode}-{index}-{uuid.uuid4()}"
-                client.create_session(session_id, system_prompt="You are a patient history teacher.")
+                # A unique first message per run: turn 1 must not reuse the previous run's cache.
+                client.create_session(session_id, system_prompt=f"Class {uuid.uuid4().hex}: you "
+                                                                "are a patient history teacher.")
                 turns = [chat_turn(client, session_id, t, args.answer_tokens)
                          for t in range(1, args.turns + 1)]
                 run = SessionRun(mode, turns)
