@@ -20,6 +20,9 @@ cache shares the longest prefix with its prompt and prefills only the rest. A re
 continues a conversation names it (`cache_key`, a session id) and its sequence remembers the
 owner: other requests take such a sequence only when no free sequence would cost less, so a
 chat session's next turn finds its history still resident and prefills only the new message.
+When such a sequence must be given up anyway (more conversations than sequences, an embedding,
+a full unified cache), its KV is parked in host memory first (llama_kv_park: llama.cpp's
+sequence-state API, LRU under a byte budget) and restored by the conversation's next turn.
 
 Only this thread touches the context. The event loop hands work over through `submit()` (a
 bounded FIFO: beyond it requests fail fast) and gets results through each job's `emit`.
@@ -39,6 +42,7 @@ import llama_cpp
 import numpy as np
 
 from server.backends.base import Embedding
+from server.backends.llama_kv_park import KvParking
 from server.backends.llama_model import LlamaModel
 from server.backends.llama_sampling import build_sampler
 from server.core.chat_template import ChatTemplate
@@ -137,13 +141,16 @@ class SchedulerStats:
     tokens_per_second: float
     tokens_generated_total: int
     prompt_tokens_reused_total: int
+    kv_parked_sessions: int
+    kv_parked_bytes: int
+    kv_restored_total: int
     cancelled_total: int
     max_steps_after_cancel: int
 
 
 class Scheduler:
     def __init__(self, engine_id: str, model: LlamaModel, template: ChatTemplate, *,
-                 n_parallel: int, n_batch: int, max_queue: int):
+                 n_parallel: int, n_batch: int, max_queue: int, kv_park_bytes: int = 0):
         self.engine_id = engine_id
         self.model = model
         self.template = template
@@ -153,6 +160,7 @@ class Scheduler:
         # Cells one sequence may hold: its own stream, or (unified) the whole cache.
         self.n_ctx_seq = model.n_ctx_seq
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
+        self._parking = KvParking(model.ctx, model.memory, kv_park_bytes)
         self._waiting: collections.deque[Job] = collections.deque()
         self._cond = threading.Condition()
         self._stopping = False
@@ -209,6 +217,9 @@ class Scheduler:
             tokens_per_second=sum(recent) / RATE_WINDOW_S,
             tokens_generated_total=self._tokens_total,
             prompt_tokens_reused_total=self._reused_total,
+            kv_parked_sessions=len(self._parking),
+            kv_parked_bytes=self._parking.used_bytes,
+            kv_restored_total=self._parking.restored_total,
             cancelled_total=self._cancelled_total,
             max_steps_after_cancel=self._max_steps_after_cancel,
         )
@@ -274,6 +285,8 @@ class Scheduler:
             slot, reuse = self._pick_slot(free, prompt, job.request.cache_key)
             if not job.request.reuse_cache:
                 reuse = 0
+            else:
+                reuse = self._unpark(slot, job.request.cache_key, prompt, reuse)
             with self._cond:
                 self._waiting.popleft()
             self._start(slot, job, prompt, reuse)
@@ -326,6 +339,40 @@ class Scheduler:
         # At least the last prompt token is decoded again: its logits pick the first new token.
         return best, min(common_prefix(best), len(prompt) - 1)
 
+    @staticmethod
+    def _common_prefix(a: list[int], b: list[int]) -> int:
+        n = 0
+        for x, y in zip(a, b):
+            if x != y:
+                break
+            n += 1
+        return n
+
+    def _unpark(self, slot: _Slot, key: str, prompt: list[int], reuse: int) -> int:
+        """Restores `key`'s parked KV into `slot` when it covers more of the prompt than what the
+        slot holds; the number of prompt tokens that can be reused."""
+        parked = self._parking.tokens(key) if key else None
+        if parked is None:
+            return reuse
+        prefix = min(self._common_prefix(parked, prompt), len(prompt) - 1)
+        if prefix <= reuse:
+            return reuse
+        if slot.owner == key:
+            self._forget(slot)
+        else:
+            self._evict(slot)
+        restored = self._parking.restore(key, slot.seq_id)
+        if restored is None:
+            return 0
+        slot.cached, slot.owner = list(restored), key
+        return prefix
+
+    def _evict(self, slot: _Slot, keep: int = 0) -> None:
+        """Drops the slot's KV from `keep` on, parking it first if a conversation owns it."""
+        if slot.owner and keep < len(slot.cached):
+            self._parking.park(slot.owner, slot.seq_id, slot.cached)
+        self._forget(slot, keep)
+
     def _cells_used(self) -> int:
         return sum(len(slot.cached) for slot in self._slots)
 
@@ -341,7 +388,7 @@ class Scheduler:
         idle = sorted((slot for slot in self._slots if slot.job is None and slot.cached),
                       key=lambda slot: slot.last_used)
         while self._cells_used() + cells > self.model.n_ctx and idle:
-            self._forget(idle.pop(0))
+            self._evict(idle.pop(0))
         return self._cells_used() + cells <= self.model.n_ctx
 
     def _forget(self, slot: _Slot, keep: int = 0) -> None:
@@ -353,7 +400,12 @@ class Scheduler:
 
     def _start(self, slot: _Slot, job: GenerateJob, prompt: list[int], reuse: int) -> None:
         request = job.request
-        self._forget(slot, keep=reuse)
+        if slot.owner != request.cache_key:
+            self._evict(slot, keep=reuse)
+        else:
+            self._forget(slot, keep=reuse)
+        if request.cache_key:
+            self._parking.drop(request.cache_key)  # this turn supersedes any parked copy
         slot.job = job
         slot.owner = request.cache_key
         slot.pending = prompt[reuse:]
@@ -500,7 +552,7 @@ class Scheduler:
         """Mean of the final hidden states over each input's tokens, on a free sequence (its idle
         cache is dropped), with embeddings switched on for the duration. It runs between steps,
         so it delays running streams by the time it takes."""
-        self._forget(slot)
+        self._evict(slot)
         slot.last_used = time.monotonic()
         try:
             job.emit(self._embed(job, slot.seq_id))

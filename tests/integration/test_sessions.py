@@ -192,3 +192,29 @@ def test_sampling_defaults_are_validated_with_their_field_paths(sc):
 
 def test_session_service_health_follows_the_engine(sc):
     assert sc.health("tokenwire.v1.SessionService") == "SERVING"
+
+
+@pytest.mark.parametrize("park_mb", [256, 0])
+def test_more_sessions_than_sequences_park_and_restore_their_kv(park_mb):
+    """Three sessions on two sequences: each turn takes a sequence another session's cache sits
+    in. With a parking budget that cache is saved to host memory and restored on the owner's
+    next turn; without one the owner falls back to a full prefill, with the same answers."""
+    server = ServerThread(make_settings(engine={"n_parallel": 2, "kv_park_mb": park_mb})).start()
+    try:
+        with Client(server.target, timeout=240) as c:
+            ids = [c.create_session().session_id for _ in range(3)]
+            firsts = {sid: turn(c, sid, f"Tell me about the number {i}.", max_tokens=12)[-1]
+                      for i, sid in enumerate(ids)}
+            seconds = {sid: turn(c, sid, "Why?", max_tokens=4)[-1] for sid in ids}
+            status = server.backend().stats()
+    finally:
+        server.stop()
+    for sid in ids:
+        history_tokens = firsts[sid].usage.total_tokens
+        if park_mb:
+            assert seconds[sid].reused_prompt_tokens >= history_tokens - 2
+        else:
+            # Only the shared start (default system prompt, "Tell me about the number") can come
+            # from another session's cache; the session's own answer is prefilled again.
+            assert seconds[sid].reused_prompt_tokens < history_tokens - 12
+    assert (status.kv_restored_total > 0) == bool(park_mb)
