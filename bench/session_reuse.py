@@ -4,8 +4,8 @@ Each run creates a session and chats 10 turns through SessionService.Chat (gRPC,
 tokens banned so every answer is exactly --answer-tokens long); by turn 10 the history is about
 1,500 tokens. With reuse on, turn 10 should prefill only its new message, so its time to first
 token stays close to turn 1's; with reuse off (sessions.kv_reuse: false, a server setting) it
-prefills the whole history. Both servers run this checkout's code (`tokenwire serve`)
-one after the other, with the same model settings; times are taken by the client.
+prefills the whole history. Both servers run this checkout's code (`tokenwire serve`) with the
+same model settings, side by side, and their sessions take turns; times are taken by the client.
 
     .venv/bin/python -m bench.session_reuse --runs 5
 
@@ -69,7 +69,7 @@ def chat_turn(client: Client, session_id: str, turn: int, answer_tokens: int) ->
                 final.usage.prompt_tokens, final.reused_prompt_tokens)
 
 
-def run_mode(mode: str, args: argparse.Namespace) -> list[SessionRun]:
+def start_server(mode: str, args: argparse.Namespace) -> ServerProcess:
     folder = Path(tempfile.mkdtemp(prefix="tokenwire-bench-sessions-"))
     config = folder / "config.yaml"
     config.write_text(f"sessions:\n  store_path: {folder / 'sessions.db'}\n"
@@ -81,29 +81,46 @@ def run_mode(mode: str, args: argparse.Namespace) -> list[SessionRun]:
                  f"os.environ['PYTHONPATH'] = {os.pathsep.join(paths)!r}; "  # for the bridge process
                  "from server.cli import main; sys.exit(main())")
     server.args = [sys.executable, "-c", bootstrap, *server.args[1:]]
-    server.start()
-    runs = []
+    return server.start()
+
+
+def run_session(client: Client, mode: str, index: int, args: argparse.Namespace) -> SessionRun:
+    session_id = f"bench-{mode}-{index}-{uuid.uuid4()}"
+    # A unique first message per run: turn 1 must not reuse the previous run's cache.
+    client.create_session(session_id, system_prompt=f"Class {uuid.uuid4().hex}: you "
+                                                    "are a patient history teacher.")
+    turns = [chat_turn(client, session_id, t, args.answer_tokens) for t in range(1, args.turns + 1)]
+    run = SessionRun(mode, turns)
+    first, last = turns[0], turns[-1]
+    print(f"  {mode:8} run {index + 1}: turn 1 {first.ttft_ms:7.1f} ms "
+          f"({first.prompt_tokens} prompt tokens) | turn {args.turns} "
+          f"{last.ttft_ms:7.1f} ms ({last.prompt_tokens} prompt tokens, "
+          f"{last.reused_prompt_tokens} reused) | ratio {run.ratio:5.2f}", flush=True)
+    return run
+
+
+def run_modes(args: argparse.Namespace) -> dict[str, list[SessionRun]]:
+    """Both servers up at once (an idle one costs nothing); their sessions take turns, so a
+    shared machine's load changes affect both modes alike."""
+    modes = ("reuse", "no-reuse")
+    servers: dict[str, ServerProcess] = {}
+    clients: dict[str, Client] = {}
+    results: dict[str, list[SessionRun]] = {mode: [] for mode in modes}
     try:
-        with Client(server.grpc_target, timeout=600) as client:
-            warmup = client.create_session(f"warmup-{uuid.uuid4()}")
-            chat_turn(client, warmup.session_id, 0, 4)
-            for index in range(args.runs):
-                session_id = f"bench-{mode}-{index}-{uuid.uuid4()}"
-                # A unique first message per run: turn 1 must not reuse the previous run's cache.
-                client.create_session(session_id, system_prompt=f"Class {uuid.uuid4().hex}: you "
-                                                                "are a patient history teacher.")
-                turns = [chat_turn(client, session_id, t, args.answer_tokens)
-                         for t in range(1, args.turns + 1)]
-                run = SessionRun(mode, turns)
-                first, last = turns[0], turns[-1]
-                print(f"  {mode:8} run {index + 1}: turn 1 {first.ttft_ms:7.1f} ms "
-                      f"({first.prompt_tokens} prompt tokens) | turn {args.turns} "
-                      f"{last.ttft_ms:7.1f} ms ({last.prompt_tokens} prompt tokens, "
-                      f"{last.reused_prompt_tokens} reused) | ratio {run.ratio:5.2f}", flush=True)
-                runs.append(run)
+        for mode in modes:
+            servers[mode] = start_server(mode, args)
+            clients[mode] = Client(servers[mode].grpc_target, timeout=600)
+            warmup = clients[mode].create_session(f"warmup-{uuid.uuid4()}")
+            chat_turn(clients[mode], warmup.session_id, 0, 4)
+        for index in range(args.runs):
+            for mode in modes:
+                results[mode].append(run_session(clients[mode], mode, index, args))
     finally:
-        server.stop()
-    return runs
+        for client in clients.values():
+            client.close()
+        for server in servers.values():
+            server.stop()
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     machine = machine_info()
     print_machine(machine)
-    results = {mode: run_mode(mode, args) for mode in ("reuse", "no-reuse")}
+    results = run_modes(args)
     print(f"\n  TTFT(turn {args.turns}) / TTFT(turn 1), {args.runs} runs each:")
     summary = {}
     for mode, runs in results.items():
