@@ -158,3 +158,21 @@ def test_a_real_websocket_client_chats_and_gets_errors_with_the_prefix(bridge):
             ws.send(message)
             frames = list(ws)
         assert len(frames) == 1 and frames[0].startswith("__ERROR__:"), frames
+
+
+def test_the_session_service_is_also_served_natively_by_the_transcoder(http):
+    created = http.post("/v1/sessions", json={"systemPrompt": "Be brief."})
+    assert created.status_code == 200
+    session_id = created.get_json()["session"]["sessionId"]
+    streamed = http.post(f"/v1/sessions/{session_id}:chat",
+                         json={"content": "Hi", "maxTokens": 3, "sampling": {"temperature": 0}})
+    assert streamed.status_code == 200
+    lines = [json.loads(line) for line in streamed.data.decode().splitlines() if line.strip()]
+    assert lines[-1]["messageCount"] == 2 and lines[0]["sessionId"] == session_id
+    got = http.get(f"/v1/sessions/{session_id}").get_json()
+    assert [m["role"] for m in got["messages"]] == ["user", "assistant"]
+    assert http.post(f"/v1/sessions/{session_id}:rollback", json={"messageCount": 5}).status_code == 400
+    branched = http.post(f"/v1/sessions/{session_id}:branch", json={"messageCount": 1}).get_json()
+    assert branched["session"]["messageCount"] == 1
+    assert http.delete(f"/v1/sessions/{session_id}").status_code == 200
+    assert http.get(f"/v1/sessions/{session_id}").status_code == 404
