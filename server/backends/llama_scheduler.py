@@ -319,25 +319,15 @@ class Scheduler:
         """The free sequence whose cache shares the longest prefix with the prompt (least
         recently used among equals), and how many prompt tokens it can reuse. A sequence holding
         another conversation's cache is taken only when every free sequence does: overwriting it
-        would cost that conversation a full prefill on its next turn."""
-        def common_prefix(slot: _Slot) -> int:
-            n = 0
-            for a, b in zip(slot.cached, prompt):
-                if a != b:
-                    break
-                n += 1
-            return n
-
-        def spares_others(slot: _Slot, prefix: int) -> bool:
-            return not slot.owner or slot.owner == cache_key or prefix >= len(slot.cached)
-
+        would cost that conversation a full prefill on its next turn (or a restore)."""
         def score(slot: _Slot) -> tuple:
-            prefix = common_prefix(slot)
-            return spares_others(slot, prefix), prefix, -slot.last_used
+            prefix = Scheduler._common_prefix(slot.cached, prompt)
+            spares_others = not slot.owner or slot.owner == cache_key or prefix >= len(slot.cached)
+            return spares_others, prefix, -slot.last_used
 
         best = max(free, key=score)
         # At least the last prompt token is decoded again: its logits pick the first new token.
-        return best, min(common_prefix(best), len(prompt) - 1)
+        return best, min(Scheduler._common_prefix(best.cached, prompt), len(prompt) - 1)
 
     @staticmethod
     def _common_prefix(a: list[int], b: list[int]) -> int:
