@@ -17,7 +17,7 @@ from rest_bridge.config import BridgeConfig
 def create_app(config: BridgeConfig | None = None, *, channel: grpc.Channel | None = None) -> Flask:
     """The bridge app. `channel` lets tests share one; otherwise the app opens and owns its own."""
     from rest_bridge import transcoder
-    from rest_bridge.routes import docs, foundry, impetus, kolosal, openai
+    from rest_bridge.routes import docs, foundry, impetus, kolosal, openai, rust_sessions
 
     config = config or BridgeConfig()
     app = Flask(__name__)
@@ -31,6 +31,7 @@ def create_app(config: BridgeConfig | None = None, *, channel: grpc.Channel | No
     app.register_blueprint(kolosal.blueprint)
     app.register_blueprint(impetus.blueprint)
     app.register_blueprint(foundry.blueprint)
+    app.register_blueprint(rust_sessions.blueprint)
     app.register_blueprint(transcoder.build_blueprint())
     app.register_blueprint(docs.blueprint)
     errors.register_app_fallback(app)

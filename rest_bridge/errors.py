@@ -43,8 +43,10 @@ HTTP_STATUS: dict[grpc.StatusCode, int] = {
 }
 
 # Reasons whose HTTP status differs from their gRPC code's: a memory budget or a full disk is
-# not "too many requests", and retrying soon will not help.
-HTTP_STATUS_BY_REASON: dict[str, int] = {"MEMORY_BUDGET_EXCEEDED": 507, "INSUFFICIENT_STORAGE": 507}
+# not "too many requests", and retrying soon will not help; a session answering another turn is
+# a conflict with the resource's current state (409), not a malformed request.
+HTTP_STATUS_BY_REASON: dict[str, int] = {"MEMORY_BUDGET_EXCEEDED": 507, "INSUFFICIENT_STORAGE": 507,
+                                         "SESSION_BUSY": 409}
 
 # Seconds a client should wait before retrying a 429 or 503 (RFC 9110 Retry-After).
 RETRY_AFTER_S = {429: 1, 503: 1}
@@ -201,20 +203,25 @@ def google_body(f: Failure) -> dict:
 Shaper = Callable[[Failure], dict]
 
 
+def error_response(exc: BaseException, shape: Shaper, statuses: dict[str, int] | None = None):
+    """The HTTP answer for `exc` in a family's shape (also for views that serve two families);
+    `statuses` gives reasons the HTTP status the family's document specifies where it differs."""
+    failure = failure_of(exc)
+    if statuses and failure.reason in statuses:
+        failure = dataclasses.replace(failure, status=statuses[failure.reason])
+    response = jsonify(shape(failure))
+    response.status_code = failure.status
+    if failure.status in RETRY_AFTER_S:
+        response.headers["Retry-After"] = str(RETRY_AFTER_S[failure.status])
+    return response
+
+
 def register_family(target: Blueprint | Flask, shape: Shaper, *,
                     statuses: dict[str, int] | None = None) -> None:
-    """Makes every error raised in `target`'s views answer with `shape`'s body; `statuses` gives
-    reasons the HTTP status the family's document specifies where it differs from the table."""
+    """Makes every error raised in `target`'s views answer with `shape`'s body."""
 
     def handle(exc: BaseException):
-        failure = failure_of(exc)
-        if statuses and failure.reason in statuses:
-            failure = dataclasses.replace(failure, status=statuses[failure.reason])
-        response = jsonify(shape(failure))
-        response.status_code = failure.status
-        if failure.status in RETRY_AFTER_S:
-            response.headers["Retry-After"] = str(RETRY_AFTER_S[failure.status])
-        return response
+        return error_response(exc, shape, statuses)
 
     for exc_type in (HttpError, TokenwireError, grpc.RpcError, HTTPException, Exception):
         target.register_error_handler(exc_type, handle)

@@ -9,7 +9,7 @@ from flask import Flask, current_app, request
 
 from tokenwire.v1 import (download_service_pb2_grpc, engine_service_pb2_grpc,
                           generation_service_pb2_grpc, model_service_pb2_grpc,
-                          server_service_pb2_grpc)
+                          server_service_pb2_grpc, session_service_pb2_grpc)
 
 EXTENSION = "tokenwire.grpc"
 
@@ -23,6 +23,7 @@ class GrpcClient:
         self.models = model_service_pb2_grpc.ModelServiceStub(channel)
         self.server = server_service_pb2_grpc.ServerServiceStub(channel)
         self.downloads = download_service_pb2_grpc.DownloadServiceStub(channel)
+        self.sessions = session_service_pb2_grpc.SessionServiceStub(channel)
 
     def close(self) -> None:
         if self._owns_channel:

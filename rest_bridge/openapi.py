@@ -56,6 +56,7 @@ FAMILY_DOCS: tuple[str, ...] = (
     "rest_bridge.openapi_impetus",
     "rest_bridge.openapi_foundry",
     "rest_bridge.routes.docs",
+    "rest_bridge.openapi_rust_sessions",
 )
 
 #: Endpoints that are not API routes and stay out of the document.

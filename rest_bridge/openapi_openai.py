@@ -1,7 +1,7 @@
 """OpenAPI documentation of the OpenAI route family (`rest_bridge.routes.openai`).
 
 OpenAI's own shapes, plus what tokenwire adds: the sampling knobs `top_k`, `min_p` and
-`repeat_penalty`, `conversation_id` (echoed back), `use_cache` (accepted) and
+`repeat_penalty`, `conversation_id` (continues a server-side session), `use_cache` and
 `performance_metrics` in the answers. A route family module in the sense of `rest_bridge.openapi`:
 `PATHS`, `SCHEMAS`, `TAGS`, `BLUEPRINT`. Schemas are namespaced `openai.*`.
 """
@@ -108,10 +108,15 @@ _SAMPLING = {
                        "description": "tokenwire extra: multiplicative penalty for recently "
                                       "seen tokens; 1 disables it."},
     "conversation_id": {"type": "string", "nullable": True,
-                        "description": "tokenwire extra: echoed back in the answer."},
+                        "description": "tokenwire extra (Impetus): on chat completions, continue "
+                                       "the server-side session with this id (created if "
+                                       "missing). The server keeps the history, so the last "
+                                       "message (the user's) is the new turn and a system "
+                                       "message sets the system prompt. Echoed back."},
     "use_cache": {"type": "boolean", "nullable": True,
-                  "description": "tokenwire extra: accepted for compatibility; prompt caching "
-                                 "is the server's own business."},
+                  "description": "tokenwire extra (Impetus): with `conversation_id`, false "
+                                 "prefills the session's whole history instead of reusing its "
+                                 "resident KV cache. Accepted and unused otherwise."},
 }
 
 _ANSWER_EXTRAS = {

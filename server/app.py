@@ -32,13 +32,17 @@ from server.errors import TokenwireError
 from server.interceptors import ErrorInterceptor
 from server.servicers.download import DownloadServicer
 from server.servicers.engine import EngineServicer
+from server.core.session_store import SqliteSessionStore
+from server.core.sessions import SessionManager
 from server.servicers.generation import GenerationServicer
 from server.servicers.model import ModelServicer
 from server.servicers.server_info import ServerServicer
+from server.servicers.session import SessionServicer
 from tokenwire.v1 import (download_service_pb2, download_service_pb2_grpc, engine_service_pb2,
                           engine_service_pb2_grpc, generation_service_pb2,
                           generation_service_pb2_grpc, model_service_pb2, model_service_pb2_grpc,
-                          server_service_pb2, server_service_pb2_grpc)
+                          server_service_pb2, server_service_pb2_grpc, session_service_pb2,
+                          session_service_pb2_grpc)
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +51,9 @@ ENGINE_SERVICE = engine_service_pb2.DESCRIPTOR.services_by_name["EngineService"]
 MODEL_SERVICE = model_service_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name
 SERVER_SERVICE = server_service_pb2.DESCRIPTOR.services_by_name["ServerService"].full_name
 DOWNLOAD_SERVICE = download_service_pb2.DESCRIPTOR.services_by_name["DownloadService"].full_name
+SESSION_SERVICE = session_service_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name
 # Services whose health follows the default engine; "" is the server as a whole.
-ENGINE_BACKED_SERVICES = ("", GENERATION_SERVICE)
+ENGINE_BACKED_SERVICES = ("", GENERATION_SERVICE, SESSION_SERVICE)
 # Services that answer whether or not a model is loaded, until the server drains.
 ALWAYS_ON_SERVICES = (ENGINE_SERVICE, MODEL_SERVICE, SERVER_SERVICE, DOWNLOAD_SERVICE)
 
@@ -56,8 +61,9 @@ ALWAYS_ON_SERVICES = (ENGINE_SERVICE, MODEL_SERVICE, SERVER_SERVICE, DOWNLOAD_SE
 class TokenwireServer:
     def __init__(self, settings: Settings, grpc_server: grpc.aio.Server, engines: EngineManager,
                  health_servicer: health.aio.HealthServicer, port: int,
-                 downloads: DownloadManager):
+                 downloads: DownloadManager, sessions: SessionManager | None = None):
         self.settings = settings
+        self.sessions = sessions
         self.grpc_server = grpc_server
         self.engines = engines
         self.downloads = downloads
@@ -99,6 +105,8 @@ class TokenwireServer:
         await self.downloads.close()
         await self.grpc_server.stop(grace=0.5 if finished else 0)
         await self.engines.close()
+        if self.sessions is not None:
+            self.sessions.store.close()
         self._stopped.set()
         return finished
 
@@ -176,12 +184,15 @@ async def create_server(
     server_service_pb2_grpc.add_ServerServiceServicer_to_server(server_servicer, grpc_server)
     download_service_pb2_grpc.add_DownloadServiceServicer_to_server(DownloadServicer(downloads),
                                                                     grpc_server)
+    sessions = SessionManager(SqliteSessionStore(settings.sessions.store_path), engines,
+                              kv_reuse=settings.sessions.kv_reuse)
+    session_service_pb2_grpc.add_SessionServiceServicer_to_server(SessionServicer(sessions),
+                                                                  grpc_server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     reflection.enable_server_reflection(
         (GENERATION_SERVICE, ENGINE_SERVICE, MODEL_SERVICE, SERVER_SERVICE, DOWNLOAD_SERVICE,
-         health.SERVICE_NAME,
-         reflection.SERVICE_NAME),
+         SESSION_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
         grpc_server)
 
     address = f"{settings.server.host}:{settings.server.grpc_port}"
@@ -190,7 +201,8 @@ async def create_server(
     except RuntimeError as exc:
         raise OSError(f"cannot listen on {address}: {exc}") from None
     server_servicer.grpc_port = port
-    server = TokenwireServer(settings, grpc_server, engines, health_servicer, port, downloads)
+    server = TokenwireServer(settings, grpc_server, engines, health_servicer, port, downloads,
+                             sessions)
     engines.subscribe(server._publish_health)
     await grpc_server.start()
     for spec in url_specs:

@@ -1,4 +1,5 @@
-"""The `tokenwire` command: `serve` runs the server, `generate` streams a reply through the client.
+"""The `tokenwire` command: `serve` runs the server, `generate` streams a reply through the client,
+`chat` holds a conversation in a server-side session.
 
 `serve`'s options are derived from the settings fields (server/config.py); a bad value from any
 source exits with status 2 and a message naming the key, never a traceback.
@@ -111,6 +112,18 @@ def build_parser() -> argparse.ArgumentParser:
     pull.add_argument("--force", action="store_true", help="replace an existing file")
     pull.add_argument("--detach", action="store_true",
                       help="start the download, print its id and return")
+    chat = commands.add_parser("chat", help="chat interactively in a server-side session",
+                               description="Reads one message per line from stdin and streams "
+                                           "each answer. Commands: /history, /rollback N, "
+                                           "/session, /quit (or end of input).")
+    chat.add_argument("--target", default="127.0.0.1:50051", help="server gRPC address (HOST:PORT)")
+    chat.add_argument("--session", help="session id to continue or create (default: a new one)")
+    chat.add_argument("--model", default="", help="engine id for a new session")
+    chat.add_argument("--system", help="system prompt")
+    chat.add_argument("--max-tokens", type=int, default=256)
+    chat.add_argument("--temperature", type=float)
+    chat.add_argument("--seed", type=int)
+    chat.add_argument("--timeout", type=float, help="deadline for each answer, in seconds")
     return parser
 
 
@@ -228,6 +241,62 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _chat_command(client, session_id: str, line: str) -> bool:
+    """Runs a /command; False if the line is not one."""
+    name, _, arg = line.partition(" ")
+    if name == "/history":
+        for message in client.history(session_id):
+            print(f"{message['role']}: {message['content']}")
+    elif name == "/rollback":
+        count = int(arg) if arg.strip().lstrip("-").isdigit() else 2
+        session = client.rollback_session(session_id, count)
+        print(f"[rolled back {count}; {session.message_count} messages left]")
+    elif name == "/session":
+        print(session_id)
+    else:
+        return False
+    return True
+
+
+def _chat(args: argparse.Namespace) -> int:
+    import uuid
+
+    from tokenwire import Client, TokenwireError
+
+    session_id = args.session or str(uuid.uuid4())
+    sampling = {k: v for k, v in (("temperature", args.temperature), ("seed", args.seed))
+                if v is not None}
+    interactive = sys.stdin.isatty()
+    with Client(args.target) as client:
+        print(f"[session {session_id}]", file=sys.stderr, flush=True)
+        while True:
+            if interactive:
+                print("> ", end="", flush=True)
+            line = sys.stdin.readline()
+            if not line:
+                return 0
+            line = line.strip()
+            if not line:
+                continue
+            if line in ("/quit", "/exit"):
+                return 0
+            try:
+                if line.startswith("/") and _chat_command(client, session_id, line):
+                    continue
+                for delta in client.chat(session_id, line, create_if_missing=True, model=args.model,
+                                         system_prompt=args.system, max_tokens=args.max_tokens,
+                                         timeout=args.timeout, **sampling):
+                    sys.stdout.write(delta.text)
+                    sys.stdout.flush()
+                sys.stdout.write("\n")
+                sys.stdout.flush()
+            except TokenwireError as exc:
+                # One failed turn (busy session, bad rollback) does not end the conversation.
+                print(f"\ntokenwire: {exc}", file=sys.stderr, flush=True)
+            except KeyboardInterrupt:
+                print("\n[answer cancelled; the history is unchanged]", file=sys.stderr, flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "generate":
@@ -236,6 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from server.cli_pull import pull
 
         return pull(args)
+    if args.command == "chat":
+        return _chat(args)
     if args.command == "bridge":
         return _bridge(args)
     if args.command == "models":

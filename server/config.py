@@ -123,6 +123,8 @@ class LoadParams(_Section):
                                   default=None, ge=1, le=256)
     flash_attn: bool | None = _opt("Use flash attention.", default=None)
     kv_unified: bool | None = _opt("One KV cache shared by all sequences.", default=None)
+    kv_park_mb: int | None = _opt("Host memory for parked conversation KV caches, in MiB.",
+                                  default=None, ge=0)
     use_mmap: bool | None = _opt("Memory-map the model file.", default=None)
     use_mlock: bool | None = _opt("Lock the model in RAM.", default=None)
 
@@ -218,6 +220,10 @@ class EngineSettings(_Section):
     flash_attn: bool = _opt("Flash attention: each query visits only its own sequence's cells, in "
                             "order, so a request's output does not depend on what else is batched "
                             "with it; also what llama-server uses where supported.", default=True)
+    kv_park_mb: int = _opt("Host memory, in MiB, for the KV caches of chat sessions whose "
+                           "sequence was given to other requests: their next turn restores it "
+                           "instead of prefilling the whole history (oldest dropped first; 0 "
+                           "turns parking off).", default=256, ge=0, flags=("--kv-park-mb",))
     use_mmap: bool = _opt("Memory-map model files.", default=True)
     use_mlock: bool = _opt("Lock models in RAM.", default=False)
     max_queue: int = _opt("Requests that may wait for a free sequence before RESOURCE_EXHAUSTED.",
@@ -241,6 +247,17 @@ class ModelStoreSettings(_Section):
                                     "built-in catalog.", default=None, flags=("--catalog",))
 
 
+class SessionSettings(_Section):
+    """Server-side chat sessions (SessionService)."""
+
+    store_path: str = _opt("SQLite file that keeps chat sessions and their histories (created "
+                           "with its folder if missing).",
+                           default="~/.local/share/tokenwire/sessions.db", flags=("--sessions-db",))
+    kv_reuse: bool = _opt("Let a session's next turn reuse the KV cache its history left resident, "
+                          "so only the new message is prefilled; false prefills the whole history "
+                          "every turn (for comparison).", default=True)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -248,6 +265,7 @@ class Settings(BaseModel):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
     model_store: ModelStoreSettings = Field(default_factory=ModelStoreSettings)
+    sessions: SessionSettings = Field(default_factory=SessionSettings)
     models: list[ModelSpec] = Field(default_factory=list)
     downloads: DownloadSettings = Field(default_factory=DownloadSettings)
 
@@ -281,6 +299,7 @@ class Settings(BaseModel):
             n_parallel=p.n_parallel or e.n_parallel,
             flash_attn=p.flash_attn if p.flash_attn is not None else e.flash_attn,
             kv_unified=p.kv_unified if p.kv_unified is not None else e.kv_unified,
+            kv_park_mb=p.kv_park_mb if p.kv_park_mb is not None else e.kv_park_mb,
             use_mmap=p.use_mmap if p.use_mmap is not None else e.use_mmap,
             use_mlock=p.use_mlock if p.use_mlock is not None else e.use_mlock,
         )

@@ -19,6 +19,8 @@ from server.core.download_types import (CancelAllOutcome, DownloadRequest, Downl
                                         DownloadStatus, DownloadType)
 from server.core.engines import Engine, EngineState
 from server.core.model_library import CatalogModelState, LocalModelState
+from server.core.session_store import SessionRecord
+from server.core.sessions import SESSION_ID, ChatTurn, TurnDelta
 from server.core.types import (ChatMessage, Delta, FinishReason, GenerationRequest, Sampling,
                                Timings, Usage)
 from server.errors import FieldViolation, InvalidArgument
@@ -28,6 +30,7 @@ from tokenwire.v1 import generation_pb2 as gen_pb
 from tokenwire.v1 import generation_service_pb2 as svc_pb
 from tokenwire.v1 import model_pb2
 from tokenwire.v1 import model_service_pb2 as model_pb
+from tokenwire.v1 import session_service_pb2 as session_pb
 
 MAX_STOP_SEQUENCES = 16
 MAX_EMBED_INPUTS = 256
@@ -320,3 +323,116 @@ def cancel_all_to_pb(outcome: CancelAllOutcome) -> download_pb.CancelAllDownload
 
 def download_status_to_pb(status: DownloadStatus) -> int:
     return _DOWNLOAD_STATUS_TO_PB[status]
+# -- sessions ------------------------------------------------------------------------------------
+
+_SAMPLING_SCALARS = tuple(name for name, *_ in _SAMPLING_RULES) + ("seed",)
+
+
+def sampling_overrides_from_pb(pb: gen_pb.SamplingParams, field_prefix: str,
+                               violations: list[FieldViolation]) -> dict:
+    """The fields a SamplingParams sets, validated, as a dict of core.types.Sampling fields."""
+    found: list[FieldViolation] = []
+    _sampling_from_pb(pb, found)
+    violations += [FieldViolation(field_prefix + v.field.removeprefix("sampling"), v.description)
+                   for v in found]
+    values = {name: getattr(pb, name) for name in _SAMPLING_SCALARS if pb.HasField(name)}
+    if pb.logit_bias:
+        values["logit_bias"] = dict(pb.logit_bias)
+    return values
+
+
+def sampling_to_pb(values: dict) -> gen_pb.SamplingParams:
+    pb = gen_pb.SamplingParams(**{k: v for k, v in values.items() if k != "logit_bias"})
+    for token, bias in values.get("logit_bias", {}).items():
+        pb.logit_bias[int(token)] = bias
+    return pb
+
+
+def session_to_pb(record: SessionRecord) -> session_pb.Session:
+    pb = session_pb.Session(session_id=record.id, model=record.model,
+                            sampling=sampling_to_pb(record.sampling),
+                            message_count=record.message_count, created_unix=record.created_unix,
+                            updated_unix=record.updated_unix)
+    if record.system_prompt is not None:
+        pb.system_prompt = record.system_prompt
+    if record.max_tokens is not None:
+        pb.max_tokens = record.max_tokens
+    return pb
+
+
+def _optional_session_id(pb, name: str, violations: list[FieldViolation]) -> str:
+    if not pb.HasField(name):
+        return ""
+    value = getattr(pb, name)
+    if not SESSION_ID.match(value):
+        violations.append(FieldViolation(name, "must be 1 to 128 characters: letters, digits and "
+                                               "._:- (starting with a letter or digit)"))
+    return value
+
+
+def _max_tokens(pb, violations: list[FieldViolation]) -> int | None:
+    value = pb.max_tokens if pb.HasField("max_tokens") else None
+    if value is not None and value < 1:
+        violations.append(FieldViolation("max_tokens", f"must be >= 1 (got {value})"))
+    return value
+
+
+def session_record_from_pb(pb: session_pb.CreateSessionRequest) -> SessionRecord:
+    violations: list[FieldViolation] = []
+    session_id = _optional_session_id(pb, "session_id", violations)
+    sampling = sampling_overrides_from_pb(pb.sampling, "sampling", violations)
+    max_tokens = _max_tokens(pb, violations)
+    if violations:
+        raise InvalidArgument(violations)
+    return SessionRecord(id=session_id, model=pb.model,
+                         system_prompt=pb.system_prompt if pb.HasField("system_prompt") else None,
+                         sampling=sampling, max_tokens=max_tokens)
+
+
+def branch_id_from_pb(pb: session_pb.BranchSessionRequest) -> str:
+    violations: list[FieldViolation] = []
+    new_id = _optional_session_id(pb, "new_session_id", violations)
+    if violations:
+        raise InvalidArgument(violations)
+    return new_id
+
+
+def chat_turn_from_pb(pb: session_pb.ChatRequest, *, request_id: str = "") -> ChatTurn:
+    arrived_at = time.monotonic()
+    violations: list[FieldViolation] = []
+    if pb.session_id and not SESSION_ID.match(pb.session_id):
+        violations.append(FieldViolation("session_id", "must be 1 to 128 characters: letters, "
+                                                       "digits and ._:- (starting with a letter or digit)"))
+    elif not pb.session_id and not pb.create_if_missing:
+        violations.append(FieldViolation("session_id", "must be set (or set create_if_missing)"))
+    if not pb.content:
+        violations.append(FieldViolation("content", "must not be empty"))
+    sampling = sampling_overrides_from_pb(pb.sampling, "sampling", violations)
+    max_tokens = _max_tokens(pb, violations)
+    if len(pb.stop) > MAX_STOP_SEQUENCES:
+        violations.append(FieldViolation("stop", f"at most {MAX_STOP_SEQUENCES} sequences (got {len(pb.stop)})"))
+    if any(not s for s in pb.stop):
+        violations.append(FieldViolation("stop", "stop sequences must not be empty"))
+    if violations:
+        raise InvalidArgument(violations)
+    return ChatTurn(session_id=pb.session_id, content=pb.content, sampling=sampling,
+                    max_tokens=max_tokens, stop=tuple(pb.stop),
+                    create_if_missing=pb.create_if_missing, model=pb.model,
+                    system_prompt=pb.system_prompt if pb.HasField("system_prompt") else None,
+                    reuse_cache=pb.reuse_cache if pb.HasField("reuse_cache") else True,
+                    request_id=request_id, arrived_at=arrived_at)
+
+
+def turn_delta_to_pb(item: TurnDelta) -> session_pb.ChatResponse:
+    delta = item.delta
+    pb = session_pb.ChatResponse(session_id=item.session_id, text=delta.text,
+                                 token_ids=delta.token_ids, model=item.engine_id)
+    if delta.finish is not None:
+        f = delta.finish
+        pb.finish_reason = _FINISH_TO_PB[f.reason]
+        pb.usage.CopyFrom(usage_to_pb(f.usage))
+        pb.timings.CopyFrom(timings_to_pb(f.timings))
+        pb.seed = f.seed
+        pb.reused_prompt_tokens = f.reused_prompt_tokens
+        pb.message_count = item.message_count or 0
+    return pb

@@ -165,6 +165,29 @@ class DownloadLimitReached(TokenwireError):
     """A server-side limit (concurrent downloads, disk space) refuses the download."""
 
     reason = "RESOURCE_EXHAUSTED"
+class SessionNotFound(TokenwireError):
+    reason = "SESSION_NOT_FOUND"
+
+    def __init__(self, session_id: str):
+        super().__init__(f"no session has the id '{session_id}'", metadata={"session_id": session_id})
+
+
+class SessionExists(TokenwireError):
+    reason = "SESSION_EXISTS"
+
+    def __init__(self, session_id: str):
+        super().__init__(f"a session with the id '{session_id}' already exists",
+                         metadata={"session_id": session_id})
+
+
+class SessionBusy(TokenwireError):
+    """A turn is running in the session; turns never interleave."""
+
+    reason = "SESSION_BUSY"
+
+    def __init__(self, session_id: str):
+        super().__init__(f"session '{session_id}' is answering another message; wait for that "
+                         f"turn to finish (or cancel it) and retry", metadata={"session_id": session_id})
 
 
 # The one place where domain errors become status codes. Order matters only for subclasses,
@@ -180,6 +203,9 @@ STATUS_CODES: dict[type[TokenwireError], grpc.StatusCode] = {
     PreconditionFailed: grpc.StatusCode.FAILED_PRECONDITION,
     MemoryBudgetExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     EngineFailure: grpc.StatusCode.INTERNAL,
+    SessionNotFound: grpc.StatusCode.NOT_FOUND,
+    SessionExists: grpc.StatusCode.ALREADY_EXISTS,
+    SessionBusy: grpc.StatusCode.FAILED_PRECONDITION,
     TokenwireError: grpc.StatusCode.INTERNAL,
     # Downloads. PERMISSION_DENIED for refused addresses: the URL is valid (INVALID_ARGUMENT would
     # say it could never work) but the server's policy forbids it; an admin can allow it.

@@ -15,10 +15,13 @@ from server.config import Settings, load_settings
 
 def make_settings(**sections: Mapping[str, Any]) -> Settings:
     """Settings from defaults plus `sections`, bound to 127.0.0.1 on a free port, no env."""
-    # A models directory of its own, so no test sees (or deletes) the user's models.
+    # A models directory and a session database of their own, so no test sees (or changes) the
+    # user's; a test names a session database to restart on it.
     overrides: dict[str, dict[str, Any]] = {
         "server": {"host": "127.0.0.1", "grpc_port": 0},
-        "model_store": {"directory": tempfile.mkdtemp(prefix="tokenwire-models-")}}
+        "model_store": {"directory": tempfile.mkdtemp(prefix="tokenwire-models-")},
+        "sessions": {"store_path": f"{tempfile.mkdtemp(prefix='tokenwire-sessions-')}/sessions.db"},
+    }
     for name, values in sections.items():
         if isinstance(values, Mapping):
             overrides.setdefault(name, {}).update(values)

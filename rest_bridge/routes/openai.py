@@ -1,7 +1,8 @@
 """The OpenAI API: chat completions, completions, models and embeddings, JSON and SSE.
 
 Shapes follow OpenAI's, plus the extras the reference documents add: Impetus's `conversation_id`
-(echoed), `use_cache` (accepted) and `performance_metrics`, and the local-server sampling knobs
+(continues a server-side session, echoed back), `use_cache` (reuse that session's KV cache) and
+`performance_metrics`, and the local-server sampling knobs
 `top_k`, `min_p`, `repeat_penalty`. This module checks the HTTP shape only; ranges are the
 server's to check, and its field paths are translated back to OpenAI parameter names.
 """
@@ -26,6 +27,7 @@ from rest_bridge.streaming import PeekedCall, TextEvents, sse_event, stream_resp
 from tokenwire.v1 import engine_service_pb2 as engine_pb
 from tokenwire.v1 import generation_pb2 as gen_pb
 from tokenwire.v1 import generation_service_pb2 as svc_pb
+from tokenwire.v1 import session_service_pb2 as session_pb
 
 blueprint = Blueprint("openai", __name__)
 
@@ -271,16 +273,58 @@ def _sse(call: PeekedCall, events: Iterator[bytes]):
     return stream_response(call, lambda _: events, _stream_error, "text/event-stream")
 
 
+def _session_turn(pb: session_pb.ChatRequest, body: dict) -> None:
+    """Impetus's `conversation_id`: the server keeps the conversation, so the request's last
+    message (a user message) is the new turn and a system message sets the system prompt;
+    earlier messages are already in the server's history. `use_cache: false` prefills the
+    whole history instead of reusing the session's KV cache."""
+    conversation = body["conversation_id"]
+    if not isinstance(conversation, str):
+        raise HttpError(400, "'conversation_id' must be a string", param="conversation_id")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise HttpError(400, "'messages' must be a non-empty array", param="messages")
+    parsed = [_message_text(m, i) for i, m in enumerate(messages)]
+    role, content = parsed[-1]
+    if role != "user":
+        raise HttpError(400, "with conversation_id the last message must be the user's new turn",
+                        param=f"messages[{len(parsed) - 1}].role")
+    pb.session_id, pb.content, pb.create_if_missing = conversation, content, True
+    systems = [text for role, text in parsed if role == "system"]
+    if systems:
+        pb.system_prompt = systems[-1]
+    use_cache = body.get("use_cache")
+    if use_cache is not None:
+        pb.reuse_cache = _boolean(body, "use_cache")
+    _fill_generation(pb, body)  # ChatRequest shares model, sampling, max_tokens and stop
+
+
+def _session_chat(body: dict) -> PeekedCall:
+    pb = session_pb.ChatRequest()
+    _session_turn(pb, body)
+    return PeekedCall(grpc_client().sessions.Chat(pb, metadata=forwarded_metadata()))
+
+
 @blueprint.post("/v1/chat/completions")
-@calls("tokenwire.v1.GenerationService/Generate", "tokenwire.v1.GenerationService/Complete")
+@calls("tokenwire.v1.GenerationService/Generate", "tokenwire.v1.GenerationService/Complete",
+       "tokenwire.v1.SessionService/Chat")
 def chat_completions():
-    """Chat completion (OpenAI); `stream: true` answers with SSE chunks ending in [DONE]."""
+    """Chat completion (OpenAI); `stream: true` answers with SSE chunks ending in [DONE]. With
+    `conversation_id` the turn continues a server-side session."""
     body = json_object()
+    in_session = body.get("conversation_id") is not None
     if _boolean(body, "stream"):
         include_usage = _include_usage(body)
-        call = _open_stream(body, _chat_request)
+        call = _session_chat(body) if in_session else _open_stream(body, _chat_request)
         return _sse(call, _chat_chunks(call, body, include_usage))
-    result = _complete(body, _chat_request)
+    if in_session:
+        messages = list(_session_chat(body))
+        last = messages[-1]
+        result = svc_pb.CompleteResponse(text="".join(m.text for m in messages), model=last.model,
+                                         finish_reason=last.finish_reason, usage=last.usage,
+                                         timings=last.timings)
+    else:
+        result = _complete(body, _chat_request)
     return jsonify({
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",

@@ -51,7 +51,8 @@ class LlamaCppBackend(Backend):
             log.warning("engine %s: %s; using ChatML", self.engine_id, template.fallback_reason)
         self._model, self._template = model, template
         self._scheduler = Scheduler(self.engine_id, model, template, n_parallel=n_parallel,
-                                    n_batch=self.params.n_batch, max_queue=self.max_queue)
+                                    n_batch=self.params.n_batch, max_queue=self.max_queue,
+                                    kv_park_bytes=(self.params.kv_park_mb or 0) * 1024 * 1024)
 
     async def close(self) -> None:
         # Requests still running end with UNAVAILABLE rather than waiting on a queue nobody fills.

@@ -26,7 +26,8 @@ def build_sampler(s: Sampling, *, seed: int, n_vocab: int, prompt: list[int]):
         array = (llama_cpp.llama_logit_bias * len(items))(*items)
         add(llama_cpp.llama_sampler_init_logit_bias(n_vocab, len(items), array))
     if s.penalized:
-        add(llama_cpp.llama_sampler_init_penalties(PENALTY_LAST_N, s.repeat_penalty,
+        # This llama.cpp's signature takes the vocabulary size first (see its llama.h).
+        add(llama_cpp.llama_sampler_init_penalties(n_vocab, PENALTY_LAST_N, s.repeat_penalty,
                                                    s.frequency_penalty, s.presence_penalty))
     if s.greedy:
         add(llama_cpp.llama_sampler_init_greedy())

@@ -16,7 +16,13 @@ Idle caches are then evicted (least recently used first) when cells are needed, 
 active sequences alone outgrow the cache the longest one is finished with LENGTH.
 
 A free sequence keeps the KV of its last request; a new request takes the free sequence whose
-cache shares the longest prefix with its prompt and prefills only the rest.
+cache shares the longest prefix with its prompt and prefills only the rest. A request that
+continues a conversation names it (`cache_key`, a session id) and its sequence remembers the
+owner: other requests take such a sequence only when no free sequence would cost less, so a
+chat session's next turn finds its history still resident and prefills only the new message.
+When such a sequence must be given up anyway (more conversations than sequences, an embedding,
+a full unified cache), its KV is parked in host memory first (llama_kv_park: llama.cpp's
+sequence-state API, LRU under a byte budget) and restored by the conversation's next turn.
 
 Only this thread touches the context. The event loop hands work over through `submit()` (a
 bounded FIFO: beyond it requests fail fast) and gets results through each job's `emit`.
@@ -36,6 +42,7 @@ import llama_cpp
 import numpy as np
 
 from server.backends.base import Embedding
+from server.backends.llama_kv_park import KvParking
 from server.backends.llama_model import LlamaModel
 from server.backends.llama_sampling import build_sampler
 from server.core.chat_template import ChatTemplate
@@ -106,6 +113,7 @@ class _Slot:
 
     seq_id: int
     cached: list[int] = field(default_factory=list)  # tokens whose KV this sequence holds
+    owner: str = ""  # cache_key of the conversation the cache belongs to ("" for none)
     last_used: float = 0.0
     job: GenerateJob | None = None
     pending: list[int] = field(default_factory=list)  # prompt tokens not yet decoded
@@ -133,13 +141,16 @@ class SchedulerStats:
     tokens_per_second: float
     tokens_generated_total: int
     prompt_tokens_reused_total: int
+    kv_parked_sessions: int
+    kv_parked_bytes: int
+    kv_restored_total: int
     cancelled_total: int
     max_steps_after_cancel: int
 
 
 class Scheduler:
     def __init__(self, engine_id: str, model: LlamaModel, template: ChatTemplate, *,
-                 n_parallel: int, n_batch: int, max_queue: int):
+                 n_parallel: int, n_batch: int, max_queue: int, kv_park_bytes: int = 0):
         self.engine_id = engine_id
         self.model = model
         self.template = template
@@ -149,6 +160,7 @@ class Scheduler:
         # Cells one sequence may hold: its own stream, or (unified) the whole cache.
         self.n_ctx_seq = model.n_ctx_seq
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
+        self._parking = KvParking(model.ctx, model.memory, kv_park_bytes)
         self._waiting: collections.deque[Job] = collections.deque()
         self._cond = threading.Condition()
         self._stopping = False
@@ -205,6 +217,9 @@ class Scheduler:
             tokens_per_second=sum(recent) / RATE_WINDOW_S,
             tokens_generated_total=self._tokens_total,
             prompt_tokens_reused_total=self._reused_total,
+            kv_parked_sessions=len(self._parking),
+            kv_parked_bytes=self._parking.used_bytes,
+            kv_restored_total=self._parking.restored_total,
             cancelled_total=self._cancelled_total,
             max_steps_after_cancel=self._max_steps_after_cancel,
         )
@@ -267,7 +282,11 @@ class Scheduler:
                 continue
             if self.model.kv_unified and self._committed() + len(prompt) > self.model.n_ctx:
                 return True  # wait until running requests free cells; FIFO order is kept
-            slot, reuse = self._pick_slot(free, prompt)
+            slot, reuse = self._pick_slot(free, prompt, job.request.cache_key)
+            if not job.request.reuse_cache:
+                reuse = 0
+            else:
+                reuse = self._unpark(slot, job.request.cache_key, prompt, reuse)
             with self._cond:
                 self._waiting.popleft()
             self._start(slot, job, prompt, reuse)
@@ -296,20 +315,53 @@ class Scheduler:
         return tokens
 
     @staticmethod
-    def _pick_slot(free: list[_Slot], prompt: list[int]) -> tuple[_Slot, int]:
+    def _pick_slot(free: list[_Slot], prompt: list[int], cache_key: str = "") -> tuple[_Slot, int]:
         """The free sequence whose cache shares the longest prefix with the prompt (least
-        recently used among equals), and how many prompt tokens it can reuse."""
-        def common_prefix(slot: _Slot) -> int:
-            n = 0
-            for a, b in zip(slot.cached, prompt):
-                if a != b:
-                    break
-                n += 1
-            return n
+        recently used among equals), and how many prompt tokens it can reuse. A sequence holding
+        another conversation's cache is taken only when every free sequence does: overwriting it
+        would cost that conversation a full prefill on its next turn (or a restore)."""
+        def score(slot: _Slot) -> tuple:
+            prefix = Scheduler._common_prefix(slot.cached, prompt)
+            spares_others = not slot.owner or slot.owner == cache_key or prefix >= len(slot.cached)
+            return spares_others, prefix, -slot.last_used
 
-        best = max(free, key=lambda slot: (common_prefix(slot), -slot.last_used))
+        best = max(free, key=score)
         # At least the last prompt token is decoded again: its logits pick the first new token.
-        return best, min(common_prefix(best), len(prompt) - 1)
+        return best, min(Scheduler._common_prefix(best.cached, prompt), len(prompt) - 1)
+
+    @staticmethod
+    def _common_prefix(a: list[int], b: list[int]) -> int:
+        n = 0
+        for x, y in zip(a, b):
+            if x != y:
+                break
+            n += 1
+        return n
+
+    def _unpark(self, slot: _Slot, key: str, prompt: list[int], reuse: int) -> int:
+        """Restores `key`'s parked KV into `slot` when it covers more of the prompt than what the
+        slot holds; the number of prompt tokens that can be reused."""
+        parked = self._parking.tokens(key) if key else None
+        if parked is None:
+            return reuse
+        prefix = min(self._common_prefix(parked, prompt), len(prompt) - 1)
+        if prefix <= reuse:
+            return reuse
+        if slot.owner == key:
+            self._forget(slot)
+        else:
+            self._evict(slot)
+        restored = self._parking.restore(key, slot.seq_id)
+        if restored is None:
+            return 0
+        slot.cached, slot.owner = list(restored), key
+        return prefix
+
+    def _evict(self, slot: _Slot, keep: int = 0) -> None:
+        """Drops the slot's KV from `keep` on, parking it first if a conversation owns it."""
+        if slot.owner and keep < len(slot.cached):
+            self._parking.park(slot.owner, slot.seq_id, slot.cached)
+        self._forget(slot, keep)
 
     def _cells_used(self) -> int:
         return sum(len(slot.cached) for slot in self._slots)
@@ -326,18 +378,26 @@ class Scheduler:
         idle = sorted((slot for slot in self._slots if slot.job is None and slot.cached),
                       key=lambda slot: slot.last_used)
         while self._cells_used() + cells > self.model.n_ctx and idle:
-            self._forget(idle.pop(0))
+            self._evict(idle.pop(0))
         return self._cells_used() + cells <= self.model.n_ctx
 
     def _forget(self, slot: _Slot, keep: int = 0) -> None:
         """Drops the slot's KV from position `keep` on."""
         llama_cpp.llama_memory_seq_rm(self.model.memory, slot.seq_id, keep, -1)
         del slot.cached[keep:]
+        if not slot.cached:
+            slot.owner = ""
 
     def _start(self, slot: _Slot, job: GenerateJob, prompt: list[int], reuse: int) -> None:
         request = job.request
-        self._forget(slot, keep=reuse)
+        if slot.owner != request.cache_key:
+            self._evict(slot, keep=reuse)
+        else:
+            self._forget(slot, keep=reuse)
+        if request.cache_key:
+            self._parking.drop(request.cache_key)  # this turn supersedes any parked copy
         slot.job = job
+        slot.owner = request.cache_key
         slot.pending = prompt[reuse:]
         slot.next_token = None
         slot.prompt_len = len(prompt)
@@ -470,7 +530,8 @@ class Scheduler:
             tokens_per_second=(slot.generated - 1) / decode_s if slot.generated > 1 else 0.0,
             prompt_tokens_per_second=(slot.prompt_len - slot.reused) / prompt_s,
         )
-        finish = Finish(reason, Usage(slot.prompt_len, slot.generated), timings, slot.seed)
+        finish = Finish(reason, Usage(slot.prompt_len, slot.generated), timings, slot.seed,
+                        reused_prompt_tokens=slot.reused)
         self._outbox.append((slot.job, Delta(tail.text if tail else "", tail.token_ids if tail else (),
                                              finish)))
         self._release(slot)
@@ -481,7 +542,7 @@ class Scheduler:
         """Mean of the final hidden states over each input's tokens, on a free sequence (its idle
         cache is dropped), with embeddings switched on for the duration. It runs between steps,
         so it delays running streams by the time it takes."""
-        self._forget(slot)
+        self._evict(slot)
         slot.last_used = time.monotonic()
         try:
             job.emit(self._embed(job, slot.seq_id))

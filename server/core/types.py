@@ -54,6 +54,11 @@ class GenerationRequest:
     request_id: str = ""
     #: time.monotonic() when the request reached the server, for time-to-first-token.
     arrived_at: float = 0.0
+    #: Whose conversation this continues (a session id); the scheduler keeps such a KV cache
+    #: from being overwritten by unrelated requests while it can. Empty: nobody's.
+    cache_key: str = ""
+    #: False: prefill the whole prompt even when a cached prefix could be reused.
+    reuse_cache: bool = True
 
     @property
     def input_field(self) -> str:
@@ -87,6 +92,8 @@ class Finish:
     usage: Usage
     timings: Timings
     seed: int
+    #: Prompt tokens whose KV was reused from a cache instead of computed.
+    reused_prompt_tokens: int = 0
 
 
 @dataclass(frozen=True)

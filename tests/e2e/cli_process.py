@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -32,7 +33,10 @@ def read_ports(proc: subprocess.Popen, expected: set[str]) -> dict[str, int]:
 class ServeProcess:
     def __init__(self, *args: str, env: dict[str, str] | None = None):
         self.args = [TOKENWIRE, "serve", "--host", "127.0.0.1", "--grpc-port", "0", "--port", "0", *args]
-        self.env = {**os.environ, **(env or {})}
+        # A fresh session database per process, unless the test chose one.
+        self.env = {**os.environ,
+                    "TOKENWIRE_SESSIONS_STORE_PATH": f"{tempfile.mkdtemp(prefix='tokenwire-sessions-')}/sessions.db",
+                    **(env or {})}
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self.rest_port = 0

@@ -1,6 +1,6 @@
 """tokenwire's Python client: generated gRPC code under `tokenwire.v1` plus a typed `Client`."""
 
-from tokenwire.client import Client, Completion, Delta, Timings, Usage
+from tokenwire.client import ChatDelta, Client, Completion, Delta, Session, Timings, Usage
 from tokenwire.downloads import CancelAllResult, CancelResult, Download
 from tokenwire.errors import (AlreadyExistsError, DeadlineExceededError, FailedPreconditionError,
                               FieldViolation, InvalidArgumentError, NotFoundError,
@@ -11,4 +11,4 @@ __all__ = ["Client", "Completion", "Delta", "Timings", "Usage", "TokenwireError"
            "InvalidArgumentError", "NotFoundError", "UnavailableError", "ResourceExhaustedError",
            "DeadlineExceededError", "FieldViolation", "Download", "CancelResult",
            "CancelAllResult", "AlreadyExistsError", "PermissionDeniedError",
-           "FailedPreconditionError"]
+           "FailedPreconditionError", "Session", "ChatDelta"]

@@ -19,7 +19,8 @@ from tokenwire.downloads import (STATUS_VALUES, CancelAllResult, CancelResult, D
                                  status_name)
 from tokenwire.errors import from_rpc_error
 from tokenwire.v1 import (download_service_pb2, download_service_pb2_grpc, generation_pb2,
-                          generation_service_pb2, generation_service_pb2_grpc)
+                          generation_service_pb2, generation_service_pb2_grpc, session_service_pb2,
+                          session_service_pb2_grpc)
 
 _FINISH_NAMES = {
     generation_pb2.FINISH_REASON_STOP: "stop",
@@ -87,6 +88,60 @@ def _delta(pb: generation_service_pb2.GenerateResponse) -> Delta:
                  _timings(pb.timings), pb.model, pb.seed)
 
 
+@dataclass(frozen=True)
+class Session:
+    """A server-side chat session (without its messages; see Client.history)."""
+
+    session_id: str
+    model: str
+    system_prompt: str | None
+    sampling: dict
+    max_tokens: int | None
+    message_count: int
+    created_unix: float
+    updated_unix: float
+
+
+@dataclass(frozen=True)
+class ChatDelta(Delta):
+    """One piece of a session turn. The last one also says how many prompt tokens the server's
+    KV cache spared (`reused_prompt_tokens`) and the history's size with this turn in it."""
+
+    session_id: str = ""
+    reused_prompt_tokens: int = 0
+    message_count: int = 0
+
+
+def _session(pb) -> Session:
+    sampling = {name: getattr(pb.sampling, name) for name in _SAMPLING_FIELDS
+                if pb.sampling.HasField(name)}
+    if pb.sampling.logit_bias:
+        sampling["logit_bias"] = dict(pb.sampling.logit_bias)
+    return Session(pb.session_id, pb.model,
+                   pb.system_prompt if pb.HasField("system_prompt") else None, sampling,
+                   pb.max_tokens if pb.HasField("max_tokens") else None, pb.message_count,
+                   pb.created_unix, pb.updated_unix)
+
+
+def _chat_delta(pb: session_service_pb2.ChatResponse) -> ChatDelta:
+    if pb.finish_reason == generation_pb2.FINISH_REASON_UNSPECIFIED:
+        return ChatDelta(pb.text, tuple(pb.token_ids), model=pb.model, session_id=pb.session_id)
+    return ChatDelta(pb.text, tuple(pb.token_ids), _FINISH_NAMES[pb.finish_reason], _usage(pb.usage),
+                     _timings(pb.timings), pb.model, pb.seed, session_id=pb.session_id,
+                     reused_prompt_tokens=pb.reused_prompt_tokens, message_count=pb.message_count)
+
+
+def _fill_sampling(pb, sampling: Mapping, logit_bias: Mapping[int, float] | None) -> None:
+    unknown = set(sampling) - set(_SAMPLING_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown sampling arguments: {', '.join(sorted(unknown))}")
+    for name, value in sampling.items():
+        if value is not None:
+            setattr(pb, name, value)
+    for token, bias in (logit_bias or {}).items():
+        pb.logit_bias[int(token)] = bias
+
+
 @dataclass
 class _Request:
     prompt: str | None = None
@@ -127,6 +182,7 @@ class Client:
         self._generation = generation_service_pb2_grpc.GenerationServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._downloads = download_service_pb2_grpc.DownloadServiceStub(self._channel)
+        self._sessions = session_service_pb2_grpc.SessionServiceStub(self._channel)
 
     def close(self) -> None:
         if self._owns_channel:
@@ -280,3 +336,75 @@ class Client:
         r = self._unary(self._downloads.CancelAllDownloads,
                         download_service_pb2.CancelAllDownloadsRequest())
         return CancelAllResult.from_pb(r)
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    def create_session(self, session_id: str | None = None, *, model: str = "",
+                       system_prompt: str | None = None, max_tokens: int | None = None,
+                       logit_bias: Mapping[int, float] | None = None, **sampling) -> Session:
+        """A new session; `sampling` and `max_tokens` become the defaults of its turns."""
+        pb = session_service_pb2.CreateSessionRequest(model=model)
+        if session_id is not None:
+            pb.session_id = session_id
+        if system_prompt is not None:
+            pb.system_prompt = system_prompt
+        if max_tokens is not None:
+            pb.max_tokens = max_tokens
+        _fill_sampling(pb.sampling, sampling, logit_bias)
+        return _session(self._unary(self._sessions.CreateSession, pb).session)
+
+    def list_sessions(self) -> list[Session]:
+        response = self._unary(self._sessions.ListSessions, session_service_pb2.ListSessionsRequest())
+        return [_session(s) for s in response.sessions]
+
+    def get_session(self, session_id: str) -> Session:
+        return _session(self._unary(self._sessions.GetSession,
+                                    session_service_pb2.GetSessionRequest(session_id=session_id)).session)
+
+    def history(self, session_id: str) -> list[dict[str, str]]:
+        """The session's messages, oldest first, as {"role", "content"} (system prompt not included)."""
+        response = self._unary(self._sessions.GetSession,
+                               session_service_pb2.GetSessionRequest(session_id=session_id))
+        return [{"role": m.role, "content": m.content} for m in response.messages]
+
+    def delete_session(self, session_id: str) -> None:
+        self._unary(self._sessions.DeleteSession,
+                    session_service_pb2.DeleteSessionRequest(session_id=session_id))
+
+    def rollback_session(self, session_id: str, message_count: int) -> Session:
+        """Removes the last `message_count` messages."""
+        return _session(self._unary(self._sessions.RollbackSession, session_service_pb2.RollbackSessionRequest(
+            session_id=session_id, message_count=message_count)).session)
+
+    def branch_session(self, session_id: str, message_count: int, *,
+                       new_session_id: str | None = None) -> Session:
+        """A new session with the first `message_count` messages of `session_id`."""
+        pb = session_service_pb2.BranchSessionRequest(session_id=session_id, message_count=message_count)
+        if new_session_id is not None:
+            pb.new_session_id = new_session_id
+        return _session(self._unary(self._sessions.BranchSession, pb).session)
+
+    def chat(self, session_id: str, content: str, *, max_tokens: int | None = None,
+             stop: Sequence[str] = (), logit_bias: Mapping[int, float] | None = None,
+             create_if_missing: bool = False, model: str = "", system_prompt: str | None = None,
+             reuse_cache: bool | None = None, timeout: float | None = None,
+             **sampling) -> Iterator[ChatDelta]:
+        """One turn: streams the answer; the turn is in the history once the last delta arrived.
+        Closing the iterator early cancels the turn and leaves the history unchanged."""
+        pb = session_service_pb2.ChatRequest(session_id=session_id, content=content, stop=list(stop),
+                                             create_if_missing=create_if_missing, model=model)
+        if max_tokens is not None:
+            pb.max_tokens = max_tokens
+        if system_prompt is not None:
+            pb.system_prompt = system_prompt
+        if reuse_cache is not None:
+            pb.reuse_cache = reuse_cache
+        _fill_sampling(pb.sampling, sampling, logit_bias)
+        call = self._sessions.Chat(pb, **self._call_options(timeout))
+        try:
+            for response in call:
+                yield _chat_delta(response)
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+        finally:
+            call.cancel()

@@ -1,0 +1,251 @@
+"""Where sessions and their histories live: an interface, and the embedded SQLite store.
+
+The interface is what the session manager needs and nothing more, so that a shared database can
+implement it later. Every method is synchronous and blocking; the manager calls them off the event
+loop. Each change is one transaction, so a turn's user message and answer land together or not at
+all, and a crash never leaves half a turn behind.
+
+SQLite runs in WAL mode (readers never wait for the writer, and a reader never sees a half-written
+transaction). Each thread gets its own connection (sqlite3 connections must not be shared across
+threads mid-transaction); writers take the lock up front (BEGIN IMMEDIATE) and wait up to
+`busy_timeout` for it, so concurrent writers queue instead of failing.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import pathlib
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field, replace
+
+from server.core.types import ChatMessage
+from server.errors import SessionExists, SessionNotFound
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    id: str
+    model: str = ""
+    system_prompt: str | None = None
+    #: Sampling defaults: only the fields that were set, named as in core.types.Sampling.
+    sampling: dict = field(default_factory=dict)
+    max_tokens: int | None = None
+    message_count: int = 0
+    created_unix: float = 0.0
+    updated_unix: float = 0.0
+
+
+class SessionStore(abc.ABC):
+    @abc.abstractmethod
+    def create(self, record: SessionRecord, messages: list[ChatMessage] = ()) -> SessionRecord:
+        """Stores a new session (with an initial history); SessionExists if the id is taken."""
+
+    @abc.abstractmethod
+    def get(self, session_id: str) -> SessionRecord:
+        """The session; SessionNotFound if there is none."""
+
+    @abc.abstractmethod
+    def messages(self, session_id: str) -> list[ChatMessage]:
+        """The history, oldest first; SessionNotFound if there is no such session."""
+
+    @abc.abstractmethod
+    def list(self) -> list[SessionRecord]:
+        """Every session, most recently updated first."""
+
+    @abc.abstractmethod
+    def delete(self, session_id: str) -> None:
+        """Removes a session and its history; SessionNotFound if there is none."""
+
+    @abc.abstractmethod
+    def append(self, session_id: str, expected_count: int, messages: list[ChatMessage], *,
+               system_prompt: str | None = None, set_system_prompt: bool = False) -> SessionRecord:
+        """Appends messages (and optionally sets the system prompt) in one transaction. The history
+        must still hold `expected_count` messages: the manager runs one turn per session at a
+        time, so anything else is a bug (ValueError), never a silent interleaving."""
+
+    @abc.abstractmethod
+    def truncate(self, session_id: str, keep: int) -> SessionRecord:
+        """Keeps the first `keep` messages."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Releases connections."""
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id            TEXT PRIMARY KEY,
+    model         TEXT NOT NULL,
+    system_prompt TEXT,
+    sampling      TEXT NOT NULL,
+    max_tokens    INTEGER,
+    message_count INTEGER NOT NULL,
+    created_unix  REAL NOT NULL,
+    updated_unix  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    position   INTEGER NOT NULL,
+    role       TEXT NOT NULL,
+    content    TEXT NOT NULL,
+    PRIMARY KEY (session_id, position)
+);
+CREATE INDEX IF NOT EXISTS sessions_by_update ON sessions(updated_unix DESC);
+"""
+
+
+def _dump_sampling(sampling: dict) -> str:
+    encoded = dict(sampling)
+    if "logit_bias" in encoded:  # JSON object keys are strings
+        encoded["logit_bias"] = {str(k): v for k, v in encoded["logit_bias"].items()}
+    return json.dumps(encoded, sort_keys=True)
+
+
+def _load_sampling(text: str) -> dict:
+    sampling = json.loads(text)
+    if "logit_bias" in sampling:
+        sampling["logit_bias"] = {int(k): float(v) for k, v in sampling["logit_bias"].items()}
+    return sampling
+
+
+class SqliteSessionStore(SessionStore):
+    def __init__(self, path: str, *, busy_timeout_s: float = 30.0):
+        self.path = str(pathlib.Path(path).expanduser())
+        self._busy_timeout_s = busy_timeout_s
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        try:
+            pathlib.Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._connection().executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise OSError(f"cannot open the session store {self.path}: {exc}") from None
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE below).
+            db = sqlite3.connect(self.path, timeout=self._busy_timeout_s, isolation_level=None,
+                                 check_same_thread=False)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # durable across crashes of the process
+            db.execute("PRAGMA foreign_keys=ON")
+            self._local.db = db
+            with self._lock:
+                self._connections.append(db)
+        return db
+
+    class _Tx:
+        def __init__(self, db: sqlite3.Connection):
+            self.db = db
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.db.execute("BEGIN IMMEDIATE")
+            return self.db
+
+        def __exit__(self, exc_type, exc, tb) -> None:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+    def _transaction(self) -> "_Tx":
+        return self._Tx(self._connection())
+
+    def close(self) -> None:
+        with self._lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    # -- reads -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _record(row: sqlite3.Row) -> SessionRecord:
+        return SessionRecord(id=row["id"], model=row["model"], system_prompt=row["system_prompt"],
+                             sampling=_load_sampling(row["sampling"]), max_tokens=row["max_tokens"],
+                             message_count=row["message_count"], created_unix=row["created_unix"],
+                             updated_unix=row["updated_unix"])
+
+    def _get(self, db: sqlite3.Connection, session_id: str) -> SessionRecord:
+        row = db.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        if row is None:
+            raise SessionNotFound(session_id)
+        return self._record(row)
+
+    def get(self, session_id: str) -> SessionRecord:
+        return self._get(self._connection(), session_id)
+
+    def messages(self, session_id: str) -> list[ChatMessage]:
+        # One read transaction: the count and the rows come from the same snapshot.
+        db = self._connection()
+        db.execute("BEGIN")
+        try:
+            self._get(db, session_id)
+            rows = db.execute("SELECT role, content FROM messages WHERE session_id = ? "
+                              "ORDER BY position", (session_id,)).fetchall()
+        finally:
+            db.execute("COMMIT")
+        return [ChatMessage(row["role"], row["content"]) for row in rows]
+
+    def list(self) -> list[SessionRecord]:
+        rows = self._connection().execute(
+            "SELECT * FROM sessions ORDER BY updated_unix DESC, id").fetchall()
+        return [self._record(row) for row in rows]
+
+    # -- writes ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _insert_messages(db: sqlite3.Connection, session_id: str, start: int,
+                         messages: list[ChatMessage]) -> None:
+        db.executemany("INSERT INTO messages (session_id, position, role, content) VALUES (?, ?, ?, ?)",
+                       [(session_id, start + i, m.role, m.content) for i, m in enumerate(messages)])
+
+    def create(self, record: SessionRecord, messages: list[ChatMessage] = ()) -> SessionRecord:
+        now = time.time()
+        record = replace(record, message_count=len(messages), created_unix=now, updated_unix=now)
+        with self._transaction() as db:
+            try:
+                db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           (record.id, record.model, record.system_prompt,
+                            _dump_sampling(record.sampling), record.max_tokens,
+                            record.message_count, now, now))
+            except sqlite3.IntegrityError:
+                raise SessionExists(record.id) from None
+            self._insert_messages(db, record.id, 0, list(messages))
+        return record
+
+    def delete(self, session_id: str) -> None:
+        with self._transaction() as db:
+            if db.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount == 0:
+                raise SessionNotFound(session_id)
+
+    def append(self, session_id: str, expected_count: int, messages: list[ChatMessage], *,
+               system_prompt: str | None = None, set_system_prompt: bool = False) -> SessionRecord:
+        with self._transaction() as db:
+            record = self._get(db, session_id)
+            if record.message_count != expected_count:
+                raise ValueError(f"session {session_id} holds {record.message_count} messages, "
+                                 f"expected {expected_count}")
+            self._insert_messages(db, session_id, expected_count, messages)
+            now = time.time()
+            count = expected_count + len(messages)
+            prompt = system_prompt if set_system_prompt else record.system_prompt
+            db.execute("UPDATE sessions SET message_count = ?, updated_unix = ?, system_prompt = ? "
+                       "WHERE id = ?", (count, now, prompt, session_id))
+        return replace(record, message_count=count, updated_unix=now, system_prompt=prompt)
+
+    def truncate(self, session_id: str, keep: int) -> SessionRecord:
+        with self._transaction() as db:
+            record = self._get(db, session_id)
+            if not 0 <= keep <= record.message_count:
+                raise ValueError(f"cannot keep {keep} of {record.message_count} messages")
+            db.execute("DELETE FROM messages WHERE session_id = ? AND position >= ?", (session_id, keep))
+            now = time.time()
+            db.execute("UPDATE sessions SET message_count = ?, updated_unix = ? WHERE id = ?",
+                       (keep, now, session_id))
+        return replace(record, message_count=keep, updated_unix=now)
