@@ -21,25 +21,45 @@ from server.backends.registry import BACKENDS, BackendFactory
 from server.config import Settings
 from server.core.engines import EngineManager
 from server.interceptors import ErrorInterceptor
+from server.monitoring.hub import Monitoring
+from server.monitoring.interceptor import ObservabilityInterceptor
 from server.servicers.engine import EngineServicer
 from server.servicers.generation import GenerationServicer
-from tokenwire.v1 import (engine_service_pb2, engine_service_pb2_grpc, generation_service_pb2,
-                          generation_service_pb2_grpc)
+from server.servicers.monitoring import (BenchmarkServicer, HardwareServicer, LogServicer,
+                                         MetricsServicer, StatusServicer)
+from tokenwire.v1 import (benchmark_service_pb2, benchmark_service_pb2_grpc, engine_service_pb2,
+                          engine_service_pb2_grpc, generation_service_pb2,
+                          generation_service_pb2_grpc, hardware_service_pb2,
+                          hardware_service_pb2_grpc, log_service_pb2, log_service_pb2_grpc,
+                          metrics_service_pb2, metrics_service_pb2_grpc, status_service_pb2,
+                          status_service_pb2_grpc)
 
 log = logging.getLogger(__name__)
 
 GENERATION_SERVICE = generation_service_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name
 ENGINE_SERVICE = engine_service_pb2.DESCRIPTOR.services_by_name["EngineService"].full_name
+
+def _service_name(module, name: str) -> str:
+    return module.DESCRIPTOR.services_by_name[name].full_name
+
+
+HARDWARE_SERVICE = _service_name(hardware_service_pb2, "HardwareService")
+METRICS_SERVICE = _service_name(metrics_service_pb2, "MetricsService")
+STATUS_SERVICE = _service_name(status_service_pb2, "StatusService")
+LOG_SERVICE = _service_name(log_service_pb2, "LogService")
+BENCHMARK_SERVICE = _service_name(benchmark_service_pb2, "BenchmarkService")
 # Services whose health follows the default engine; "" is the server as a whole.
-ENGINE_BACKED_SERVICES = ("", GENERATION_SERVICE)
+ENGINE_BACKED_SERVICES = ("", GENERATION_SERVICE, BENCHMARK_SERVICE)
 # Services that answer whether or not a model is loaded, until the server drains.
-ALWAYS_ON_SERVICES = (ENGINE_SERVICE,)
+ALWAYS_ON_SERVICES = (ENGINE_SERVICE, HARDWARE_SERVICE, METRICS_SERVICE, STATUS_SERVICE, LOG_SERVICE)
 
 
 class TokenwireServer:
     def __init__(self, settings: Settings, grpc_server: grpc.aio.Server, engines: EngineManager,
-                 health_servicer: health.aio.HealthServicer, port: int):
+                 health_servicer: health.aio.HealthServicer, port: int,
+                 monitoring: Monitoring | None = None):
         self.settings = settings
+        self.monitoring = monitoring
         self.grpc_server = grpc_server
         self.engines = engines
         self.health = health_servicer
@@ -78,6 +98,8 @@ class TokenwireServer:
             task.cancel()
         await self.grpc_server.stop(grace=0.5 if finished else 0)
         await self.engines.close()
+        if self.monitoring is not None:
+            self.monitoring.uninstall()
         self._stopped.set()
         return finished
 
@@ -103,22 +125,37 @@ async def create_server(
         engines.add(spec.id, factory(spec.id, spec.path, settings.resolved_load_params(spec),
                                      settings.engine.max_queue))
 
-    grpc_server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=_grpc_options(settings))
+    monitoring = Monitoring(settings, engines)
+    monitoring.install()
+    grpc_server = grpc.aio.server(
+        interceptors=[ObservabilityInterceptor(monitoring.metrics), ErrorInterceptor()],
+        options=_grpc_options(settings))
     generation_service_pb2_grpc.add_GenerationServiceServicer_to_server(
-        GenerationServicer(engines), grpc_server)
+        GenerationServicer(engines, observer=monitoring.observer), grpc_server)
     engine_service_pb2_grpc.add_EngineServiceServicer_to_server(EngineServicer(engines), grpc_server)
+    for add, servicer in (
+        (hardware_service_pb2_grpc.add_HardwareServiceServicer_to_server, HardwareServicer),
+        (metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server, MetricsServicer),
+        (status_service_pb2_grpc.add_StatusServiceServicer_to_server, StatusServicer),
+        (log_service_pb2_grpc.add_LogServiceServicer_to_server, LogServicer),
+        (benchmark_service_pb2_grpc.add_BenchmarkServiceServicer_to_server, BenchmarkServicer),
+    ):
+        add(servicer(monitoring), grpc_server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     reflection.enable_server_reflection(
-        (GENERATION_SERVICE, ENGINE_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
+        (GENERATION_SERVICE, ENGINE_SERVICE, HARDWARE_SERVICE, METRICS_SERVICE, STATUS_SERVICE,
+         LOG_SERVICE, BENCHMARK_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
         grpc_server)
 
     address = f"{settings.server.host}:{settings.server.grpc_port}"
     try:
         port = grpc_server.add_insecure_port(address)
     except RuntimeError as exc:
+        monitoring.uninstall()
         raise OSError(f"cannot listen on {address}: {exc}") from None
-    server = TokenwireServer(settings, grpc_server, engines, health_servicer, port)
+    monitoring.status.grpc_port = port
+    server = TokenwireServer(settings, grpc_server, engines, health_servicer, port, monitoring)
     engines.subscribe(server._publish_health)
     await grpc_server.start()
     log.info("gRPC listening on %s:%d", settings.server.host, port)
