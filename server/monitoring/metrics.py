@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 import psutil
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.openmetrics import exposition as openmetrics
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ class Metrics:
         if openmetrics_format:
             return (openmetrics.generate_latest(self.registry).decode(),
                     openmetrics.CONTENT_TYPE_LATEST)
-        return generate_latest(self.registry).decode(), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry).decode(), CONTENT_TYPE_PLAIN_0_0_4
 
     def _completion(self, status: dict, **labels) -> dict:
         total = int(_sum(self.requests, **labels))

@@ -1,0 +1,94 @@
+"""FoundryLocalAPI's (doc 004) monitoring routes under /iblink/v1/foundry-local: health, recent
+logs and the live log stream (SSE). The other Foundry routes live in routes/foundry.py."""
+
+from __future__ import annotations
+
+import grpc
+from flask import Blueprint, Response, jsonify, request, stream_with_context
+
+from rest_bridge import errors
+from rest_bridge import monitoring_shapes as shapes
+from rest_bridge.errors import HttpError
+from rest_bridge.grpc_client import forwarded_metadata, grpc_client
+from rest_bridge.routes.monitoring import GET_STATUS, _status
+from rest_bridge.rpc_map import calls
+from rest_bridge.streaming import SSE_HEADERS, sse_event
+from tokenwire.v1 import log_service_pb2 as log_pb
+
+PREFIX = "/iblink/v1/foundry-local"
+SERVICE_NAME = "foundry-local-api"
+DEFAULT_COUNT = 100
+
+blueprint = Blueprint("foundry_monitoring", __name__, url_prefix=PREFIX)
+
+
+def foundry_error_body(f: errors.Failure) -> dict:
+    """Foundry's {"error": {"message", "type", "code", "details"}}."""
+    body = errors.openai_body(f)["error"]
+    error = {"message": f.message, "type": body["type"], "code": f.code or body["code"] or "error"}
+    if f.details:
+        error["details"] = "; ".join(f"{d['field']}: {d['description']}" for d in f.details)
+    return {"error": error}
+
+
+errors.register_family(blueprint, foundry_error_body)
+
+
+def _record(r: log_pb.LogRecord) -> dict:
+    return {"timestamp": shapes.iso(r.timestamp_unix_ms), "level": r.level, "message": r.message,
+            "source": r.source}
+
+
+@blueprint.get("/health")
+@calls(GET_STATUS)
+def health():
+    """The API and the model server behind it ("running" once the default model is loaded)."""
+    s = _status()
+    running = s.ready
+    state = "running" if running else ("stopping" if s.draining else
+                                       "starting" if s.engines.loading else "stopped")
+    return jsonify({
+        "status": "healthy", "service": SERVICE_NAME, "version": s.version,
+        "timestamp": shapes.iso(),
+        "foundry_local": {"is_running": running, "status": state,
+                          "port": int(request.environ.get("SERVER_PORT") or 0) if running else None,
+                          "model": s.default_engine_id if running else None},
+    })
+
+
+@blueprint.get("/logs")
+@calls("tokenwire.v1.LogService/ListLogs")
+def logs():
+    """The most recent log entries, oldest first (?count=N, default 100)."""
+    raw = request.args.get("count", str(DEFAULT_COUNT))
+    try:
+        count = int(raw)
+    except ValueError:
+        raise HttpError(400, f"count must be an integer, got {raw!r}", param="count",
+                        code="invalid_count") from None
+    answer = grpc_client().logs.ListLogs(log_pb.ListLogsRequest(count=count),
+                                         metadata=forwarded_metadata())
+    return jsonify([_record(r) for r in answer.records])
+
+
+@blueprint.get("/logs/stream")
+@calls("tokenwire.v1.LogService/StreamLogs")
+def log_stream():
+    """Live log entries as Server-Sent Events, one JSON entry per `data:` line."""
+    call = grpc_client().logs.StreamLogs(log_pb.StreamLogsRequest(), metadata=forwarded_metadata())
+
+    def events():
+        # A comment first: the headers go out now, not when the first record happens to arrive.
+        yield b": streaming logs\n\n"
+        try:
+            for message in call:
+                yield sse_event(_record(message.record))
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.CANCELLED:
+                yield sse_event({"timestamp": shapes.iso(), "level": "ERROR", "source": "bridge",
+                                 "message": f"log stream ended: {error.details()}"})
+        finally:
+            call.cancel()
+
+    return Response(stream_with_context(events()), mimetype="text/event-stream",
+                    headers=SSE_HEADERS, direct_passthrough=True)
