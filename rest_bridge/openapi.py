@@ -53,6 +53,9 @@ UNDOCUMENTED = "x-tokenwire-undocumented"
 FAMILY_DOCS: tuple[str, ...] = (
     "rest_bridge.openapi_openai",
     "rest_bridge.routes.docs",
+    "rest_bridge.routes.monitoring",
+    "rest_bridge.routes.impetus_monitoring",
+    "rest_bridge.routes.foundry_monitoring",
 )
 
 #: Endpoints that are not API routes and stay out of the document.

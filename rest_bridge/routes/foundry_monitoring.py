@@ -92,3 +92,42 @@ def log_stream():
 
     return Response(stream_with_context(events()), mimetype="text/event-stream",
                     headers=SSE_HEADERS, direct_passthrough=True)
+
+
+# -- documentation of these routes (the family convention of rest_bridge.openapi) ----------------
+
+from rest_bridge.openapi_monitoring import answer, array, boolean, integer, obj, operation, string  # noqa: E402
+
+BLUEPRINT = "foundry_monitoring"
+TAGS = [{"name": "Foundry Local monitoring",
+         "description": "FoundryLocalAPI health and logs (recent entries and a live SSE stream)."}]
+_TAG = TAGS[0]["name"]
+_entry = obj({"timestamp": string(), "level": string(), "message": string("Secrets redacted."),
+              "source": string()})
+SCHEMAS = {
+    "foundry.LogEntry": _entry,
+    "foundry.Health": obj({
+        "status": string(), "service": string(), "version": string(), "timestamp": string(),
+        "foundry_local": obj({"is_running": boolean(), "status": string(),
+                              "port": integer(nullable=True), "model": string(nullable=True)})}),
+    "foundry.MonitoringError": obj({"error": obj({"message": string(), "type": string(),
+                                                  "code": string()})}),
+}
+PATHS = {
+    f"{PREFIX}/health": {"get": operation(
+        _TAG, "Foundry_Health", "Health", "The API and whether the model server runs.",
+        answer("Health.", "foundry.Health"))},
+    f"{PREFIX}/logs": {"get": operation(
+        _TAG, "Foundry_Logs", "Recent logs", "The most recent entries, oldest first.",
+        {"description": "Entries.", "content": {"application/json": {"schema": array(
+            {"$ref": "#/components/schemas/foundry.LogEntry"})}}},
+        {"400": answer("count is not an integer between 1 and the buffer size.",
+                       "foundry.MonitoringError")},
+        parameters=[{"name": "count", "in": "query", "required": False,
+                     "schema": {"type": "integer", "default": DEFAULT_COUNT, "minimum": 1}}])},
+    f"{PREFIX}/logs/stream": {"get": operation(
+        _TAG, "Foundry_LogStream", "Stream live logs",
+        "Server-Sent Events: `data: {timestamp, level, message, source}` per new entry.",
+        {"description": "An SSE stream.", "content": {"text/event-stream": {"schema": {
+            "type": "string", "description": "data: lines, each a foundry.LogEntry."}}}})},
+}

@@ -114,3 +114,102 @@ def completion_metrics():
     snapshot = _snapshot()
     return jsonify({"timestamp": shapes.iso(snapshot.timestamp_unix_ms),
                     "completion": shapes.kolosal_completion(snapshot)})
+
+
+# -- documentation of these routes (the family convention of rest_bridge.openapi) ----------------
+
+from rest_bridge.openapi_monitoring import (PROMETHEUS_CONTENT, answer, array, boolean, integer,  # noqa: E402
+                                            json_content, num, obj, operation, ref, string)
+
+BLUEPRINT = "monitoring"
+TAGS = [{"name": "Health & Metrics",
+         "description": "Health (Kolosal, Kai and the Rust service's fields in one body), "
+                        "readiness, and metrics as Prometheus text or Kolosal JSON."}]
+_TAG = TAGS[0]["name"]
+
+_service = obj({"name": string(), "status": string("healthy or unhealthy"), "message": string()})
+_completion = obj({
+    "total_requests": integer(), "successful_requests": integer(), "failed_requests": integer(),
+    "success_rate_percent": num(), "average_tokens_per_second": num(),
+    "average_time_to_first_token_ms": num(), "average_inter_token_latency_ms": num(),
+    "average_request_duration_ms": num(), "total_prompt_tokens": integer(),
+    "total_completion_tokens": integer(), "queue_depth": integer(), "active_requests": integer()})
+SCHEMAS = {
+    "monitoring.Health": obj({
+        "status": string("healthy when ready; unhealthy while the default engine loads or failed; "
+                         "draining during shutdown (Kolosal, Kai)"),
+        "timestamp": integer("Unix seconds (Kolosal)"),
+        "version": string(), "ready": boolean("Same as grpc.health.v1 SERVING"),
+        "message": string(),
+        "uptime": string("running or draining (the Rust service)"),
+        "engines": obj({"loaded": integer(), "unloaded": integer(), "loading": integer(),
+                        "failed": integer(), "total": integer()}),
+        "system": obj({"uptime_seconds": num(), "memory_usage_mb": num(), "cpu_usage_percent": num()}),
+        "services": {"type": "object", "additionalProperties": _service,
+                     "description": "Per-component status (Kai): config, models, memory_available, draining."},
+    }),
+    "monitoring.Readiness": obj({"status": string("ready or not_ready"),
+                                 "models_available": integer(), "timestamp": string()}),
+    "monitoring.Gpu": obj({"id": integer(), "name": string(),
+                           "utilization_percent": num(nullable=True),
+                           "memory_utilization_percent": num(),
+                           "temperature_celsius": num(nullable=True),
+                           "power_usage_watts": num(nullable=True)}),
+    "monitoring.System": obj({
+        "cpu": obj({"usage_percent": num()}, required=["usage_percent"]),
+        "memory": obj({"total_bytes": integer(), "used_bytes": integer(), "utilization_percent": num()}),
+        "gpus": array(ref("monitoring.Gpu"), "NVIDIA GPUs; empty without an NVIDIA driver."),
+    }),
+    "monitoring.Completion": {**_completion, "properties": {
+        **_completion["properties"],
+        "engines": {"type": "object", "additionalProperties": _completion,
+                    "description": "The same figures per engine."}}},
+    "monitoring.Metrics": obj({"timestamp": string(), "system": ref("monitoring.System"),
+                               "completion": ref("monitoring.Completion")}),
+    "monitoring.SystemMetrics": obj({"timestamp": string(), "system": ref("monitoring.System")}),
+    "monitoring.CompletionMetrics": obj({"timestamp": string(),
+                                         "completion": ref("monitoring.Completion")}),
+}
+
+_unavailable = {"503": answer("Not ready: the default engine is loading or failed, or the server "
+                              "is draining (the same body).", "monitoring.Health")}
+
+
+def _health_op(operation_id: str) -> dict:
+    return operation(_TAG, operation_id, "Health check",
+                     "One superset body: Kolosal's engines/system, Kai's per-service status, the "
+                     "Rust service's uptime. 503 when not ready (agrees with grpc.health.v1).",
+                     answer("Ready.", "monitoring.Health"), _unavailable)
+
+
+def _metrics_op(operation_id: str) -> dict:
+    return operation(_TAG, operation_id, "Combined metrics",
+                     "Prometheus text when Accept asks for text/plain or OpenMetrics (what "
+                     "Prometheus sends), Kolosal's JSON otherwise.",
+                     {"description": "Metrics.",
+                      "content": {**json_content(ref("monitoring.Metrics")), **PROMETHEUS_CONTENT}})
+
+
+def _only(operation_id: str, summary: str, schema: str) -> dict:
+    return operation(_TAG, operation_id, summary, summary + ", as JSON.", answer(summary, schema))
+
+
+PATHS = {
+    "/health": {"get": _health_op("Monitoring_Health")},
+    "/v1/health": {"get": _health_op("Monitoring_HealthV1")},
+    "/readiness": {"get": operation(
+        _TAG, "Monitoring_Readiness", "Readiness check",
+        "Ready when the default engine is loaded and the server is not draining.",
+        answer("Ready.", "monitoring.Readiness"),
+        {"503": answer("Not ready.", "monitoring.Readiness")})},
+    "/metrics": {"get": _metrics_op("Monitoring_Metrics")},
+    "/v1/metrics": {"get": _metrics_op("Monitoring_MetricsV1")},
+    "/metrics/system": {"get": _only("Monitoring_SystemMetrics", "System metrics only",
+                                     "monitoring.SystemMetrics")},
+    "/v1/metrics/system": {"get": _only("Monitoring_SystemMetricsV1", "System metrics only",
+                                        "monitoring.SystemMetrics")},
+    "/metrics/completion": {"get": _only("Monitoring_CompletionMetrics", "Completion metrics only",
+                                         "monitoring.CompletionMetrics")},
+    "/v1/metrics/completion": {"get": _only("Monitoring_CompletionMetricsV1",
+                                            "Completion metrics only", "monitoring.CompletionMetrics")},
+}
