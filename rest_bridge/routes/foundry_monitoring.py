@@ -3,6 +3,9 @@ logs and the live log stream (SSE). The other Foundry routes live in routes/foun
 
 from __future__ import annotations
 
+import queue
+import threading
+
 import grpc
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
@@ -18,6 +21,7 @@ from tokenwire.v1 import log_service_pb2 as log_pb
 PREFIX = "/iblink/v1/foundry-local"
 SERVICE_NAME = "foundry-local-api"
 DEFAULT_COUNT = 100
+KEEPALIVE_S = 5.0  # an idle stream writes a comment this often, so a gone client is noticed
 
 blueprint = Blueprint("foundry_monitoring", __name__, url_prefix=PREFIX)
 
@@ -76,17 +80,38 @@ def logs():
 def log_stream():
     """Live log entries as Server-Sent Events, one JSON entry per `data:` line."""
     call = grpc_client().logs.StreamLogs(log_pb.StreamLogsRequest(), metadata=forwarded_metadata())
+    records: queue.Queue = queue.Queue(maxsize=10_000)
+
+    def pump() -> None:
+        # The gRPC iterator blocks until the next record; reading it on its own thread lets the
+        # response thread send keep-alives, and so notice a client that left, on a quiet server.
+        try:
+            for message in call:
+                records.put(_record(message.record))
+            records.put(None)
+        except grpc.RpcError as error:
+            records.put(error)
 
     def events():
         # A comment first: the headers go out now, not when the first record happens to arrive.
         yield b": streaming logs\n\n"
+        threading.Thread(target=pump, name="log-stream", daemon=True).start()
         try:
-            for message in call:
-                yield sse_event(_record(message.record))
-        except grpc.RpcError as error:
-            if error.code() != grpc.StatusCode.CANCELLED:
-                yield sse_event({"timestamp": shapes.iso(), "level": "ERROR", "source": "bridge",
-                                 "message": f"log stream ended: {error.details()}"})
+            while True:
+                try:
+                    item = records.get(timeout=KEEPALIVE_S)
+                except queue.Empty:
+                    yield b": keep-alive\n\n"
+                    continue
+                if item is None:
+                    return
+                if isinstance(item, grpc.RpcError):
+                    if item.code() != grpc.StatusCode.CANCELLED:
+                        yield sse_event({"timestamp": shapes.iso(), "level": "ERROR",
+                                         "source": "bridge",
+                                         "message": f"log stream ended: {item.details()}"})
+                    return
+                yield sse_event(item)
         finally:
             call.cancel()
 
