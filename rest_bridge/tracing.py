@@ -19,7 +19,7 @@ def trace_metadata() -> tuple[tuple[str, str], ...]:
 
 
 def _start() -> None:
-    parent = propagate.extract(dict(request.headers))
+    parent = propagate.extract({key.lower(): value for key, value in request.headers.items()})
     name = f"{request.method} {request.url_rule.rule if request.url_rule else request.path}"
     span = trace.get_tracer(TRACER_NAME).start_span(
         name, context=parent, kind=trace.SpanKind.SERVER,
