@@ -17,7 +17,7 @@ from rest_bridge.config import BridgeConfig
 def create_app(config: BridgeConfig | None = None, *, channel: grpc.Channel | None = None) -> Flask:
     """The bridge app. `channel` lets tests share one; otherwise the app opens and owns its own."""
     from rest_bridge import transcoder
-    from rest_bridge import tracing
+    from rest_bridge import socketio_events, tracing
     from rest_bridge.routes import docs, foundry_monitoring, impetus_monitoring, monitoring, openai
 
     config = config or BridgeConfig()
@@ -26,8 +26,8 @@ def create_app(config: BridgeConfig | None = None, *, channel: grpc.Channel | No
     app.config["TOKENWIRE_BRIDGE"] = config
     app.json.sort_keys = False  # keep documented field order (OpenAI's, the proto's)
     app.json.ensure_ascii = False
-    grpc_client.init_app(app, config.grpc_target, max_message_bytes=config.max_request_size,
-                         channel=channel)
+    client = grpc_client.init_app(app, config.grpc_target, max_message_bytes=config.max_request_size,
+                                  channel=channel)
     tracing.configure_tracing(config.trace_exporter, service_name=config.trace_service_name,
                               otlp_endpoint=config.otlp_endpoint)
     tracing.init_app(app)
@@ -37,4 +37,5 @@ def create_app(config: BridgeConfig | None = None, *, channel: grpc.Channel | No
     app.register_blueprint(transcoder.build_blueprint())
     app.register_blueprint(docs.blueprint)
     errors.register_app_fallback(app)
+    socketio_events.init_app(app, client)
     return app

@@ -28,6 +28,7 @@ class Monitoring:
         self.tuner = PerformanceTuner(engines, settings)
         self.logs = LogBuffer(settings.logging.buffer_size)
         self._draining = asyncio.Event()
+        self._status_watchers: set[asyncio.Queue] = set()
         engines.subscribe(self._engines_changed)
 
     def _engines_changed(self, engines: "EngineManager") -> None:
@@ -35,8 +36,23 @@ class Monitoring:
             self._draining.set()
             self.logs.close_subscribers()
         self.tuner.engines_changed()
+        for watcher in list(self._status_watchers):
+            watcher.put_nowait(True)
 
-    async def wait_draining(self, timeout: float) -> None:
+    def watch_status(self) -> asyncio.Queue:
+        """A queue that gets an item whenever engine states or draining change."""
+        watcher: asyncio.Queue = asyncio.Queue()
+        self._status_watchers.add(watcher)
+        return watcher
+
+    def unwatch_status(self, watcher: asyncio.Queue) -> None:
+        self._status_watchers.discard(watcher)
+
+    @property
+    def draining(self) -> bool:
+        return self._draining.is_set()
+
+    async def wait_draining(self, timeout: float | None) -> None:
         """Sleeps up to `timeout` seconds, waking at once when the server starts draining."""
         try:
             await asyncio.wait_for(self._draining.wait(), timeout)

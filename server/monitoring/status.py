@@ -66,4 +66,7 @@ class StatusReporter:
             "cpu_usage_percent": psutil.cpu_percent(),
             "grpc_port": self.grpc_port,
             "requests_in_flight": sum(e.in_flight for e in engines),
+            "engine_states": [{"engine_id": e.id, "status": "ENGINE_STATUS_" + e.state.value.upper(),
+                               "error": e.error, "is_default": e.id == self.engines.default_id}
+                              for e in engines],
         }

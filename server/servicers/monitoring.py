@@ -78,6 +78,31 @@ class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
         snapshot = await asyncio.to_thread(self.m.metrics.snapshot)
         return _pb(metrics_service_pb2.GetMetricsSnapshotResponse, snapshot)
 
+    async def WatchInferenceStats(self, request, context):
+        finished: asyncio.Queue = asyncio.Queue(maxsize=1000)
+
+        def offer(stats: dict) -> None:
+            if not finished.full():  # a slow watcher misses figures rather than holding memory
+                finished.put_nowait(stats)
+
+        unsubscribe = self.m.metrics.subscribe(offer)
+        draining = asyncio.ensure_future(self.m.wait_draining(None))
+        got = None
+        try:
+            while not self.m.draining:
+                got = asyncio.ensure_future(finished.get())
+                done, _ = await asyncio.wait({got, draining}, return_when=asyncio.FIRST_COMPLETED)
+                if got not in done:
+                    return
+                yield metrics_service_pb2.WatchInferenceStatsResponse(
+                    stats=_pb(metrics_service_pb2.InferenceStats, got.result()))
+        finally:
+            # Both waits are tasks of their own: cancel them, or they outlive the call.
+            for task in (got, draining):
+                if task is not None:
+                    task.cancel()
+            unsubscribe()
+
 
 class StatusServicer(status_service_pb2_grpc.StatusServiceServicer):
     def __init__(self, monitoring: "Monitoring"):
@@ -85,6 +110,21 @@ class StatusServicer(status_service_pb2_grpc.StatusServiceServicer):
 
     async def GetStatus(self, request, context):
         return _pb(status_service_pb2.GetStatusResponse, self.m.status.status())
+
+    async def WatchStatus(self, request, context):
+        watcher = self.m.watch_status()
+        try:
+            while True:
+                status = self.m.status.status()
+                yield status_service_pb2.WatchStatusResponse(
+                    status=_pb(status_service_pb2.GetStatusResponse, status))
+                if status["draining"]:
+                    return
+                await watcher.get()
+                while not watcher.empty():  # several changes at once: one report
+                    watcher.get_nowait()
+        finally:
+            self.m.unwatch_status(watcher)
 
 
 class LogServicer(log_service_pb2_grpc.LogServiceServicer):

@@ -27,7 +27,7 @@ from tokenwire.v1 import access_pb2 as tokenwire_dot_v1_dot_access__pb2
 from tokenwire.v1 import hardware_service_pb2 as tokenwire_dot_v1_dot_hardware__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"tokenwire/v1/metrics_service.proto\x12\x0ctokenwire.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19tokenwire/v1/access.proto\x1a#tokenwire/v1/hardware_service.proto\"U\n\x1bGetPrometheusMetricsRequest\x12\x36\n\x06\x66ormat\x18\x01 \x01(\x0e\x32\x1e.tokenwire.v1.ExpositionFormatR\x06\x66ormat\"U\n\x1cGetPrometheusMetricsResponse\x12\x12\n\x04text\x18\x01 \x01(\tR\x04text\x12!\n\x0c\x63ontent_type\x18\x02 \x01(\tR\x0b\x63ontentType\"\xf9\x04\n\x11\x43ompletionMetrics\x12%\n\x0etotal_requests\x18\x01 \x01(\x03R\rtotalRequests\x12/\n\x13successful_requests\x18\x02 \x01(\x03R\x12successfulRequests\x12\'\n\x0f\x66\x61iled_requests\x18\x03 \x01(\x03R\x0e\x66\x61iledRequests\x12\x30\n\x14success_rate_percent\x18\x04 \x01(\x01R\x12successRatePercent\x12.\n\x13prompt_tokens_total\x18\x05 \x01(\x03R\x11promptTokensTotal\x12\x36\n\x17\x63ompletion_tokens_total\x18\x06 \x01(\x03R\x15\x63ompletionTokensTotal\x12\x39\n\x19\x61verage_tokens_per_second\x18\x07 \x01(\x01R\x16\x61verageTokensPerSecond\x12\x41\n\x1e\x61verage_time_to_first_token_ms\x18\x08 \x01(\x01R\x19\x61verageTimeToFirstTokenMs\x12\x42\n\x1e\x61verage_inter_token_latency_ms\x18\t \x01(\x01R\x1a\x61verageInterTokenLatencyMs\x12=\n\x1b\x61verage_request_duration_ms\x18\n \x01(\x01R\x18\x61verageRequestDurationMs\x12\x1f\n\x0bqueue_depth\x18\x0b \x01(\x05R\nqueueDepth\x12\'\n\x0f\x61\x63tive_requests\x18\x0c \x01(\x05R\x0e\x61\x63tiveRequests\"\xa8\x01\n\rEngineMetrics\x12\x1b\n\tengine_id\x18\x01 \x01(\tR\x08\x65ngineId\x12?\n\ncompletion\x18\x02 \x01(\x0b\x32\x1f.tokenwire.v1.CompletionMetricsR\ncompletion\x12\x39\n\x19\x63urrent_tokens_per_second\x18\x03 \x01(\x01R\x16\x63urrentTokensPerSecond\"\x9e\x01\n\nRpcMetrics\x12\x16\n\x06method\x18\x01 \x01(\tR\x06method\x12%\n\x0erequests_total\x18\x02 \x01(\x03R\rrequestsTotal\x12!\n\x0c\x65rrors_total\x18\x03 \x01(\x03R\x0b\x65rrorsTotal\x12.\n\x13\x61verage_duration_ms\x18\x04 \x01(\x01R\x11\x61verageDurationMs\"\x1b\n\x19GetMetricsSnapshotRequest\"\xa5\x02\n\x1aGetMetricsSnapshotResponse\x12*\n\x11timestamp_unix_ms\x18\x01 \x01(\x03R\x0ftimestampUnixMs\x12?\n\ncompletion\x18\x02 \x01(\x0b\x32\x1f.tokenwire.v1.CompletionMetricsR\ncompletion\x12\x35\n\x07\x65ngines\x18\x03 \x03(\x0b\x32\x1b.tokenwire.v1.EngineMetricsR\x07\x65ngines\x12,\n\x04rpcs\x18\x04 \x03(\x0b\x32\x18.tokenwire.v1.RpcMetricsR\x04rpcs\x12\x35\n\x06system\x18\x05 \x01(\x0b\x32\x1d.tokenwire.v1.HardwareMetricsR\x06system*\x7f\n\x10\x45xpositionFormat\x12!\n\x1d\x45XPOSITION_FORMAT_UNSPECIFIED\x10\x00\x12%\n!EXPOSITION_FORMAT_PROMETHEUS_TEXT\x10\x01\x12!\n\x1d\x45XPOSITION_FORMAT_OPENMETRICS\x10\x02\x32\xb0\x02\n\x0eMetricsService\x12\x91\x01\n\x14GetPrometheusMetrics\x12).tokenwire.v1.GetPrometheusMetricsRequest\x1a*.tokenwire.v1.GetPrometheusMetricsResponse\"\"\xa8\x9f\x19\x01\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/metrics:prometheus\x12\x89\x01\n\x12GetMetricsSnapshot\x12\'.tokenwire.v1.GetMetricsSnapshotRequest\x1a(.tokenwire.v1.GetMetricsSnapshotResponse\" \xa8\x9f\x19\x01\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/metrics:snapshotb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"tokenwire/v1/metrics_service.proto\x12\x0ctokenwire.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19tokenwire/v1/access.proto\x1a#tokenwire/v1/hardware_service.proto\"\x80\x03\n\x0eInferenceStats\x12\x1b\n\tengine_id\x18\x01 \x01(\tR\x08\x65ngineId\x12\x12\n\x04kind\x18\x02 \x01(\tR\x04kind\x12#\n\rprompt_tokens\x18\x03 \x01(\x05R\x0cpromptTokens\x12+\n\x11\x63ompletion_tokens\x18\x04 \x01(\x05R\x10\x63ompletionTokens\x12\x32\n\x16time_to_first_token_ms\x18\x05 \x01(\x01R\x12timeToFirstTokenMs\x12*\n\x11tokens_per_second\x18\x06 \x01(\x01R\x0ftokensPerSecond\x12\x19\n\x08queue_ms\x18\x07 \x01(\x01R\x07queueMs\x12\x1f\n\x0b\x64uration_ms\x18\x08 \x01(\x01R\ndurationMs\x12#\n\rfinish_reason\x18\t \x01(\tR\x0c\x66inishReason\x12*\n\x11timestamp_unix_ms\x18\n \x01(\x03R\x0ftimestampUnixMs\"\x1c\n\x1aWatchInferenceStatsRequest\"Q\n\x1bWatchInferenceStatsResponse\x12\x32\n\x05stats\x18\x01 \x01(\x0b\x32\x1c.tokenwire.v1.InferenceStatsR\x05stats\"U\n\x1bGetPrometheusMetricsRequest\x12\x36\n\x06\x66ormat\x18\x01 \x01(\x0e\x32\x1e.tokenwire.v1.ExpositionFormatR\x06\x66ormat\"U\n\x1cGetPrometheusMetricsResponse\x12\x12\n\x04text\x18\x01 \x01(\tR\x04text\x12!\n\x0c\x63ontent_type\x18\x02 \x01(\tR\x0b\x63ontentType\"\xf9\x04\n\x11\x43ompletionMetrics\x12%\n\x0etotal_requests\x18\x01 \x01(\x03R\rtotalRequests\x12/\n\x13successful_requests\x18\x02 \x01(\x03R\x12successfulRequests\x12\'\n\x0f\x66\x61iled_requests\x18\x03 \x01(\x03R\x0e\x66\x61iledRequests\x12\x30\n\x14success_rate_percent\x18\x04 \x01(\x01R\x12successRatePercent\x12.\n\x13prompt_tokens_total\x18\x05 \x01(\x03R\x11promptTokensTotal\x12\x36\n\x17\x63ompletion_tokens_total\x18\x06 \x01(\x03R\x15\x63ompletionTokensTotal\x12\x39\n\x19\x61verage_tokens_per_second\x18\x07 \x01(\x01R\x16\x61verageTokensPerSecond\x12\x41\n\x1e\x61verage_time_to_first_token_ms\x18\x08 \x01(\x01R\x19\x61verageTimeToFirstTokenMs\x12\x42\n\x1e\x61verage_inter_token_latency_ms\x18\t \x01(\x01R\x1a\x61verageInterTokenLatencyMs\x12=\n\x1b\x61verage_request_duration_ms\x18\n \x01(\x01R\x18\x61verageRequestDurationMs\x12\x1f\n\x0bqueue_depth\x18\x0b \x01(\x05R\nqueueDepth\x12\'\n\x0f\x61\x63tive_requests\x18\x0c \x01(\x05R\x0e\x61\x63tiveRequests\"\xa8\x01\n\rEngineMetrics\x12\x1b\n\tengine_id\x18\x01 \x01(\tR\x08\x65ngineId\x12?\n\ncompletion\x18\x02 \x01(\x0b\x32\x1f.tokenwire.v1.CompletionMetricsR\ncompletion\x12\x39\n\x19\x63urrent_tokens_per_second\x18\x03 \x01(\x01R\x16\x63urrentTokensPerSecond\"\x9e\x01\n\nRpcMetrics\x12\x16\n\x06method\x18\x01 \x01(\tR\x06method\x12%\n\x0erequests_total\x18\x02 \x01(\x03R\rrequestsTotal\x12!\n\x0c\x65rrors_total\x18\x03 \x01(\x03R\x0b\x65rrorsTotal\x12.\n\x13\x61verage_duration_ms\x18\x04 \x01(\x01R\x11\x61verageDurationMs\"\x1b\n\x19GetMetricsSnapshotRequest\"\xa5\x02\n\x1aGetMetricsSnapshotResponse\x12*\n\x11timestamp_unix_ms\x18\x01 \x01(\x03R\x0ftimestampUnixMs\x12?\n\ncompletion\x18\x02 \x01(\x0b\x32\x1f.tokenwire.v1.CompletionMetricsR\ncompletion\x12\x35\n\x07\x65ngines\x18\x03 \x03(\x0b\x32\x1b.tokenwire.v1.EngineMetricsR\x07\x65ngines\x12,\n\x04rpcs\x18\x04 \x03(\x0b\x32\x18.tokenwire.v1.RpcMetricsR\x04rpcs\x12\x35\n\x06system\x18\x05 \x01(\x0b\x32\x1d.tokenwire.v1.HardwareMetricsR\x06system*\x7f\n\x10\x45xpositionFormat\x12!\n\x1d\x45XPOSITION_FORMAT_UNSPECIFIED\x10\x00\x12%\n!EXPOSITION_FORMAT_PROMETHEUS_TEXT\x10\x01\x12!\n\x1d\x45XPOSITION_FORMAT_OPENMETRICS\x10\x02\x32\xc4\x03\n\x0eMetricsService\x12\x91\x01\n\x14GetPrometheusMetrics\x12).tokenwire.v1.GetPrometheusMetricsRequest\x1a*.tokenwire.v1.GetPrometheusMetricsResponse\"\"\xa8\x9f\x19\x01\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/metrics:prometheus\x12\x89\x01\n\x12GetMetricsSnapshot\x12\'.tokenwire.v1.GetMetricsSnapshotRequest\x1a(.tokenwire.v1.GetMetricsSnapshotResponse\" \xa8\x9f\x19\x01\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/metrics:snapshot\x12\x91\x01\n\x13WatchInferenceStats\x12(.tokenwire.v1.WatchInferenceStatsRequest\x1a).tokenwire.v1.WatchInferenceStatsResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/metrics/inference:watch0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,22 +38,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_METRICSSERVICE'].methods_by_name['GetPrometheusMetrics']._serialized_options = b'\250\237\031\001\202\323\344\223\002\030\022\026/v1/metrics:prometheus'
   _globals['_METRICSSERVICE'].methods_by_name['GetMetricsSnapshot']._loaded_options = None
   _globals['_METRICSSERVICE'].methods_by_name['GetMetricsSnapshot']._serialized_options = b'\250\237\031\001\202\323\344\223\002\026\022\024/v1/metrics:snapshot'
-  _globals['_EXPOSITIONFORMAT']._serialized_start=1613
-  _globals['_EXPOSITIONFORMAT']._serialized_end=1740
-  _globals['_GETPROMETHEUSMETRICSREQUEST']._serialized_start=146
-  _globals['_GETPROMETHEUSMETRICSREQUEST']._serialized_end=231
-  _globals['_GETPROMETHEUSMETRICSRESPONSE']._serialized_start=233
-  _globals['_GETPROMETHEUSMETRICSRESPONSE']._serialized_end=318
-  _globals['_COMPLETIONMETRICS']._serialized_start=321
-  _globals['_COMPLETIONMETRICS']._serialized_end=954
-  _globals['_ENGINEMETRICS']._serialized_start=957
-  _globals['_ENGINEMETRICS']._serialized_end=1125
-  _globals['_RPCMETRICS']._serialized_start=1128
-  _globals['_RPCMETRICS']._serialized_end=1286
-  _globals['_GETMETRICSSNAPSHOTREQUEST']._serialized_start=1288
-  _globals['_GETMETRICSSNAPSHOTREQUEST']._serialized_end=1315
-  _globals['_GETMETRICSSNAPSHOTRESPONSE']._serialized_start=1318
-  _globals['_GETMETRICSSNAPSHOTRESPONSE']._serialized_end=1611
-  _globals['_METRICSSERVICE']._serialized_start=1743
-  _globals['_METRICSSERVICE']._serialized_end=2047
+  _globals['_METRICSSERVICE'].methods_by_name['WatchInferenceStats']._loaded_options = None
+  _globals['_METRICSSERVICE'].methods_by_name['WatchInferenceStats']._serialized_options = b'\202\323\344\223\002\035\022\033/v1/metrics/inference:watch'
+  _globals['_EXPOSITIONFORMAT']._serialized_start=2113
+  _globals['_EXPOSITIONFORMAT']._serialized_end=2240
+  _globals['_INFERENCESTATS']._serialized_start=147
+  _globals['_INFERENCESTATS']._serialized_end=531
+  _globals['_WATCHINFERENCESTATSREQUEST']._serialized_start=533
+  _globals['_WATCHINFERENCESTATSREQUEST']._serialized_end=561
+  _globals['_WATCHINFERENCESTATSRESPONSE']._serialized_start=563
+  _globals['_WATCHINFERENCESTATSRESPONSE']._serialized_end=644
+  _globals['_GETPROMETHEUSMETRICSREQUEST']._serialized_start=646
+  _globals['_GETPROMETHEUSMETRICSREQUEST']._serialized_end=731
+  _globals['_GETPROMETHEUSMETRICSRESPONSE']._serialized_start=733
+  _globals['_GETPROMETHEUSMETRICSRESPONSE']._serialized_end=818
+  _globals['_COMPLETIONMETRICS']._serialized_start=821
+  _globals['_COMPLETIONMETRICS']._serialized_end=1454
+  _globals['_ENGINEMETRICS']._serialized_start=1457
+  _globals['_ENGINEMETRICS']._serialized_end=1625
+  _globals['_RPCMETRICS']._serialized_start=1628
+  _globals['_RPCMETRICS']._serialized_end=1786
+  _globals['_GETMETRICSSNAPSHOTREQUEST']._serialized_start=1788
+  _globals['_GETMETRICSSNAPSHOTREQUEST']._serialized_end=1815
+  _globals['_GETMETRICSSNAPSHOTRESPONSE']._serialized_start=1818
+  _globals['_GETMETRICSSNAPSHOTRESPONSE']._serialized_end=2111
+  _globals['_METRICSSERVICE']._serialized_start=2243
+  _globals['_METRICSSERVICE']._serialized_end=2695
 # @@protoc_insertion_point(module_scope)

@@ -19,6 +19,40 @@ EXPOSITION_FORMAT_UNSPECIFIED: ExpositionFormat
 EXPOSITION_FORMAT_PROMETHEUS_TEXT: ExpositionFormat
 EXPOSITION_FORMAT_OPENMETRICS: ExpositionFormat
 
+class InferenceStats(_message.Message):
+    __slots__ = ("engine_id", "kind", "prompt_tokens", "completion_tokens", "time_to_first_token_ms", "tokens_per_second", "queue_ms", "duration_ms", "finish_reason", "timestamp_unix_ms")
+    ENGINE_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TIME_TO_FIRST_TOKEN_MS_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_MS_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    engine_id: str
+    kind: str
+    prompt_tokens: int
+    completion_tokens: int
+    time_to_first_token_ms: float
+    tokens_per_second: float
+    queue_ms: float
+    duration_ms: float
+    finish_reason: str
+    timestamp_unix_ms: int
+    def __init__(self, engine_id: _Optional[str] = ..., kind: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., time_to_first_token_ms: _Optional[float] = ..., tokens_per_second: _Optional[float] = ..., queue_ms: _Optional[float] = ..., duration_ms: _Optional[float] = ..., finish_reason: _Optional[str] = ..., timestamp_unix_ms: _Optional[int] = ...) -> None: ...
+
+class WatchInferenceStatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WatchInferenceStatsResponse(_message.Message):
+    __slots__ = ("stats",)
+    STATS_FIELD_NUMBER: _ClassVar[int]
+    stats: InferenceStats
+    def __init__(self, stats: _Optional[_Union[InferenceStats, _Mapping]] = ...) -> None: ...
+
 class GetPrometheusMetricsRequest(_message.Message):
     __slots__ = ("format",)
     FORMAT_FIELD_NUMBER: _ClassVar[int]

@@ -46,6 +46,11 @@ class MetricsServiceStub:
                 request_serializer=tokenwire_dot_v1_dot_metrics__service__pb2.GetMetricsSnapshotRequest.SerializeToString,
                 response_deserializer=tokenwire_dot_v1_dot_metrics__service__pb2.GetMetricsSnapshotResponse.FromString,
                 _registered_method=True)
+        self.WatchInferenceStats = channel.unary_stream(
+                '/tokenwire.v1.MetricsService/WatchInferenceStats',
+                request_serializer=tokenwire_dot_v1_dot_metrics__service__pb2.WatchInferenceStatsRequest.SerializeToString,
+                response_deserializer=tokenwire_dot_v1_dot_metrics__service__pb2.WatchInferenceStatsResponse.FromString,
+                _registered_method=True)
 
 
 class MetricsServiceServicer:
@@ -74,6 +79,18 @@ class MetricsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchInferenceStats(self, request, context):
+        """WatchInferenceStats sends the figures of each generation as it finishes, until the client
+        cancels or the server drains.
+
+        Status codes:
+        OK                  the server started draining and ended the stream.
+        CANCELLED           the client cancelled.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MetricsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -86,6 +103,11 @@ def add_MetricsServiceServicer_to_server(servicer, server):
                     servicer.GetMetricsSnapshot,
                     request_deserializer=tokenwire_dot_v1_dot_metrics__service__pb2.GetMetricsSnapshotRequest.FromString,
                     response_serializer=tokenwire_dot_v1_dot_metrics__service__pb2.GetMetricsSnapshotResponse.SerializeToString,
+            ),
+            'WatchInferenceStats': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchInferenceStats,
+                    request_deserializer=tokenwire_dot_v1_dot_metrics__service__pb2.WatchInferenceStatsRequest.FromString,
+                    response_serializer=tokenwire_dot_v1_dot_metrics__service__pb2.WatchInferenceStatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -144,6 +166,33 @@ class MetricsService:
             '/tokenwire.v1.MetricsService/GetMetricsSnapshot',
             tokenwire_dot_v1_dot_metrics__service__pb2.GetMetricsSnapshotRequest.SerializeToString,
             tokenwire_dot_v1_dot_metrics__service__pb2.GetMetricsSnapshotResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchInferenceStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/tokenwire.v1.MetricsService/WatchInferenceStats',
+            tokenwire_dot_v1_dot_metrics__service__pb2.WatchInferenceStatsRequest.SerializeToString,
+            tokenwire_dot_v1_dot_metrics__service__pb2.WatchInferenceStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

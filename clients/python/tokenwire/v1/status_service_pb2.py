@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from tokenwire.v1 import access_pb2 as tokenwire_dot_v1_dot_access__pb2
+from tokenwire.v1 import engine_service_pb2 as tokenwire_dot_v1_dot_engine__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!tokenwire/v1/status_service.proto\x12\x0ctokenwire.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19tokenwire/v1/access.proto\"j\n\x0e\x43omponentCheck\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n\x07healthy\x18\x03 \x01(\x08R\x07healthy\x12\x18\n\x07message\x18\x04 \x01(\tR\x07message\"\x8a\x01\n\x0c\x45ngineCounts\x12\x16\n\x06loaded\x18\x01 \x01(\x05R\x06loaded\x12\x18\n\x07loading\x18\x02 \x01(\x05R\x07loading\x12\x1a\n\x08unloaded\x18\x03 \x01(\x05R\x08unloaded\x12\x16\n\x06\x66\x61iled\x18\x04 \x01(\x05R\x06\x66\x61iled\x12\x14\n\x05total\x18\x05 \x01(\x05R\x05total\"\x12\n\x10GetStatusRequest\"\x97\x04\n\x11GetStatusResponse\x12\x12\n\x04live\x18\x01 \x01(\x08R\x04live\x12\x14\n\x05ready\x18\x02 \x01(\x08R\x05ready\x12\x1a\n\x08\x64raining\x18\x03 \x01(\x08R\x08\x64raining\x12\x18\n\x07message\x18\x04 \x01(\tR\x07message\x12\x18\n\x07version\x18\x05 \x01(\tR\x07version\x12%\n\x0euptime_seconds\x18\x06 \x01(\x01R\ruptimeSeconds\x12&\n\x0fstarted_unix_ms\x18\x07 \x01(\x03R\rstartedUnixMs\x12\x34\n\x07\x65ngines\x18\x08 \x01(\x0b\x32\x1a.tokenwire.v1.EngineCountsR\x07\x65ngines\x12*\n\x11\x64\x65\x66\x61ult_engine_id\x18\t \x01(\tR\x0f\x64\x65\x66\x61ultEngineId\x12\x34\n\x06\x63hecks\x18\n \x03(\x0b\x32\x1c.tokenwire.v1.ComponentCheckR\x06\x63hecks\x12*\n\x11process_rss_bytes\x18\x0b \x01(\x03R\x0fprocessRssBytes\x12*\n\x11\x63pu_usage_percent\x18\x0c \x01(\x01R\x0f\x63puUsagePercent\x12\x1b\n\tgrpc_port\x18\r \x01(\x05R\x08grpcPort\x12,\n\x12requests_in_flight\x18\x0e \x01(\x05R\x10requestsInFlight2u\n\rStatusService\x12\x64\n\tGetStatus\x12\x1e.tokenwire.v1.GetStatusRequest\x1a\x1f.tokenwire.v1.GetStatusResponse\"\x16\xa8\x9f\x19\x01\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/statusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!tokenwire/v1/status_service.proto\x12\x0ctokenwire.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19tokenwire/v1/access.proto\x1a!tokenwire/v1/engine_service.proto\"\x93\x01\n\x0b\x45ngineState\x12\x1b\n\tengine_id\x18\x01 \x01(\tR\x08\x65ngineId\x12\x32\n\x06status\x18\x02 \x01(\x0e\x32\x1a.tokenwire.v1.EngineStatusR\x06status\x12\x14\n\x05\x65rror\x18\x03 \x01(\tR\x05\x65rror\x12\x1d\n\nis_default\x18\x04 \x01(\x08R\tisDefault\"\x14\n\x12WatchStatusRequest\"N\n\x13WatchStatusResponse\x12\x37\n\x06status\x18\x01 \x01(\x0b\x32\x1f.tokenwire.v1.GetStatusResponseR\x06status\"j\n\x0e\x43omponentCheck\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n\x07healthy\x18\x03 \x01(\x08R\x07healthy\x12\x18\n\x07message\x18\x04 \x01(\tR\x07message\"\x8a\x01\n\x0c\x45ngineCounts\x12\x16\n\x06loaded\x18\x01 \x01(\x05R\x06loaded\x12\x18\n\x07loading\x18\x02 \x01(\x05R\x07loading\x12\x1a\n\x08unloaded\x18\x03 \x01(\x05R\x08unloaded\x12\x16\n\x06\x66\x61iled\x18\x04 \x01(\x05R\x06\x66\x61iled\x12\x14\n\x05total\x18\x05 \x01(\x05R\x05total\"\x12\n\x10GetStatusRequest\"\xd7\x04\n\x11GetStatusResponse\x12\x12\n\x04live\x18\x01 \x01(\x08R\x04live\x12\x14\n\x05ready\x18\x02 \x01(\x08R\x05ready\x12\x1a\n\x08\x64raining\x18\x03 \x01(\x08R\x08\x64raining\x12\x18\n\x07message\x18\x04 \x01(\tR\x07message\x12\x18\n\x07version\x18\x05 \x01(\tR\x07version\x12%\n\x0euptime_seconds\x18\x06 \x01(\x01R\ruptimeSeconds\x12&\n\x0fstarted_unix_ms\x18\x07 \x01(\x03R\rstartedUnixMs\x12\x34\n\x07\x65ngines\x18\x08 \x01(\x0b\x32\x1a.tokenwire.v1.EngineCountsR\x07\x65ngines\x12*\n\x11\x64\x65\x66\x61ult_engine_id\x18\t \x01(\tR\x0f\x64\x65\x66\x61ultEngineId\x12\x34\n\x06\x63hecks\x18\n \x03(\x0b\x32\x1c.tokenwire.v1.ComponentCheckR\x06\x63hecks\x12*\n\x11process_rss_bytes\x18\x0b \x01(\x03R\x0fprocessRssBytes\x12*\n\x11\x63pu_usage_percent\x18\x0c \x01(\x01R\x0f\x63puUsagePercent\x12\x1b\n\tgrpc_port\x18\r \x01(\x05R\x08grpcPort\x12,\n\x12requests_in_flight\x18\x0e \x01(\x05R\x10requestsInFlight\x12>\n\rengine_states\x18\x0f \x03(\x0b\x32\x19.tokenwire.v1.EngineStateR\x0c\x65ngineStates2\xe9\x01\n\rStatusService\x12\x64\n\tGetStatus\x12\x1e.tokenwire.v1.GetStatusRequest\x1a\x1f.tokenwire.v1.GetStatusResponse\"\x16\xa8\x9f\x19\x01\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/status\x12r\n\x0bWatchStatus\x12 .tokenwire.v1.WatchStatusRequest\x1a!.tokenwire.v1.WatchStatusResponse\"\x1c\xa8\x9f\x19\x01\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/status:watch0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,14 +36,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_STATUSSERVICE'].methods_by_name['GetStatus']._loaded_options = None
   _globals['_STATUSSERVICE'].methods_by_name['GetStatus']._serialized_options = b'\250\237\031\001\202\323\344\223\002\014\022\n/v1/status'
-  _globals['_COMPONENTCHECK']._serialized_start=108
-  _globals['_COMPONENTCHECK']._serialized_end=214
-  _globals['_ENGINECOUNTS']._serialized_start=217
-  _globals['_ENGINECOUNTS']._serialized_end=355
-  _globals['_GETSTATUSREQUEST']._serialized_start=357
-  _globals['_GETSTATUSREQUEST']._serialized_end=375
-  _globals['_GETSTATUSRESPONSE']._serialized_start=378
-  _globals['_GETSTATUSRESPONSE']._serialized_end=913
-  _globals['_STATUSSERVICE']._serialized_start=915
-  _globals['_STATUSSERVICE']._serialized_end=1032
+  _globals['_STATUSSERVICE'].methods_by_name['WatchStatus']._loaded_options = None
+  _globals['_STATUSSERVICE'].methods_by_name['WatchStatus']._serialized_options = b'\250\237\031\001\202\323\344\223\002\022\022\020/v1/status:watch'
+  _globals['_ENGINESTATE']._serialized_start=144
+  _globals['_ENGINESTATE']._serialized_end=291
+  _globals['_WATCHSTATUSREQUEST']._serialized_start=293
+  _globals['_WATCHSTATUSREQUEST']._serialized_end=313
+  _globals['_WATCHSTATUSRESPONSE']._serialized_start=315
+  _globals['_WATCHSTATUSRESPONSE']._serialized_end=393
+  _globals['_COMPONENTCHECK']._serialized_start=395
+  _globals['_COMPONENTCHECK']._serialized_end=501
+  _globals['_ENGINECOUNTS']._serialized_start=504
+  _globals['_ENGINECOUNTS']._serialized_end=642
+  _globals['_GETSTATUSREQUEST']._serialized_start=644
+  _globals['_GETSTATUSREQUEST']._serialized_end=662
+  _globals['_GETSTATUSRESPONSE']._serialized_start=665
+  _globals['_GETSTATUSRESPONSE']._serialized_end=1264
+  _globals['_STATUSSERVICE']._serialized_start=1267
+  _globals['_STATUSSERVICE']._serialized_end=1500
 # @@protoc_insertion_point(module_scope)

@@ -41,6 +41,11 @@ class StatusServiceStub:
                 request_serializer=tokenwire_dot_v1_dot_status__service__pb2.GetStatusRequest.SerializeToString,
                 response_deserializer=tokenwire_dot_v1_dot_status__service__pb2.GetStatusResponse.FromString,
                 _registered_method=True)
+        self.WatchStatus = channel.unary_stream(
+                '/tokenwire.v1.StatusService/WatchStatus',
+                request_serializer=tokenwire_dot_v1_dot_status__service__pb2.WatchStatusRequest.SerializeToString,
+                response_deserializer=tokenwire_dot_v1_dot_status__service__pb2.WatchStatusResponse.FromString,
+                _registered_method=True)
 
 
 class StatusServiceServicer:
@@ -58,6 +63,19 @@ class StatusServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchStatus(self, request, context):
+        """WatchStatus sends the status at once and again whenever an engine changes state (loading,
+        loaded, failed, unloaded) or the server starts draining; the stream ends after the draining
+        status.
+
+        Status codes:
+        OK                  the server started draining and ended the stream.
+        CANCELLED           the client cancelled.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StatusServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -65,6 +83,11 @@ def add_StatusServiceServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=tokenwire_dot_v1_dot_status__service__pb2.GetStatusRequest.FromString,
                     response_serializer=tokenwire_dot_v1_dot_status__service__pb2.GetStatusResponse.SerializeToString,
+            ),
+            'WatchStatus': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchStatus,
+                    request_deserializer=tokenwire_dot_v1_dot_status__service__pb2.WatchStatusRequest.FromString,
+                    response_serializer=tokenwire_dot_v1_dot_status__service__pb2.WatchStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -96,6 +119,33 @@ class StatusService:
             '/tokenwire.v1.StatusService/GetStatus',
             tokenwire_dot_v1_dot_status__service__pb2.GetStatusRequest.SerializeToString,
             tokenwire_dot_v1_dot_status__service__pb2.GetStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/tokenwire.v1.StatusService/WatchStatus',
+            tokenwire_dot_v1_dot_status__service__pb2.WatchStatusRequest.SerializeToString,
+            tokenwire_dot_v1_dot_status__service__pb2.WatchStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,
