@@ -261,3 +261,14 @@ def test_foundry_logs_return_recent_entries(http):
         error = http.get(f"/iblink/v1/foundry-local/logs?count={bad}")
         assert error.status_code == 400
         assert set(error.get_json()["error"]) >= {"message", "type", "code"}
+
+
+def test_the_python_client_reads_status_metrics_and_hardware(client):
+    status = client.status()
+    assert status.ready and status.live and status.engines.loaded == 1
+    assert status.engine_states[0].engine_id == "default" and status.engine_states[0].is_default
+    assert _samples(client.prometheus_metrics())
+    assert client.prometheus_metrics(openmetrics=True).rstrip().endswith("# EOF")
+    snapshot = client.hardware_metrics()
+    assert snapshot.memory.total_bytes == psutil.virtual_memory().total
+    assert snapshot.process.threads > 1
