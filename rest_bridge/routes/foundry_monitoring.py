@@ -13,7 +13,7 @@ from rest_bridge import errors
 from rest_bridge import monitoring_shapes as shapes
 from rest_bridge.errors import HttpError
 from rest_bridge.grpc_client import forwarded_metadata, grpc_client
-from rest_bridge.routes.monitoring import GET_STATUS, _status
+from rest_bridge.routes.monitoring import GET_STATUS, server_status
 from rest_bridge.rpc_map import calls
 from rest_bridge.streaming import SSE_HEADERS, sse_event
 from tokenwire.v1 import log_service_pb2 as log_pb
@@ -47,7 +47,7 @@ def _record(r: log_pb.LogRecord) -> dict:
 @calls(GET_STATUS)
 def health():
     """The API and the model server behind it ("running" once the default model is loaded)."""
-    s = _status()
+    s = server_status()
     running = s.ready
     state = "running" if running else ("stopping" if s.draining else
                                        "starting" if s.engines.loading else "stopped")

@@ -10,7 +10,8 @@ from rest_bridge import errors
 from rest_bridge import monitoring_shapes as shapes
 from rest_bridge.errors import HttpError
 from rest_bridge.grpc_client import forwarded_metadata, grpc_client
-from rest_bridge.routes.monitoring import GET_PROMETHEUS, GET_STATUS, _status, prometheus_response
+from rest_bridge.routes.monitoring import (GET_PROMETHEUS, GET_STATUS, prometheus_response,
+                                           server_status)
 from rest_bridge.rpc_map import calls
 from tokenwire.v1 import benchmark_service_pb2 as bench_pb
 from tokenwire.v1 import hardware_service_pb2 as hw_pb
@@ -95,7 +96,7 @@ def _answer(body: dict, ok: bool):
 @calls(GET_STATUS)
 def health():
     """Basic health: 503 while the default engine loads or the server drains."""
-    s = _status()
+    s = server_status()
     return _answer({"status": shapes.health_status_word(s), "timestamp": shapes.iso(),
                     "version": s.version, "uptime_seconds": s.uptime_seconds}, s.ready)
 
@@ -104,7 +105,7 @@ def health():
 @calls(GET_STATUS)
 def ready():
     """Kubernetes readiness probe."""
-    s = _status()
+    s = server_status()
     checks = {c.key: c.healthy for c in s.checks}
     return _answer({"ready": s.ready, "timestamp": shapes.iso(),
                     "checks": {"memory_available": checks.get("memory_available", False),
@@ -119,7 +120,7 @@ def ready():
 @calls(GET_STATUS)
 def live():
     """Kubernetes liveness probe: the server process answers."""
-    s = _status()
+    s = server_status()
     now = shapes.iso()
     return jsonify({"alive": s.live, "timestamp": now, "uptime_seconds": s.uptime_seconds,
                     "last_heartbeat": now})
@@ -129,7 +130,7 @@ def live():
 @calls(GET_STATUS)
 def detailed_status():
     """Every component's check, engine counts and process figures."""
-    s = _status()
+    s = server_status()
     return jsonify({
         "status": shapes.health_status_word(s), "ready": s.ready, "alive": s.live,
         "draining": s.draining, "message": s.message, "timestamp": shapes.iso(),

@@ -26,7 +26,7 @@ GET_PROMETHEUS = "tokenwire.v1.MetricsService/GetPrometheusMetrics"
 PROMETHEUS_TYPES = ("text/plain", "application/openmetrics-text")
 
 
-def _status() -> status_pb.GetStatusResponse:
+def server_status() -> status_pb.GetStatusResponse:
     return grpc_client().status.GetStatus(status_pb.GetStatusRequest(), metadata=forwarded_metadata())
 
 
@@ -67,7 +67,7 @@ def _health_answer(body: dict, ready: bool):
 def health():
     """Health: one body with every field Kolosal, Kai and the Rust service document; 503 while
     the default engine loads or the server drains."""
-    status = _status()
+    status = server_status()
     return _health_answer(shapes.superset_health(status), status.ready)
 
 
@@ -75,7 +75,7 @@ def health():
 @calls(GET_STATUS)
 def readiness():
     """Readiness (doc 003): ready when the default engine is loaded and the server not draining."""
-    status = _status()
+    status = server_status()
     return _health_answer({"status": "ready" if status.ready else "not_ready",
                            "models_available": status.engines.loaded,
                            "timestamp": shapes.iso(), "message": status.message}, status.ready)
