@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 HARDWARE_INTERVAL_MS = 2000
 RETRY_MIN_S, RETRY_MAX_S = 0.5, 10.0
-ENGINE_STATUS_NAMES = {1: "loading", 2: "loaded", 3: "failed", 4: "unloaded"}
+ENGINE_STATUS_NAMES = {1: "loading", 2: "loaded", 3: "failed", 4: "unloaded", 5: "unloading"}
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,14 @@ class PerformanceTuner:
         self.engines = engines
         self.settings = settings
         self.mode = "balanced"
-        specs = {spec.id: settings.resolved_load_params(spec) for spec in settings.engine_specs()}
-        self._configured = {engine_id: (p.n_threads or physical_cores(), p.n_batch or 512)
-                            for engine_id, p in specs.items()}
+
+    @staticmethod
+    def _configured(engine) -> tuple[int, int] | None:
+        """The engine's own load params (so engines added at run time are covered too)."""
+        params = getattr(engine.backend, "params", None)
+        if params is None or not getattr(params, "n_batch", None):
+            return None
+        return params.n_threads or physical_cores(), params.n_batch
 
     def report(self) -> dict:
         engines = []
@@ -49,16 +54,18 @@ class PerformanceTuner:
         """An engine loaded after a mode was chosen gets the mode too."""
         if self.mode != "balanced":
             for engine in self.engines.engines():
-                if engine.state.value == "loaded" and engine.id in self._configured:
-                    wanted = tuning_for(self.mode, *self._configured[engine.id])
+                configured = self._configured(engine)
+                if engine.state.value == "loaded" and configured:
+                    wanted = tuning_for(self.mode, *configured)
                     if engine.backend.tuning() != wanted:
                         engine.backend.tune(n_threads=wanted[0], n_batch=wanted[1])
 
     def apply(self, mode: str) -> dict:
         self.mode = mode
         for engine in self.engines.engines():
-            if engine.state.value != "loaded" or engine.id not in self._configured:
+            configured = self._configured(engine)
+            if engine.state.value != "loaded" or configured is None:
                 continue
-            threads, batch = tuning_for(mode, *self._configured[engine.id])
+            threads, batch = tuning_for(mode, *configured)
             engine.backend.tune(n_threads=threads, n_batch=batch)
         return self.report()
