@@ -17,7 +17,9 @@ from rest_bridge.config import BridgeConfig
 def create_app(config: BridgeConfig | None = None, *, channel: grpc.Channel | None = None) -> Flask:
     """The bridge app. `channel` lets tests share one; otherwise the app opens and owns its own."""
     from rest_bridge import transcoder
-    from rest_bridge.routes import docs, foundry, impetus, kolosal, openai, rust_sessions
+    from rest_bridge import socketio_events, tracing
+    from rest_bridge.routes import (docs, foundry, foundry_monitoring, impetus, impetus_monitoring,
+                                    kolosal, monitoring, openai, rust_sessions)
 
     config = config or BridgeConfig()
     app = Flask(__name__)
@@ -25,14 +27,20 @@ def create_app(config: BridgeConfig | None = None, *, channel: grpc.Channel | No
     app.config["TOKENWIRE_BRIDGE"] = config
     app.json.sort_keys = False  # keep documented field order (OpenAI's, the proto's)
     app.json.ensure_ascii = False
-    grpc_client.init_app(app, config.grpc_target, max_message_bytes=config.max_request_size,
-                         channel=channel)
+    client = grpc_client.init_app(app, config.grpc_target, max_message_bytes=config.max_request_size,
+                                  channel=channel)
+    tracing.configure_tracing(config.trace_exporter, service_name=config.trace_service_name,
+                              otlp_endpoint=config.otlp_endpoint)
+    tracing.init_app(app)
     app.register_blueprint(openai.blueprint)
     app.register_blueprint(kolosal.blueprint)
     app.register_blueprint(impetus.blueprint)
     app.register_blueprint(foundry.blueprint)
     app.register_blueprint(rust_sessions.blueprint)
+    for family in (monitoring, impetus_monitoring, foundry_monitoring):
+        app.register_blueprint(family.blueprint)
     app.register_blueprint(transcoder.build_blueprint())
     app.register_blueprint(docs.blueprint)
     errors.register_app_fallback(app)
+    socketio_events.init_app(app, client)
     return app

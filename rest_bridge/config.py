@@ -15,6 +15,12 @@ class BridgeConfig:
     grpc_target: str = "127.0.0.1:50051"
     #: Largest request body in bytes; larger ones get 413.
     max_request_size: int = 16 * 1024 * 1024
+    #: OpenTelemetry exporter for the bridge's spans: "none", "console" or "otlp".
+    trace_exporter: str = "none"
+    #: OTLP/HTTP traces endpoint when trace_exporter is "otlp" (empty: the OTEL_* defaults).
+    otlp_endpoint: str = ""
+    #: service.name of the bridge's spans.
+    trace_service_name: str = "tokenwire-bridge"
 
     def to_env(self) -> dict[str, str]:
         return {ENV_VAR: json.dumps(dataclasses.asdict(self))}

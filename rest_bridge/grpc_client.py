@@ -7,9 +7,11 @@ import atexit
 import grpc
 from flask import Flask, current_app, request
 
-from tokenwire.v1 import (download_service_pb2_grpc, engine_service_pb2_grpc,
-                          generation_service_pb2_grpc, model_service_pb2_grpc,
-                          server_service_pb2_grpc, session_service_pb2_grpc)
+from tokenwire.v1 import (benchmark_service_pb2_grpc, download_service_pb2_grpc,
+                          engine_service_pb2_grpc, generation_service_pb2_grpc,
+                          hardware_service_pb2_grpc, log_service_pb2_grpc, metrics_service_pb2_grpc,
+                          model_service_pb2_grpc, server_service_pb2_grpc, session_service_pb2_grpc,
+                          status_service_pb2_grpc)
 
 EXTENSION = "tokenwire.grpc"
 
@@ -24,6 +26,11 @@ class GrpcClient:
         self.server = server_service_pb2_grpc.ServerServiceStub(channel)
         self.downloads = download_service_pb2_grpc.DownloadServiceStub(channel)
         self.sessions = session_service_pb2_grpc.SessionServiceStub(channel)
+        self.hardware = hardware_service_pb2_grpc.HardwareServiceStub(channel)
+        self.metrics = metrics_service_pb2_grpc.MetricsServiceStub(channel)
+        self.status = status_service_pb2_grpc.StatusServiceStub(channel)
+        self.logs = log_service_pb2_grpc.LogServiceStub(channel)
+        self.benchmark = benchmark_service_pb2_grpc.BenchmarkServiceStub(channel)
 
     def close(self) -> None:
         if self._owns_channel:
@@ -55,5 +62,10 @@ FORWARDED_HEADERS = ("x-request-id", "authorization", "x-api-key")
 
 
 def forwarded_metadata() -> tuple[tuple[str, str], ...]:
-    """The incoming request's headers that travel to the gRPC server as call metadata."""
-    return tuple((name, request.headers[name]) for name in FORWARDED_HEADERS if name in request.headers)
+    """The incoming request's headers that travel to the gRPC server as call metadata, and the
+    current trace context (W3C traceparent/tracestate of the bridge's request span)."""
+    from rest_bridge.tracing import trace_metadata
+
+    forwarded = tuple((name, request.headers[name]) for name in FORWARDED_HEADERS
+                      if name in request.headers)
+    return forwarded + trace_metadata()

@@ -57,6 +57,9 @@ FAMILY_DOCS: tuple[str, ...] = (
     "rest_bridge.openapi_foundry",
     "rest_bridge.routes.docs",
     "rest_bridge.openapi_rust_sessions",
+    "rest_bridge.routes.monitoring",
+    "rest_bridge.routes.impetus_monitoring",
+    "rest_bridge.routes.foundry_monitoring",
 )
 
 #: Endpoints that are not API routes and stay out of the document.

@@ -30,40 +30,61 @@ from server.core.model_library import ModelLibrary
 from server.core.model_store import ModelStore
 from server.errors import TokenwireError
 from server.interceptors import ErrorInterceptor
+from server.monitoring.hub import Monitoring
+from server.monitoring.interceptor import ObservabilityInterceptor
 from server.servicers.download import DownloadServicer
 from server.servicers.engine import EngineServicer
 from server.core.session_store import SqliteSessionStore
 from server.core.sessions import SessionManager
 from server.servicers.generation import GenerationServicer
 from server.servicers.model import ModelServicer
+from server.servicers.monitoring import (BenchmarkServicer, HardwareServicer, LogServicer,
+                                         MetricsServicer, StatusServicer)
 from server.servicers.server_info import ServerServicer
 from server.servicers.session import SessionServicer
-from tokenwire.v1 import (download_service_pb2, download_service_pb2_grpc, engine_service_pb2,
-                          engine_service_pb2_grpc, generation_service_pb2,
-                          generation_service_pb2_grpc, model_service_pb2, model_service_pb2_grpc,
-                          server_service_pb2, server_service_pb2_grpc, session_service_pb2,
-                          session_service_pb2_grpc)
+from tokenwire.v1 import (benchmark_service_pb2, benchmark_service_pb2_grpc, download_service_pb2,
+                          download_service_pb2_grpc, engine_service_pb2, engine_service_pb2_grpc,
+                          generation_service_pb2, generation_service_pb2_grpc,
+                          hardware_service_pb2, hardware_service_pb2_grpc, log_service_pb2,
+                          log_service_pb2_grpc, metrics_service_pb2, metrics_service_pb2_grpc,
+                          model_service_pb2, model_service_pb2_grpc, server_service_pb2,
+                          server_service_pb2_grpc, session_service_pb2, session_service_pb2_grpc,
+                          status_service_pb2, status_service_pb2_grpc)
 
 log = logging.getLogger(__name__)
 
 GENERATION_SERVICE = generation_service_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name
 ENGINE_SERVICE = engine_service_pb2.DESCRIPTOR.services_by_name["EngineService"].full_name
-MODEL_SERVICE = model_service_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name
-SERVER_SERVICE = server_service_pb2.DESCRIPTOR.services_by_name["ServerService"].full_name
-DOWNLOAD_SERVICE = download_service_pb2.DESCRIPTOR.services_by_name["DownloadService"].full_name
-SESSION_SERVICE = session_service_pb2.DESCRIPTOR.services_by_name["SessionService"].full_name
+
+
+def _service_name(module, name: str) -> str:
+    return module.DESCRIPTOR.services_by_name[name].full_name
+
+
+MODEL_SERVICE = _service_name(model_service_pb2, "ModelService")
+SERVER_SERVICE = _service_name(server_service_pb2, "ServerService")
+DOWNLOAD_SERVICE = _service_name(download_service_pb2, "DownloadService")
+SESSION_SERVICE = _service_name(session_service_pb2, "SessionService")
+HARDWARE_SERVICE = _service_name(hardware_service_pb2, "HardwareService")
+METRICS_SERVICE = _service_name(metrics_service_pb2, "MetricsService")
+STATUS_SERVICE = _service_name(status_service_pb2, "StatusService")
+LOG_SERVICE = _service_name(log_service_pb2, "LogService")
+BENCHMARK_SERVICE = _service_name(benchmark_service_pb2, "BenchmarkService")
 # Services whose health follows the default engine; "" is the server as a whole.
-ENGINE_BACKED_SERVICES = ("", GENERATION_SERVICE, SESSION_SERVICE)
+ENGINE_BACKED_SERVICES = ("", GENERATION_SERVICE, SESSION_SERVICE, BENCHMARK_SERVICE)
 # Services that answer whether or not a model is loaded, until the server drains.
-ALWAYS_ON_SERVICES = (ENGINE_SERVICE, MODEL_SERVICE, SERVER_SERVICE, DOWNLOAD_SERVICE)
+ALWAYS_ON_SERVICES = (ENGINE_SERVICE, MODEL_SERVICE, SERVER_SERVICE, DOWNLOAD_SERVICE,
+                      HARDWARE_SERVICE, METRICS_SERVICE, STATUS_SERVICE, LOG_SERVICE)
 
 
 class TokenwireServer:
     def __init__(self, settings: Settings, grpc_server: grpc.aio.Server, engines: EngineManager,
                  health_servicer: health.aio.HealthServicer, port: int,
-                 downloads: DownloadManager, sessions: SessionManager | None = None):
+                 downloads: DownloadManager, sessions: SessionManager | None = None,
+                 monitoring: Monitoring | None = None):
         self.settings = settings
         self.sessions = sessions
+        self.monitoring = monitoring
         self.grpc_server = grpc_server
         self.engines = engines
         self.downloads = downloads
@@ -107,6 +128,8 @@ class TokenwireServer:
         await self.engines.close()
         if self.sessions is not None:
             self.sessions.store.close()
+        if self.monitoring is not None:
+            self.monitoring.uninstall()
         self._stopped.set()
         return finished
 
@@ -167,9 +190,13 @@ async def create_server(
     store = ModelStore(settings.model_store.directory, embedded=_embedded_model())
     library = ModelLibrary(store, Catalog.load(settings.model_store.catalog_path), engines)
 
-    grpc_server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=_grpc_options(settings))
+    monitoring = Monitoring(settings, engines)
+    monitoring.install()
+    grpc_server = grpc.aio.server(
+        interceptors=[ObservabilityInterceptor(monitoring.metrics), ErrorInterceptor()],
+        options=_grpc_options(settings))
     generation_service_pb2_grpc.add_GenerationServiceServicer_to_server(
-        GenerationServicer(engines), grpc_server)
+        GenerationServicer(engines, observer=monitoring.observer), grpc_server)
     server_backends = tuple(backends) + ("openai_upstream",)
     creator = EnginesFromDownloads(engines, settings, library)
     resolver = catalog or _catalog_resolver(library.catalog)
@@ -188,21 +215,32 @@ async def create_server(
                               kv_reuse=settings.sessions.kv_reuse)
     session_service_pb2_grpc.add_SessionServiceServicer_to_server(SessionServicer(sessions),
                                                                   grpc_server)
+    for add, servicer in (
+        (hardware_service_pb2_grpc.add_HardwareServiceServicer_to_server, HardwareServicer),
+        (metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server, MetricsServicer),
+        (status_service_pb2_grpc.add_StatusServiceServicer_to_server, StatusServicer),
+        (log_service_pb2_grpc.add_LogServiceServicer_to_server, LogServicer),
+        (benchmark_service_pb2_grpc.add_BenchmarkServiceServicer_to_server, BenchmarkServicer),
+    ):
+        add(servicer(monitoring), grpc_server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     reflection.enable_server_reflection(
         (GENERATION_SERVICE, ENGINE_SERVICE, MODEL_SERVICE, SERVER_SERVICE, DOWNLOAD_SERVICE,
-         SESSION_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
+         SESSION_SERVICE, HARDWARE_SERVICE, METRICS_SERVICE, STATUS_SERVICE, LOG_SERVICE,
+         BENCHMARK_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
         grpc_server)
 
     address = f"{settings.server.host}:{settings.server.grpc_port}"
     try:
         port = grpc_server.add_insecure_port(address)
     except RuntimeError as exc:
+        monitoring.uninstall()
         raise OSError(f"cannot listen on {address}: {exc}") from None
     server_servicer.grpc_port = port
+    monitoring.status.grpc_port = port
     server = TokenwireServer(settings, grpc_server, engines, health_servicer, port, downloads,
-                             sessions)
+                             sessions, monitoring)
     engines.subscribe(server._publish_health)
     await grpc_server.start()
     for spec in url_specs:

@@ -158,7 +158,10 @@ async def _serve(settings: Settings) -> int:
     # Scripts (and tests) read these lines to find ports chosen with --grpc-port 0 / --port 0.
     print(f"tokenwire: gRPC listening on {settings.server.host}:{port}", flush=True)
     bridge_config = BridgeConfig(grpc_target=_local_target(settings.server.host, port),
-                                 max_request_size=settings.server.max_request_size)
+                                 max_request_size=settings.server.max_request_size,
+                                 trace_exporter=settings.tracing.exporter,
+                                 otlp_endpoint=settings.tracing.otlp_endpoint,
+                                 trace_service_name=f"{settings.tracing.service_name}-bridge")
     try:
         bridge, rest_port = start_bridge(bridge_config, _bridge_options(settings, settings.server.port))
     except OSError as exc:
@@ -321,7 +324,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     from server.log_config import configure_logging
 
+    from server.monitoring.tracing import configure_tracing
+
     configure_logging(settings.logging)
+    configure_tracing(settings.tracing.exporter, service_name=settings.tracing.service_name,
+                      otlp_endpoint=settings.tracing.otlp_endpoint)
     return asyncio.run(_serve(settings))
 
 

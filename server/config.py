@@ -73,6 +73,8 @@ class LoggingSettings(_Section):
     file: str = _opt("Log file path; empty logs to the console.", default="",
                      flags=("--log-file",))
     access_log: bool = _opt("Log every request.", default=False, flags=("--enable-access-log",))
+    buffer_size: int = _opt("Recent log records kept in memory for the LogService and Foundry's "
+                            "/logs routes.", default=1000, ge=1, le=1_000_000)
 
     @field_validator("level", mode="before")
     @classmethod
@@ -107,6 +109,14 @@ class DownloadSettings(_Section):
     resume_on_startup: bool = _opt("Resume downloads that a stop or crash interrupted.",
                                    default=True)
     history_limit: int = _opt("Finished downloads remembered for listing.", default=100, ge=0)
+class TracingSettings(_Section):
+    exporter: Literal["none", "console", "otlp"] = _opt(
+        "Where OpenTelemetry spans go: none (off), console, or otlp (OTLP over HTTP).",
+        default="none", flags=("--trace-exporter",))
+    otlp_endpoint: str = _opt("OTLP/HTTP traces endpoint; empty uses OTEL_EXPORTER_OTLP_* "
+                              "variables or http://localhost:4318/v1/traces.", default="",
+                              flags=("--otlp-endpoint",))
+    service_name: str = _opt("service.name resource attribute of the spans.", default="tokenwire")
 
 
 class LoadParams(_Section):
@@ -263,6 +273,7 @@ class Settings(BaseModel):
 
     server: ServerSettings = Field(default_factory=ServerSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
     model_store: ModelStoreSettings = Field(default_factory=ModelStoreSettings)
     sessions: SessionSettings = Field(default_factory=SessionSettings)

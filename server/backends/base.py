@@ -85,6 +85,14 @@ class Backend(abc.ABC):
         """The scheduler's figures as SchedulerStatus field values, for backends that batch."""
         return None
 
+    def tuning(self) -> tuple[int, int] | None:
+        """(decode threads, prompt batch size) in use now, for backends that have them."""
+        return None
+
+    def tune(self, *, n_threads: int, n_batch: int) -> None:
+        """Changes decode threads and prompt batch size of a loaded backend (performance modes);
+        backends without such knobs ignore it."""
+
     @abc.abstractmethod
     async def close(self) -> None:
         """Aborts everything in flight and frees the model."""

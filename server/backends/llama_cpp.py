@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+
+import llama_cpp
 from typing import AsyncIterator
 
 from server.backends.base import Backend, BackendHealth, BackendInfo, Embedding
@@ -35,6 +37,7 @@ class LlamaCppBackend(Backend):
         self._template: ChatTemplate | None = None
         self._by_id: dict[str, Job] = {}
         self._live: set[Job] = set()
+        self._n_threads: int | None = None  # set by tune(); else the configured count
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -156,6 +159,22 @@ class LlamaCppBackend(Backend):
                              tokens_generated_total=s.tokens_generated_total,
                              cancelled_total=s.cancelled_total,
                              max_steps_after_cancel=s.max_steps_after_cancel)
+
+    def tuning(self) -> tuple[int, int] | None:
+        if self._scheduler is None:
+            return None
+        return self._n_threads or self.params.n_threads or 0, self._scheduler.n_batch
+
+    def tune(self, *, n_threads: int, n_batch: int) -> None:
+        scheduler, model = self._scheduler, self._model
+        if scheduler is None or model is None:
+            return
+        # llama_set_n_threads only stores the counts that the next llama_decode reads, and the
+        # scheduler reads n_batch when it fills the next batch; the batch buffer and the context
+        # were sized for the configured n_batch, so that is the ceiling.
+        llama_cpp.llama_set_n_threads(model.ctx, n_threads, n_threads)
+        self._n_threads = n_threads
+        scheduler.n_batch = max(1, min(n_batch, self.params.n_batch))
 
     def info(self) -> BackendInfo:
         model = self._loaded_model()

@@ -8,10 +8,15 @@ import grpc
 
 from server import convert
 from server.core.engines import EngineManager
+from server.monitoring.observer import GenerationObserver
 from tokenwire.v1 import generation_service_pb2 as pb
 from tokenwire.v1 import generation_service_pb2_grpc as pb_grpc
 
 REQUEST_ID_KEY = "x-request-id"
+
+
+def _unobserved(engine_id, request, deltas):
+    return deltas
 
 
 def _request_id(context: grpc.aio.ServicerContext) -> str:
@@ -25,13 +30,17 @@ def _request_id(context: grpc.aio.ServicerContext) -> str:
 
 
 class GenerationServicer(pb_grpc.GenerationServiceServicer):
-    def __init__(self, engines: EngineManager):
+    def __init__(self, engines: EngineManager, observer: GenerationObserver | None = None):
         self._engines = engines
+        self._observe = observer.observe if observer else _unobserved
+
+    def _deltas(self, engine, domain):
+        return self._observe(engine.id, domain, engine.backend.generate(domain))
 
     async def Generate(self, request: pb.GenerateRequest, context):
         domain = convert.generation_request_from_pb(request, request_id=_request_id(context))
         async with self._engines.lease(request.model) as engine:
-            async for delta in engine.backend.generate(domain):
+            async for delta in self._deltas(engine, domain):
                 if delta.finish is not None:
                     engine.record_generation(delta.finish.timings.tokens_per_second)
                 yield convert.delta_to_pb(delta, engine.id)
@@ -39,7 +48,7 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
     async def Complete(self, request: pb.CompleteRequest, context) -> pb.CompleteResponse:
         domain = convert.generation_request_from_pb(request, request_id=_request_id(context))
         async with self._engines.lease(request.model) as engine:
-            deltas = [delta async for delta in engine.backend.generate(domain)]
+            deltas = [delta async for delta in self._deltas(engine, domain)]
             if deltas and deltas[-1].finish is not None:
                 engine.record_generation(deltas[-1].finish.timings.tokens_per_second)
         return convert.completion_to_pb(deltas, engine.id)

@@ -19,8 +19,10 @@ from tokenwire.downloads import (STATUS_VALUES, CancelAllResult, CancelResult, D
                                  status_name)
 from tokenwire.errors import from_rpc_error
 from tokenwire.v1 import (download_service_pb2, download_service_pb2_grpc, generation_pb2,
-                          generation_service_pb2, generation_service_pb2_grpc, session_service_pb2,
-                          session_service_pb2_grpc)
+                          generation_service_pb2, generation_service_pb2_grpc, hardware_service_pb2,
+                          hardware_service_pb2_grpc, metrics_service_pb2, metrics_service_pb2_grpc,
+                          session_service_pb2, session_service_pb2_grpc, status_service_pb2,
+                          status_service_pb2_grpc)
 
 _FINISH_NAMES = {
     generation_pb2.FINISH_REASON_STOP: "stop",
@@ -408,3 +410,28 @@ class Client:
             raise from_rpc_error(error) from None
         finally:
             call.cancel()
+
+    # -- monitoring --------------------------------------------------------------------------
+
+    def _call(self, stub_type, method: str, request):
+        try:
+            return getattr(stub_type(self._channel), method)(request, **self._call_options(None))
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+
+    def status(self) -> "status_service_pb2.GetStatusResponse":
+        """Liveness, readiness (as grpc.health.v1), engine counts and each component's check."""
+        return self._call(status_service_pb2_grpc.StatusServiceStub, "GetStatus",
+                          status_service_pb2.GetStatusRequest())
+
+    def prometheus_metrics(self, *, openmetrics: bool = False) -> str:
+        """Every server metric as Prometheus text (or OpenMetrics)."""
+        fmt = (metrics_service_pb2.EXPOSITION_FORMAT_OPENMETRICS if openmetrics
+               else metrics_service_pb2.EXPOSITION_FORMAT_PROMETHEUS_TEXT)
+        return self._call(metrics_service_pb2_grpc.MetricsServiceStub, "GetPrometheusMetrics",
+                          metrics_service_pb2.GetPrometheusMetricsRequest(format=fmt)).text
+
+    def hardware_metrics(self) -> "hardware_service_pb2.HardwareMetrics":
+        """One snapshot of the machine and the server process."""
+        return self._call(hardware_service_pb2_grpc.HardwareServiceStub, "GetHardwareMetrics",
+                          hardware_service_pb2.GetHardwareMetricsRequest()).metrics

@@ -1,0 +1,184 @@
+"""socket.io at /socket.io/ (Impetus, doc 001): `model_status`, `hardware_metrics`,
+`download_progress` and `inference_stats`, each fed from a gRPC watch stream.
+
+python-socketio runs in threading mode, which gunicorn's gthread workers serve (long-polling, and
+websocket through simple-websocket). Each event has one source in EVENT_SOURCES: a function that
+opens its server stream and one that shapes each message. A source's pump thread starts with the
+first client, relays to every connected client, and reopens its stream after an error (the server
+restarting, or draining) with a growing pause.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+import grpc
+import socketio
+from flask import Flask
+
+from rest_bridge import monitoring_shapes as shapes
+from rest_bridge.grpc_client import GrpcClient
+from tokenwire.v1 import hardware_service_pb2 as hw_pb
+from tokenwire.v1 import metrics_service_pb2 as metrics_pb
+from tokenwire.v1 import status_service_pb2 as status_pb
+
+log = logging.getLogger(__name__)
+
+HARDWARE_INTERVAL_MS = 2000
+RETRY_MIN_S, RETRY_MAX_S = 0.5, 10.0
+ENGINE_STATUS_NAMES = {1: "loading", 2: "loaded", 3: "failed", 4: "unloaded", 5: "unloading"}
+
+
+@dataclass(frozen=True)
+class EventSource:
+    """Where an event's payloads come from: `open` starts the gRPC stream, `shape` turns one
+    message into zero or more payloads (a status report yields one per changed engine)."""
+
+    rpc: str
+    open: Callable[[GrpcClient], Iterator]
+    shape: Callable[[object], Iterable[dict]]
+    #: A fresh shaper per stream, for sources that compare a message with the previous one.
+    stateful: bool = False
+
+
+def _model_status_shaper() -> Callable[[object], Iterable[dict]]:
+    last: dict[str, tuple] = {}
+
+    def shape(message: status_pb.WatchStatusResponse) -> Iterator[dict]:
+        for engine in message.status.engine_states:
+            key = (engine.status, engine.error)
+            if last.get(engine.engine_id) != key:
+                last[engine.engine_id] = key
+                yield {"model_id": engine.engine_id,
+                       "status": ENGINE_STATUS_NAMES.get(engine.status, "unknown"),
+                       "is_default": engine.is_default, "error": engine.error or None,
+                       "server_ready": message.status.ready, "timestamp": shapes.iso()}
+
+    return shape
+
+
+def _inference_stats(message: metrics_pb.WatchInferenceStatsResponse) -> Iterator[dict]:
+    s = message.stats
+    yield {"model_id": s.engine_id, "kind": s.kind, "prompt_tokens": s.prompt_tokens,
+           "completion_tokens": s.completion_tokens, "tokens_per_second": s.tokens_per_second,
+           "time_to_first_token_ms": s.time_to_first_token_ms, "queue_ms": s.queue_ms,
+           "duration_ms": s.duration_ms, "finish_reason": s.finish_reason,
+           "timestamp": shapes.iso(s.timestamp_unix_ms)}
+
+
+def _hardware(message: hw_pb.WatchHardwareMetricsResponse) -> Iterator[dict]:
+    yield shapes.impetus_metrics(message.metrics)
+
+
+def _download_progress_source() -> EventSource | None:
+    """DownloadService/WatchDownloads, in builds that have the DownloadService (None otherwise,
+    and the event is declared but never emitted)."""
+    try:
+        from tokenwire.v1 import download_service_pb2 as dl_pb
+    except ImportError:
+        return None
+
+    def shape(message) -> Iterator[dict]:
+        d = message.download
+        yield {"model_id": d.model_id, "download_id": d.download_id,
+               "status": dl_pb.DownloadStatus.Name(d.status).removeprefix("DOWNLOAD_STATUS_").lower(),
+               "progress_percent": d.percent, "downloaded_bytes": d.downloaded_bytes,
+               "total_bytes": d.total_bytes if d.HasField("total_bytes") else None,
+               "speed_bytes_per_second": d.speed_bytes_per_second,
+               "eta_seconds": d.eta_seconds if d.HasField("eta_seconds") else None,
+               "error": d.error or None, "timestamp": shapes.iso()}
+
+    return EventSource("tokenwire.v1.DownloadService/WatchDownloads",
+                       lambda client: client.downloads.WatchDownloads(dl_pb.WatchDownloadsRequest()),
+                       shape)
+
+
+#: event name -> its source.
+EVENT_SOURCES: dict[str, EventSource | None] = {
+    "model_status": EventSource(
+        "tokenwire.v1.StatusService/WatchStatus",
+        lambda client: client.status.WatchStatus(status_pb.WatchStatusRequest()),
+        _model_status_shaper, stateful=True),
+    "hardware_metrics": EventSource(
+        "tokenwire.v1.HardwareService/WatchHardwareMetrics",
+        lambda client: client.hardware.WatchHardwareMetrics(
+            hw_pb.WatchHardwareMetricsRequest(interval_ms=HARDWARE_INTERVAL_MS)),
+        _hardware),
+    "inference_stats": EventSource(
+        "tokenwire.v1.MetricsService/WatchInferenceStats",
+        lambda client: client.metrics.WatchInferenceStats(metrics_pb.WatchInferenceStatsRequest()),
+        _inference_stats),
+    "download_progress": _download_progress_source(),
+}
+
+
+class EventRelay:
+    def __init__(self, sio: socketio.Server, client: GrpcClient,
+                 sources: dict[str, EventSource | None]):
+        self.sio = sio
+        self.client = client
+        self.sources = {event: source for event, source in sources.items() if source is not None}
+        self._started = False
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._calls: dict[str, object] = {}
+
+    def start(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        for event, source in self.sources.items():
+            threading.Thread(target=self._pump, args=(event, source), name=f"socketio-{event}",
+                             daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for call in list(self._calls.values()):
+            call.cancel()
+
+    def welcome(self, sid: str) -> None:
+        """A new client gets every model's current status at once, not at the next change."""
+        try:
+            status = self.client.status.GetStatus(status_pb.GetStatusRequest(), timeout=10)
+        except grpc.RpcError as error:
+            log.debug("socket.io: no status for a new client (%s)", error.code())
+            return
+        for payload in _model_status_shaper()(status_pb.WatchStatusResponse(status=status)):
+            self.sio.emit("model_status", payload, to=sid)
+
+    def _pump(self, event: str, source: EventSource) -> None:
+        pause = RETRY_MIN_S
+        while not self._stop.is_set():
+            call = source.open(self.client)
+            self._calls[event] = call
+            shape = source.shape() if source.stateful else source.shape
+            try:
+                for message in call:
+                    pause = RETRY_MIN_S
+                    for payload in shape(message):
+                        self.sio.emit(event, payload)
+            except grpc.RpcError as error:
+                if self._stop.is_set():
+                    return
+                log.debug("socket.io %s: stream ended (%s); reopening", event, error.code())
+            self._stop.wait(pause)
+            pause = min(pause * 2, RETRY_MAX_S)
+
+
+def init_app(app: Flask, client: GrpcClient,
+             sources: dict[str, EventSource | None] = EVENT_SOURCES) -> socketio.Server:
+    sio = socketio.Server(async_mode="threading", cors_allowed_origins="*")
+    relay = EventRelay(sio, client, sources)
+
+    @sio.event
+    def connect(sid, environ, auth=None):
+        relay.start()
+        sio.start_background_task(relay.welcome, sid)
+
+    app.wsgi_app = socketio.WSGIApp(sio, app.wsgi_app, socketio_path="socket.io")
+    app.extensions["tokenwire.socketio"] = relay
+    return sio

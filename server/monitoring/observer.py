@@ -1,0 +1,47 @@
+"""Watches each generation as it streams: metrics when it finishes or fails, and engine spans from
+the timings it reports. The servicer wraps the backend's iterator with `observe`, so backends
+stay unaware of monitoring."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, AsyncIterator
+
+from server.errors import TokenwireError
+from server.monitoring.tracing import record_engine_spans
+
+if TYPE_CHECKING:
+    from server.core.types import Delta, GenerationRequest
+    from server.monitoring.metrics import Metrics
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TokenwireError):
+        return exc.reason
+    if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
+        return "CANCELLED"
+    return "INTERNAL"
+
+
+class GenerationObserver:
+    def __init__(self, metrics: "Metrics"):
+        self.metrics = metrics
+
+    async def observe(self, engine_id: str, request: "GenerationRequest",
+                      deltas: AsyncIterator["Delta"]) -> AsyncIterator["Delta"]:
+        kind = "completion" if request.prompt is not None else "chat"
+        self.metrics.record_start(engine_id, kind)
+        finished = False
+        try:
+            async for delta in deltas:
+                if delta.finish is not None and not finished:
+                    finished = True
+                    duration = time.monotonic() - request.arrived_at if request.arrived_at else 0.0
+                    record_engine_spans(engine_id, delta.finish)
+                    self.metrics.record_finish(engine_id, kind, delta.finish, duration)
+                yield delta
+        except BaseException as exc:
+            if not finished:
+                self.metrics.record_failure(engine_id, kind, _reason(exc))
+            raise
