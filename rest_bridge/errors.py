@@ -135,14 +135,22 @@ def openai_body(f: Failure, param_names: dict[str, str] | None = None) -> dict:
     }}
 
 
+# Impetus's error types by HTTP status (a Flask app with pydantic validation).
+IMPETUS_TYPES: dict[int, str] = {
+    400: "validation_error", 401: "authentication_error", 403: "permission_error",
+    404: "not_found", 409: "conflict", 413: "validation_error", 429: "rate_limit_error",
+    503: "service_unavailable", 507: "insufficient_storage"}
+
+
 def impetus_body(f: Failure) -> dict:
     """Impetus's {"error", "type", "details", "timestamp"} (its /api/* routes)."""
-    details = [f"{d['field']}: {d['description']}" for d in f.details] or (
-        [f"reason: {f.reason}"] if f.reason else [])
-    return {"error": f.message,
-            "type": OPENAI_TYPE_BY_REASON.get(f.reason, OPENAI_TYPES.get(f.status, "server_error")),
-            "details": details,
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    details = [d if isinstance(d, str) else f"{d['field']}: {d['description']}" for d in f.details]
+    if not details and f.param:
+        details = [f"{f.param}: invalid"]
+    if not details and f.reason:
+        details = [f"reason: {f.reason}"]
+    return {"error": f.message, "type": IMPETUS_TYPES.get(f.status, "internal_error"),
+            "details": details, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 # Foundry's error codes and types by server reason (its documented "Common Error Responses").

@@ -21,6 +21,7 @@ from flask import Flask
 
 from rest_bridge import monitoring_shapes as shapes
 from rest_bridge.grpc_client import GrpcClient
+from tokenwire.v1 import download_service_pb2 as dl_pb
 from tokenwire.v1 import hardware_service_pb2 as hw_pb
 from tokenwire.v1 import metrics_service_pb2 as metrics_pb
 from tokenwire.v1 import status_service_pb2 as status_pb
@@ -73,31 +74,19 @@ def _hardware(message: hw_pb.WatchHardwareMetricsResponse) -> Iterator[dict]:
     yield shapes.impetus_metrics(message.metrics)
 
 
-def _download_progress_source() -> EventSource | None:
-    """DownloadService/WatchDownloads, in builds that have the DownloadService (None otherwise,
-    and the event is declared but never emitted)."""
-    try:
-        from tokenwire.v1 import download_service_pb2 as dl_pb
-    except ImportError:
-        return None
-
-    def shape(message) -> Iterator[dict]:
-        d = message.download
-        yield {"model_id": d.model_id, "download_id": d.download_id,
-               "status": dl_pb.DownloadStatus.Name(d.status).removeprefix("DOWNLOAD_STATUS_").lower(),
-               "progress_percent": d.percent, "downloaded_bytes": d.downloaded_bytes,
-               "total_bytes": d.total_bytes if d.HasField("total_bytes") else None,
-               "speed_bytes_per_second": d.speed_bytes_per_second,
-               "eta_seconds": d.eta_seconds if d.HasField("eta_seconds") else None,
-               "error": d.error or None, "timestamp": shapes.iso()}
-
-    return EventSource("tokenwire.v1.DownloadService/WatchDownloads",
-                       lambda client: client.downloads.WatchDownloads(dl_pb.WatchDownloadsRequest()),
-                       shape)
+def _download_progress(message) -> Iterator[dict]:
+    d = message.download
+    yield {"model_id": d.model_id, "download_id": d.download_id,
+           "status": dl_pb.DownloadStatus.Name(d.status).removeprefix("DOWNLOAD_STATUS_").lower(),
+           "progress_percent": d.percent, "downloaded_bytes": d.downloaded_bytes,
+           "total_bytes": d.total_bytes if d.HasField("total_bytes") else None,
+           "speed_bytes_per_second": d.speed_bytes_per_second,
+           "eta_seconds": d.eta_seconds if d.HasField("eta_seconds") else None,
+           "error": d.error or None, "timestamp": shapes.iso()}
 
 
 #: event name -> its source.
-EVENT_SOURCES: dict[str, EventSource | None] = {
+EVENT_SOURCES: dict[str, EventSource] = {
     "model_status": EventSource(
         "tokenwire.v1.StatusService/WatchStatus",
         lambda client: client.status.WatchStatus(status_pb.WatchStatusRequest()),
@@ -111,7 +100,10 @@ EVENT_SOURCES: dict[str, EventSource | None] = {
         "tokenwire.v1.MetricsService/WatchInferenceStats",
         lambda client: client.metrics.WatchInferenceStats(metrics_pb.WatchInferenceStatsRequest()),
         _inference_stats),
-    "download_progress": _download_progress_source(),
+    "download_progress": EventSource(
+        "tokenwire.v1.DownloadService/WatchDownloads",
+        lambda client: client.downloads.WatchDownloads(dl_pb.WatchDownloadsRequest()),
+        _download_progress),
 }
 
 

@@ -26,16 +26,7 @@ KEEPALIVE_S = 5.0  # an idle stream writes a comment this often, so a gone clien
 blueprint = Blueprint("foundry_monitoring", __name__, url_prefix=PREFIX)
 
 
-def foundry_error_body(f: errors.Failure) -> dict:
-    """Foundry's {"error": {"message", "type", "code", "details"}}."""
-    body = errors.openai_body(f)["error"]
-    error = {"message": f.message, "type": body["type"], "code": f.code or body["code"] or "error"}
-    if f.details:
-        error["details"] = "; ".join(f"{d['field']}: {d['description']}" for d in f.details)
-    return {"error": error}
-
-
-errors.register_family(blueprint, foundry_error_body)
+errors.register_family(blueprint, errors.foundry_body)
 
 
 def _record(r: log_pb.LogRecord) -> dict:

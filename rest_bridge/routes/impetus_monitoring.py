@@ -18,19 +18,7 @@ from tokenwire.v1 import hardware_service_pb2 as hw_pb
 
 blueprint = Blueprint("impetus_monitoring", __name__)
 
-IMPETUS_TYPES = {400: "validation_error", 401: "authentication_error", 403: "permission_error",
-                 404: "not_found", 409: "conflict", 413: "validation_error", 429: "rate_limit_error",
-                 503: "service_unavailable"}
-
-
-def impetus_body(f: errors.Failure) -> dict:
-    details = [f"{d['field']}: {d['description']}" for d in f.details] or (
-        [f"{f.param}: invalid"] if f.param else [])
-    return {"error": f.message, "type": IMPETUS_TYPES.get(f.status, "internal_error"),
-            "details": details, "timestamp": shapes.iso()}
-
-
-errors.register_family(blueprint, impetus_body)
+errors.register_family(blueprint, errors.impetus_body)
 
 MODES = {"efficiency": hw_pb.PERFORMANCE_MODE_EFFICIENCY, "balanced": hw_pb.PERFORMANCE_MODE_BALANCED,
          "performance": hw_pb.PERFORMANCE_MODE_PERFORMANCE}

@@ -8,8 +8,10 @@ import requests
 import socketio
 
 from tests.conftest import CAPITAL_QUESTION
-from tests.helpers import wait_for
-from rest_bridge.socketio_events import EVENT_SOURCES
+from tests.e2e.cli_process import BridgeProcess
+from tests.file_server import FileServer, copy_embedded_gguf
+from tests.helpers import ServerThread, make_settings, wait_for
+from tokenwire import Client
 
 EVENTS = ("model_status", "hardware_metrics", "inference_stats")
 
@@ -45,6 +47,35 @@ def test_a_socketio_client_receives_each_event_type(bridge):
         client.disconnect()
 
 
-def test_download_progress_is_declared_for_the_download_service():
-    # The event exists in the table; its source is the DownloadService's watch stream.
-    assert "download_progress" in EVENT_SOURCES
+def test_a_socketio_client_receives_download_progress(tmp_path):
+    """download_progress relays DownloadService/WatchDownloads: a download from a local file
+    server shows up as progress events ending in completed."""
+    served = tmp_path / "served"
+    served.mkdir()
+    copy_embedded_gguf(served, "socketio.gguf")
+    files = FileServer(served).start()
+    server = ServerThread(make_settings(downloads={"allow_private_addresses": True,
+                                                   "progress_interval_seconds": 0.05})).start()
+    bridge = BridgeProcess(server.target).start()
+    events: list[dict] = []
+    client = socketio.Client(reconnection=False)
+    client.on("download_progress", events.append)
+    try:
+        client.connect(bridge.base_url, socketio_path="socket.io", transports=["polling"],
+                       wait_timeout=30)
+        files.pause(16 << 20)  # hold the transfer until the relay is surely listening
+        with Client(server.target, timeout=60) as grpc_client:
+            started = grpc_client.start_download(files.url("socketio.gguf"), model_id="sio")
+            wait_for(lambda: any(e["downloaded_bytes"] >= 16 << 20 for e in events), timeout=60)
+            files.release()
+        done = wait_for(lambda: next((e for e in events if e["status"] == "completed"), None),
+                        timeout=120)
+        assert done["download_id"] == started.download_id and done["model_id"] == "sio"
+        assert done["progress_percent"] == 100 and done["total_bytes"] == done["downloaded_bytes"]
+        progress = [e["downloaded_bytes"] for e in events if e["download_id"] == started.download_id]
+        assert progress == sorted(progress)
+    finally:
+        client.disconnect()
+        bridge.stop()
+        server.stop()
+        files.stop()

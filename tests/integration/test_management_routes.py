@@ -152,7 +152,7 @@ def test_impetus_errors_use_the_impetus_body(http):
     missing = http.post("/api/models/load", json={})
     assert missing.status_code == 400 and set(missing.get_json()) == {"error", "type", "details", "timestamp"}
     unknown = http.post("/api/models/unload", json={"model_id": "nope"})
-    assert unknown.status_code == 404 and unknown.get_json()["type"] == "not_found_error"
+    assert unknown.status_code == 404 and unknown.get_json()["type"] == "not_found"
 
 
 # -- Foundry ------------------------------------------------------------------------------------
