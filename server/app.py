@@ -21,19 +21,24 @@ from server.backends.registry import BACKENDS, BackendFactory
 from server.config import Settings
 from server.core.engines import EngineManager
 from server.interceptors import ErrorInterceptor
+from server.security.interceptor import SecurityInterceptor
+from server.security.state import SecurityState
+from server.servicers.auth import AuthServicer
 from server.servicers.engine import EngineServicer
 from server.servicers.generation import GenerationServicer
-from tokenwire.v1 import (engine_service_pb2, engine_service_pb2_grpc, generation_service_pb2,
+from tokenwire.v1 import (auth_service_pb2, auth_service_pb2_grpc, engine_service_pb2,
+                          engine_service_pb2_grpc, generation_service_pb2,
                           generation_service_pb2_grpc)
 
 log = logging.getLogger(__name__)
 
 GENERATION_SERVICE = generation_service_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name
 ENGINE_SERVICE = engine_service_pb2.DESCRIPTOR.services_by_name["EngineService"].full_name
+AUTH_SERVICE = auth_service_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 # Services whose health follows the default engine; "" is the server as a whole.
 ENGINE_BACKED_SERVICES = ("", GENERATION_SERVICE)
 # Services that answer whether or not a model is loaded, until the server drains.
-ALWAYS_ON_SERVICES = (ENGINE_SERVICE,)
+ALWAYS_ON_SERVICES = (ENGINE_SERVICE, AUTH_SERVICE)
 
 
 class TokenwireServer:
@@ -89,7 +94,9 @@ def _grpc_options(settings: Settings) -> list[tuple[str, int]]:
     return [
         ("grpc.max_receive_message_length", settings.server.max_request_size),
         ("grpc.max_send_message_length", settings.server.max_request_size),
-        ("grpc.max_concurrent_streams", settings.server.max_connections),
+        # Concurrency is bounded by the security interceptor, which refuses at once; an HTTP/2
+        # stream limit would make extra calls queue silently in the client instead.
+        ("grpc.max_connection_idle_ms", int(settings.server.idle_timeout * 1000)),
         ("grpc.so_reuseport", 0),
     ]
 
@@ -103,14 +110,18 @@ async def create_server(
         engines.add(spec.id, factory(spec.id, spec.path, settings.resolved_load_params(spec),
                                      settings.engine.max_queue))
 
-    grpc_server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=_grpc_options(settings))
+    security = SecurityState(settings)
+    grpc_server = grpc.aio.server(interceptors=[SecurityInterceptor(security), ErrorInterceptor()],
+                                  options=_grpc_options(settings))
     generation_service_pb2_grpc.add_GenerationServiceServicer_to_server(
         GenerationServicer(engines), grpc_server)
     engine_service_pb2_grpc.add_EngineServiceServicer_to_server(EngineServicer(engines), grpc_server)
+    auth_service_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(security), grpc_server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     reflection.enable_server_reflection(
-        (GENERATION_SERVICE, ENGINE_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
+        (GENERATION_SERVICE, ENGINE_SERVICE, AUTH_SERVICE, health.SERVICE_NAME,
+         reflection.SERVICE_NAME),
         grpc_server)
 
     address = f"{settings.server.host}:{settings.server.grpc_port}"
@@ -119,6 +130,7 @@ async def create_server(
     except RuntimeError as exc:
         raise OSError(f"cannot listen on {address}: {exc}") from None
     server = TokenwireServer(settings, grpc_server, engines, health_servicer, port)
+    server.security = security
     engines.subscribe(server._publish_health)
     await grpc_server.start()
     log.info("gRPC listening on %s:%d", settings.server.host, port)

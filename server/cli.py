@@ -39,6 +39,13 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
         if opt.is_bool:
             parser.add_argument(*opt.flags, dest=dest, action="store_const", const=True,
                                 default=None, help=help_text)
+            if opt.off_flags:
+                parser.add_argument(*opt.off_flags, dest=dest, action="store_const", const=False,
+                                    default=None, help=f"Turn off {opt.key}.")
+        elif opt.is_list:
+            parser.add_argument(*opt.flags, dest=dest, action="append", default=None,
+                                metavar="VALUE" if opt.secret else opt.key.split(".")[-1].upper(),
+                                help=help_text + " (repeatable)")
         else:
             parser.add_argument(*opt.flags, dest=dest, type=_flag_type(opt.annotation),
                                 default=None, metavar=opt.key.split(".")[-1].upper(),

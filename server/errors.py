@@ -94,6 +94,36 @@ class EngineFailure(TokenwireError):
     reason = "ENGINE_FAILURE"
 
 
+class Unauthenticated(TokenwireError):
+    """No valid API key. The message never repeats what the caller sent."""
+
+    reason = "INVALID_API_KEY"
+
+
+class PermissionDenied(TokenwireError):
+    """A valid key without the scope the method needs (a user key on an admin method)."""
+
+    reason = "PERMISSION_DENIED"
+
+
+class RateLimited(TokenwireError):
+    """The client used up its requests for the window (or the per-second burst)."""
+
+    reason = "RATE_LIMIT_EXCEEDED"
+
+
+class ServerBusy(TokenwireError):
+    """The server already runs its configured maximum of concurrent requests."""
+
+    reason = "TOO_MANY_CONCURRENT_REQUESTS"
+
+
+class RequestTimeout(TokenwireError):
+    """The request ran past the server's request_timeout; its work has been stopped."""
+
+    reason = "REQUEST_TIMEOUT"
+
+
 # The one place where domain errors become status codes. Order matters only for subclasses,
 # which are looked up through the MRO.
 STATUS_CODES: dict[type[TokenwireError], grpc.StatusCode] = {
@@ -102,6 +132,11 @@ STATUS_CODES: dict[type[TokenwireError], grpc.StatusCode] = {
     EngineUnavailable: grpc.StatusCode.UNAVAILABLE,
     QueueFull: grpc.StatusCode.RESOURCE_EXHAUSTED,
     EngineFailure: grpc.StatusCode.INTERNAL,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ServerBusy: grpc.StatusCode.UNAVAILABLE,
+    RequestTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,
     TokenwireError: grpc.StatusCode.INTERNAL,
 }
 

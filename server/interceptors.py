@@ -36,7 +36,8 @@ def rich_status(code: grpc.StatusCode, message: str, *, reason: str,
     return status_pb2.Status(code=code.value[0], message=message, details=details)
 
 
-async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
+async def _abort(context: grpc.aio.ServicerContext, error: Exception,
+                 extra_trailers: tuple[tuple[str, str], ...] = ()) -> None:
     if isinstance(error, TokenwireError):
         code = status_code_for(error)
         status = rich_status(code, error.message, reason=error.reason, metadata=error.metadata,
@@ -48,7 +49,11 @@ async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
         status = rich_status(code, f"internal error (incident {incident})", reason="INTERNAL",
                              metadata={"incident": incident})
     await context.abort(code, status.message,
-                        trailing_metadata=((STATUS_DETAILS_KEY, status.SerializeToString()),))
+                        trailing_metadata=((STATUS_DETAILS_KEY, status.SerializeToString()),
+                                           *extra_trailers))
+
+
+abort_with = _abort  # for the security interceptor, which sits outside this one
 
 
 def _wrap_unary(behavior):
