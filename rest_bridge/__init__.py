@@ -26,7 +26,8 @@ def create_app(config: BridgeConfig | None = None, *, channel: grpc.Channel | No
     app.json.sort_keys = False  # keep documented field order (OpenAI's, the proto's)
     app.json.ensure_ascii = False
     grpc_client.init_app(app, config.grpc_target, max_message_bytes=config.max_request_size,
-                         channel=channel)
+                         channel=channel, request_timeout_s=config.request_timeout_s,
+                         bridge_secret=config.bridge_secret)
     app.register_blueprint(openai.blueprint)
     app.register_blueprint(transcoder.build_blueprint())
     app.register_blueprint(docs.blueprint)

@@ -15,6 +15,11 @@ class BridgeConfig:
     grpc_target: str = "127.0.0.1:50051"
     #: Largest request body in bytes; larger ones get 413.
     max_request_size: int = 16 * 1024 * 1024
+    #: Deadline of every unary gRPC call, in seconds (the server's request_timeout); 504 past it.
+    request_timeout_s: float = 30.0
+    #: Shared with the server, so that it believes the client address the bridge forwards. Empty:
+    #: the server sees the bridge's own address and rate-limits keyless clients together.
+    bridge_secret: str = dataclasses.field(default="", repr=False)
 
     def to_env(self) -> dict[str, str]:
         return {ENV_VAR: json.dumps(dataclasses.asdict(self))}

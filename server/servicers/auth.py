@@ -34,5 +34,6 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
             raise InvalidArgument.single("client_id", "name a client, or set clear_all")
         return pb.ClearRateLimitsResponse(cleared_clients=cleared)
 
-    async def GetCorsPolicy(self, request, context):
-        return pb.GetCorsPolicyResponse(cors=self.state.cors.to_pb())
+    async def GetBridgePolicy(self, request, context):
+        return pb.GetBridgePolicyResponse(cors=self.state.cors.to_pb(),
+                                          api_key_header=self.state.keys.header_name)

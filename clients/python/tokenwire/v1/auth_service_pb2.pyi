@@ -172,12 +172,14 @@ class ClearRateLimitsResponse(_message.Message):
     cleared_clients: int
     def __init__(self, cleared_clients: _Optional[int] = ...) -> None: ...
 
-class GetCorsPolicyRequest(_message.Message):
+class GetBridgePolicyRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
-class GetCorsPolicyResponse(_message.Message):
-    __slots__ = ("cors",)
+class GetBridgePolicyResponse(_message.Message):
+    __slots__ = ("cors", "api_key_header")
     CORS_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_HEADER_FIELD_NUMBER: _ClassVar[int]
     cors: CorsSettings
-    def __init__(self, cors: _Optional[_Union[CorsSettings, _Mapping]] = ...) -> None: ...
+    api_key_header: str
+    def __init__(self, cors: _Optional[_Union[CorsSettings, _Mapping]] = ..., api_key_header: _Optional[str] = ...) -> None: ...

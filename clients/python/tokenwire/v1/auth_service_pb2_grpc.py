@@ -29,7 +29,7 @@ class AuthServiceStub:
     """AuthService reads and changes the server's live security settings: API keys, rate limiting and
     the CORS policy the REST bridge applies. Key values are write-only: responses carry counts.
 
-    Every method but GetCorsPolicy needs an admin key once admin keys are configured (a user key
+    Every method but GetBridgePolicy needs an admin key once admin keys are configured (a user key
     gets PERMISSION_DENIED), and any valid key while keys are required.
     """
 
@@ -59,10 +59,10 @@ class AuthServiceStub:
                 request_serializer=tokenwire_dot_v1_dot_auth__service__pb2.ClearRateLimitsRequest.SerializeToString,
                 response_deserializer=tokenwire_dot_v1_dot_auth__service__pb2.ClearRateLimitsResponse.FromString,
                 _registered_method=True)
-        self.GetCorsPolicy = channel.unary_unary(
-                '/tokenwire.v1.AuthService/GetCorsPolicy',
-                request_serializer=tokenwire_dot_v1_dot_auth__service__pb2.GetCorsPolicyRequest.SerializeToString,
-                response_deserializer=tokenwire_dot_v1_dot_auth__service__pb2.GetCorsPolicyResponse.FromString,
+        self.GetBridgePolicy = channel.unary_unary(
+                '/tokenwire.v1.AuthService/GetBridgePolicy',
+                request_serializer=tokenwire_dot_v1_dot_auth__service__pb2.GetBridgePolicyRequest.SerializeToString,
+                response_deserializer=tokenwire_dot_v1_dot_auth__service__pb2.GetBridgePolicyResponse.FromString,
                 _registered_method=True)
 
 
@@ -70,7 +70,7 @@ class AuthServiceServicer:
     """AuthService reads and changes the server's live security settings: API keys, rate limiting and
     the CORS policy the REST bridge applies. Key values are write-only: responses carry counts.
 
-    Every method but GetCorsPolicy needs an admin key once admin keys are configured (a user key
+    Every method but GetBridgePolicy needs an admin key once admin keys are configured (a user key
     gets PERMISSION_DENIED), and any valid key while keys are required.
     """
 
@@ -126,8 +126,9 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def GetCorsPolicy(self, request, context):
-        """GetCorsPolicy returns the CORS policy; public, since browsers see it in every response anyway.
+    def GetBridgePolicy(self, request, context):
+        """GetBridgePolicy returns what the REST bridge applies itself: the CORS policy and the name
+        of the extra API key header to forward. Public: browsers see both in responses anyway.
 
         Status codes:
         OK                  always.
@@ -159,10 +160,10 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     request_deserializer=tokenwire_dot_v1_dot_auth__service__pb2.ClearRateLimitsRequest.FromString,
                     response_serializer=tokenwire_dot_v1_dot_auth__service__pb2.ClearRateLimitsResponse.SerializeToString,
             ),
-            'GetCorsPolicy': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetCorsPolicy,
-                    request_deserializer=tokenwire_dot_v1_dot_auth__service__pb2.GetCorsPolicyRequest.FromString,
-                    response_serializer=tokenwire_dot_v1_dot_auth__service__pb2.GetCorsPolicyResponse.SerializeToString,
+            'GetBridgePolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBridgePolicy,
+                    request_deserializer=tokenwire_dot_v1_dot_auth__service__pb2.GetBridgePolicyRequest.FromString,
+                    response_serializer=tokenwire_dot_v1_dot_auth__service__pb2.GetBridgePolicyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -176,7 +177,7 @@ class AuthService:
     """AuthService reads and changes the server's live security settings: API keys, rate limiting and
     the CORS policy the REST bridge applies. Key values are write-only: responses carry counts.
 
-    Every method but GetCorsPolicy needs an admin key once admin keys are configured (a user key
+    Every method but GetBridgePolicy needs an admin key once admin keys are configured (a user key
     gets PERMISSION_DENIED), and any valid key while keys are required.
     """
 
@@ -289,7 +290,7 @@ class AuthService:
             _registered_method=True)
 
     @staticmethod
-    def GetCorsPolicy(request,
+    def GetBridgePolicy(request,
             target,
             options=(),
             channel_credentials=None,
@@ -302,9 +303,9 @@ class AuthService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/tokenwire.v1.AuthService/GetCorsPolicy',
-            tokenwire_dot_v1_dot_auth__service__pb2.GetCorsPolicyRequest.SerializeToString,
-            tokenwire_dot_v1_dot_auth__service__pb2.GetCorsPolicyResponse.FromString,
+            '/tokenwire.v1.AuthService/GetBridgePolicy',
+            tokenwire_dot_v1_dot_auth__service__pb2.GetBridgePolicyRequest.SerializeToString,
+            tokenwire_dot_v1_dot_auth__service__pb2.GetBridgePolicyResponse.FromString,
             options,
             channel_credentials,
             insecure,
