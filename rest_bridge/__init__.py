@@ -16,8 +16,8 @@ from rest_bridge.config import BridgeConfig
 
 def create_app(config: BridgeConfig | None = None, *, channel: grpc.Channel | None = None) -> Flask:
     """The bridge app. `channel` lets tests share one; otherwise the app opens and owns its own."""
-    from rest_bridge import transcoder
-    from rest_bridge.routes import docs, openai
+    from rest_bridge import cors, transcoder
+    from rest_bridge.routes import docs, kolosal_auth, openai
 
     config = config or BridgeConfig()
     app = Flask(__name__)
@@ -29,7 +29,9 @@ def create_app(config: BridgeConfig | None = None, *, channel: grpc.Channel | No
                          channel=channel, request_timeout_s=config.request_timeout_s,
                          bridge_secret=config.bridge_secret)
     app.register_blueprint(openai.blueprint)
+    app.register_blueprint(kolosal_auth.blueprint)
     app.register_blueprint(transcoder.build_blueprint())
     app.register_blueprint(docs.blueprint)
     errors.register_app_fallback(app)
+    cors.init_app(app)
     return app

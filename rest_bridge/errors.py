@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import grpc
-from flask import Blueprint, Flask, jsonify
+from flask import Blueprint, Flask, current_app, g, has_request_context, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from tokenwire.errors import TokenwireError, from_rpc_error
@@ -148,12 +148,45 @@ def google_body(f: Failure) -> dict:
 
 Shaper = Callable[[Failure], dict]
 
+# Malformed-request statuses that must not hide an authentication failure.
+_AUTH_FIRST_STATUSES = frozenset({400, 413, 415, 422})
+
+
+def _auth_first(exc: BaseException) -> BaseException:
+    """A request refused before any gRPC call (bad JSON, too large) from a caller who may not
+    call the route's methods at all gets the server's 401/403 instead: callers without a valid
+    key learn that first, as they would with a well-formed request. Costs a call only when a
+    request is already being refused."""
+    if isinstance(exc, HttpError):
+        status = exc.status
+    elif isinstance(exc, HTTPException):
+        status = exc.code or 500
+    else:
+        return exc
+    if status not in _AUTH_FIRST_STATUSES or not has_request_context() or g.get("tokenwire_calls"):
+        return exc
+    from rest_bridge.grpc_client import EXTENSION, grpc_client
+    from rest_bridge.rpc_map import ATTRIBUTE
+
+    view = current_app.view_functions.get(request.endpoint or "")
+    methods = getattr(view, ATTRIBUTE, None) or getattr(getattr(view, "func", None), ATTRIBUTE, ())
+    if not methods or EXTENSION not in current_app.extensions:
+        return exc
+    from tokenwire.v1 import auth_service_pb2
+
+    try:
+        grpc_client().auth.CheckAccess(auth_service_pb2.CheckAccessRequest(methods=methods))
+    except grpc.RpcError as error:
+        if error.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+            return error
+    return exc
+
 
 def register_family(target: Blueprint | Flask, shape: Shaper) -> None:
     """Makes every error raised in `target`'s views answer with `shape`'s body."""
 
     def handle(exc: BaseException):
-        failure = failure_of(exc)
+        failure = failure_of(_auth_first(exc))
         response = jsonify(shape(failure))
         response.status_code = failure.status
         if failure.status in RETRY_AFTER_S:

@@ -21,7 +21,7 @@ import grpc
 from flask import Flask, Response, current_app, g, has_request_context, request
 from werkzeug.exceptions import HTTPException
 
-from tokenwire.v1 import engine_service_pb2_grpc, generation_service_pb2_grpc
+from tokenwire.v1 import auth_service_pb2_grpc, engine_service_pb2_grpc, generation_service_pb2_grpc
 
 EXTENSION = "tokenwire.grpc"
 BRIDGE_SECRET_KEY = "x-tokenwire-bridge-secret"
@@ -52,6 +52,7 @@ class GrpcClient:
         self._owns_channel = owns_channel
         self.generation = generation_service_pb2_grpc.GenerationServiceStub(channel)
         self.engines = engine_service_pb2_grpc.EngineServiceStub(channel)
+        self.auth = auth_service_pb2_grpc.AuthServiceStub(channel)
 
     def close(self) -> None:
         if self._owns_channel:

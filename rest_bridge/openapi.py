@@ -52,6 +52,7 @@ UNDOCUMENTED = "x-tokenwire-undocumented"
 #: Modules that document a hand-written route family (see the module docstring).
 FAMILY_DOCS: tuple[str, ...] = (
     "rest_bridge.openapi_openai",
+    "rest_bridge.openapi_kolosal_auth",
     "rest_bridge.routes.docs",
 )
 

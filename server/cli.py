@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import secrets
 import signal
 import sys
 import typing
@@ -80,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="worker threads, one per open request or stream (0: automatic)")
     bridge.add_argument("--max-request-size", type=int, default=16 * 1024 * 1024,
                         help="largest request body in bytes")
+    bridge.add_argument("--request-timeout", type=float, default=30.0,
+                        help="deadline of each non-streaming gRPC call, in seconds (504 past it)")
     bridge.add_argument("--log-level", default="INFO")
 
     gen = commands.add_parser("generate", help="stream a reply from a running server")
@@ -107,7 +111,8 @@ def _bridge_options(settings: Settings, port: int):
         threads=settings.server.worker_threads or DEFAULT_THREADS,
         graceful_timeout_s=settings.server.shutdown_grace_seconds,
         log_level=settings.logging.level,
-        access_log=settings.logging.access_log)
+        access_log=settings.logging.access_log,
+        keepalive_s=settings.server.idle_timeout)
 
 
 def _local_target(host: str, port: int) -> str:
@@ -122,6 +127,9 @@ async def _serve(settings: Settings) -> int:
     from rest_bridge.serve import start_bridge
     from server.app import create_server
 
+    if settings.auth.bridge_secret is None:
+        # Lets the server believe the client address our own bridge forwards, and nobody else's.
+        settings.auth.bridge_secret = secrets.token_urlsafe(32)
     try:
         server, port = await create_server(settings)
     except OSError as exc:
@@ -130,7 +138,9 @@ async def _serve(settings: Settings) -> int:
     # Scripts (and tests) read these lines to find ports chosen with --grpc-port 0 / --port 0.
     print(f"tokenwire: gRPC listening on {settings.server.host}:{port}", flush=True)
     bridge_config = BridgeConfig(grpc_target=_local_target(settings.server.host, port),
-                                 max_request_size=settings.server.max_request_size)
+                                 max_request_size=settings.server.max_request_size,
+                                 request_timeout_s=settings.server.request_timeout,
+                                 bridge_secret=settings.auth.bridge_secret.get_secret_value())
     try:
         bridge, rest_port = start_bridge(bridge_config, _bridge_options(settings, settings.server.port))
     except OSError as exc:
@@ -168,7 +178,11 @@ def _bridge(args: argparse.Namespace) -> int:
     from rest_bridge.config import BridgeConfig
     from rest_bridge.serve import DEFAULT_THREADS, BridgeProcessOptions, start_bridge
 
-    config = BridgeConfig(grpc_target=args.grpc_target, max_request_size=args.max_request_size)
+    # The same variable the server reads for auth.bridge_secret: set it for both processes so the
+    # server rate-limits by the address of the bridge's clients.
+    config = BridgeConfig(grpc_target=args.grpc_target, max_request_size=args.max_request_size,
+                          request_timeout_s=args.request_timeout,
+                          bridge_secret=os.environ.get("TOKENWIRE_AUTH_BRIDGE_SECRET", ""))
     options = BridgeProcessOptions(host=args.host, port=args.port,
                                    threads=args.threads or DEFAULT_THREADS, log_level=args.log_level)
     try:

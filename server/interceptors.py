@@ -3,6 +3,7 @@ so servicers raise and never call `context.abort` themselves."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import uuid
 
@@ -69,6 +70,10 @@ def _wrap_unary(behavior):
 
 
 def _wrap_stream(behavior):
+    if not inspect.isasyncgenfunction(behavior):
+        # A handler that writes with context.write() and returns (grpc's aio health Watch).
+        return _wrap_unary(behavior)
+
     async def handler(request, context):
         try:
             async for response in behavior(request, context):

@@ -10,6 +10,7 @@ the REST bridge copies into HTTP headers. Nothing here logs metadata: keys never
 from __future__ import annotations
 
 import asyncio
+import inspect
 
 import grpc
 
@@ -17,7 +18,7 @@ from server.errors import (PermissionDenied, RateLimited, RequestTimeout, Server
                            TokenwireError, Unauthenticated)
 from server.interceptors import abort_with
 from server.security.access import ADMIN, PUBLIC, access_of
-from server.security.keys import ADMIN_ROLE, credentials
+from server.security.keys import ADMIN_ROLE, Identity, credentials
 from server.security.state import BRIDGE_SECRET_KEY, CLIENT_ADDRESS_KEY, SecurityState
 
 Trailers = tuple[tuple[str, str], ...]
@@ -36,6 +37,29 @@ def peer_address(peer: str) -> str:
     if kind == "ipv6":
         return rest.rsplit(":", 1)[0].strip("[]")
     return kind or "unknown"
+
+
+def authorize(state: SecurityState, metadata: list[tuple[str, str]], level: int) -> Identity | None:
+    """The caller's identity (None: anonymous, allowed) for a method of Access `level`; raises
+    Unauthenticated or PermissionDenied. Never says anything about what was sent."""
+    keys = state.keys
+    if not (keys.enabled and len(keys.ring)) or level == PUBLIC:
+        return None
+    presented = credentials(metadata, keys.header_name)
+    identity = keys.ring.match(presented) if presented else None
+    if identity is None and presented:
+        raise Unauthenticated("Invalid API key.")
+    if identity is None and keys.keys_required:
+        ways = ["'Authorization: Bearer <key>'", "'X-API-Key: <key>'"]
+        if keys.header_name.lower() not in ("authorization", "x-api-key"):
+            ways.append(f"'{keys.header_name}: <key>'")
+        raise Unauthenticated(f"Missing API key: send {', '.join(ways)}.")
+    if level == ADMIN and keys.ring.admin_count and (identity is None
+                                                     or identity.role != ADMIN_ROLE):
+        if identity is None:
+            raise Unauthenticated("This method needs an admin API key.")
+        raise PermissionDenied("This method needs an admin API key; the key sent is a user key.")
+    return identity
 
 
 class SecurityInterceptor(grpc.aio.ServerInterceptor):
@@ -76,24 +100,10 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):
         """Raises _Refused, or returns the rate-limit metadata and takes a concurrency slot."""
         state = self.state
         metadata = [(m.key, m.value) for m in context.invocation_metadata() or ()]
-        keys = state.keys
-        identity = None
-        if keys.enabled and len(keys.ring):
-            presented = credentials(metadata, keys.header_name)
-            identity = keys.ring.match(presented) if presented else None
-            if identity is None and presented:
-                raise _Refused(Unauthenticated("Invalid API key."))
-            if identity is None and keys.keys_required:
-                ways = ["'Authorization: Bearer <key>'", "'X-API-Key: <key>'"]
-                if keys.header_name.lower() not in ("authorization", "x-api-key"):
-                    ways.append(f"'{keys.header_name}: <key>'")
-                raise _Refused(Unauthenticated(f"Missing API key: send {', '.join(ways)}."))
-            if level == ADMIN and keys.ring.admin_count and (identity is None
-                                                             or identity.role != ADMIN_ROLE):
-                if identity is None:
-                    raise _Refused(Unauthenticated("This method needs an admin API key."))
-                raise _Refused(PermissionDenied("This method needs an admin API key; the key "
-                                                "sent is a user key."))
+        try:
+            identity = authorize(state, metadata, level)
+        except TokenwireError as error:
+            raise _Refused(error) from None
         headers: Trailers = ()
         if state.rate_limit_enabled:
             client = identity.key_id if identity else self._client_address(context, metadata)
@@ -150,6 +160,9 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):
         return handler
 
     def _streaming(self, behavior, level: int):
+        if not inspect.isasyncgenfunction(behavior):  # writes with context.write() and returns
+            return self._unary(behavior, level, timeout=False)
+
         async def handler(request, context):
             await self._enter(context, level)
             try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from server.errors import InvalidArgument
+from server.security.access import access_of
+from server.security.interceptor import authorize
 from server.security.state import SecurityState
 from tokenwire.v1 import auth_service_pb2 as pb
 from tokenwire.v1 import auth_service_pb2_grpc
@@ -37,3 +39,11 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
     async def GetBridgePolicy(self, request, context):
         return pb.GetBridgePolicyResponse(cors=self.state.cors.to_pb(),
                                           api_key_header=self.state.keys.header_name)
+
+    async def CheckAccess(self, request, context):
+        metadata = [(m.key, m.value) for m in context.invocation_metadata() or ()]
+        for method in request.methods:
+            path = method if method.startswith("/") else "/" + method
+            authorize(self.state, metadata,
+                      access_of(path, public_reflection=self.state.public_reflection))
+        return pb.CheckAccessResponse()

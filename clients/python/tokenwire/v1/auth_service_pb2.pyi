@@ -8,6 +8,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class CheckAccessRequest(_message.Message):
+    __slots__ = ("methods",)
+    METHODS_FIELD_NUMBER: _ClassVar[int]
+    methods: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, methods: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CheckAccessResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class RateLimitSettings(_message.Message):
     __slots__ = ("enabled", "max_requests", "window_seconds", "burst_per_second")
     ENABLED_FIELD_NUMBER: _ClassVar[int]

@@ -64,6 +64,11 @@ class AuthServiceStub:
                 request_serializer=tokenwire_dot_v1_dot_auth__service__pb2.GetBridgePolicyRequest.SerializeToString,
                 response_deserializer=tokenwire_dot_v1_dot_auth__service__pb2.GetBridgePolicyResponse.FromString,
                 _registered_method=True)
+        self.CheckAccess = channel.unary_unary(
+                '/tokenwire.v1.AuthService/CheckAccess',
+                request_serializer=tokenwire_dot_v1_dot_auth__service__pb2.CheckAccessRequest.SerializeToString,
+                response_deserializer=tokenwire_dot_v1_dot_auth__service__pb2.CheckAccessResponse.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -137,6 +142,21 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckAccess(self, request, context):
+        """CheckAccess answers whether the call's credentials may call each of the named methods, with
+        the status those calls would get, without running them or counting them against a rate
+        limit. The REST bridge asks when it refuses a malformed request, so that a caller without a
+        valid key learns that first (401 before 400), as with well-formed requests.
+
+        Status codes:
+        OK                  the credentials suffice for every named method.
+        UNAUTHENTICATED     a named method needs a valid key and the call carries none.
+        PERMISSION_DENIED   a named method needs an admin key and the call carries a user key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -164,6 +184,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.GetBridgePolicy,
                     request_deserializer=tokenwire_dot_v1_dot_auth__service__pb2.GetBridgePolicyRequest.FromString,
                     response_serializer=tokenwire_dot_v1_dot_auth__service__pb2.GetBridgePolicyResponse.SerializeToString,
+            ),
+            'CheckAccess': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckAccess,
+                    request_deserializer=tokenwire_dot_v1_dot_auth__service__pb2.CheckAccessRequest.FromString,
+                    response_serializer=tokenwire_dot_v1_dot_auth__service__pb2.CheckAccessResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -306,6 +331,33 @@ class AuthService:
             '/tokenwire.v1.AuthService/GetBridgePolicy',
             tokenwire_dot_v1_dot_auth__service__pb2.GetBridgePolicyRequest.SerializeToString,
             tokenwire_dot_v1_dot_auth__service__pb2.GetBridgePolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckAccess(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tokenwire.v1.AuthService/CheckAccess',
+            tokenwire_dot_v1_dot_auth__service__pb2.CheckAccessRequest.SerializeToString,
+            tokenwire_dot_v1_dot_auth__service__pb2.CheckAccessResponse.FromString,
             options,
             channel_credentials,
             insecure,
