@@ -9,7 +9,7 @@ gets 403 with an OpenAI error body, and no CORS headers.
 
 from __future__ import annotations
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 
 from rest_bridge.grpc_client import RATE_LIMIT_HEADERS
 from rest_bridge.policy import current_policy
@@ -34,6 +34,7 @@ def _allowed_origin(cors, origin: str) -> str | None:
 
 
 def _refuse(message: str) -> Response:
+    g.cors_refused = True
     response = jsonify({"error": {"message": message, "type": "permission_error", "param": None,
                                   "code": "cors_not_allowed"}})
     response.status_code = 403
@@ -74,7 +75,7 @@ def _preflight():
 
 def _decorate(response: Response) -> Response:
     origin = request.headers.get("Origin")
-    if not origin or "Access-Control-Allow-Origin" in response.headers:
+    if not origin or "Access-Control-Allow-Origin" in response.headers or g.get("cors_refused"):
         return response
     cors = current_policy().cors
     allow_origin = _allowed_origin(cors, origin)

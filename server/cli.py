@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--stop", action="append", default=[], help="stop sequence (repeatable)")
     gen.add_argument("--stats", action="store_true", help="print usage and timings to stderr")
     gen.add_argument("--timeout", type=float, help="deadline for the whole call, in seconds")
+    gen.add_argument("--api-key", default=os.environ.get("TOKENWIRE_API_KEY"),
+                     help="API key, when the server requires one (default: $TOKENWIRE_API_KEY)")
     return parser
 
 
@@ -207,7 +209,7 @@ def _generate(args: argparse.Namespace) -> int:
     sampling = {k: v for k, v in (("temperature", args.temperature), ("top_p", args.top_p),
                                   ("top_k", args.top_k), ("seed", args.seed)) if v is not None}
     try:
-        with Client(args.target, timeout=args.timeout) as client:
+        with Client(args.target, timeout=args.timeout, api_key=args.api_key) as client:
             final = None
             for delta in client.generate(args.prompt if args.raw else None, messages=messages,
                                          model=args.model, max_tokens=args.max_tokens,

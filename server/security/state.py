@@ -132,7 +132,11 @@ class SecurityState:
             keys.required = ku.required
         if ku.HasField("header_name"):
             keys.header_name = ku.header_name
-        if keys.keys_required and len(ring) == 0:
+        if (len(ring) == 0 and len(self.keys.ring) and keys.enabled and keys.required is None):
+            problems.append(FieldViolation(
+                "api_key.required", "removing every key would open the server to anyone; send "
+                "\"required\": false or \"enabled\": false as well to mean it"))
+        elif keys.keys_required and len(ring) == 0:
             problems.append(FieldViolation("api_key.required",
                                            "keys would be required but none is configured"))
         if problems:
