@@ -148,6 +148,27 @@ def google_body(f: Failure) -> dict:
 
 Shaper = Callable[[Failure], dict]
 
+# A refused body up to this size is read and dropped before answering 413: a client still sending
+# would otherwise meet a reset connection instead of the answer. Larger ones just get cut off.
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+_DRAIN_CHUNK = 1 << 16
+
+
+def _drain_refused_body() -> None:
+    length = request.content_length
+    stream = request.environ.get("wsgi.input")
+    if not length or length > DRAIN_LIMIT_BYTES or stream is None:
+        return
+    remaining = length
+    try:
+        while remaining > 0:
+            chunk = stream.read(min(remaining, _DRAIN_CHUNK))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+    except OSError:
+        pass  # the client gave up; nothing to answer
+
 # Malformed-request statuses that must not hide an authentication failure.
 _AUTH_FIRST_STATUSES = frozenset({400, 413, 415, 422})
 
@@ -189,6 +210,9 @@ def register_family(target: Blueprint | Flask, shape: Shaper) -> None:
         failure = failure_of(_auth_first(exc))
         response = jsonify(shape(failure))
         response.status_code = failure.status
+        if failure.status == 413 and has_request_context():
+            _drain_refused_body()
+            response.headers["Connection"] = "close"
         if failure.status in RETRY_AFTER_S:
             response.headers["Retry-After"] = str(RETRY_AFTER_S[failure.status])
         return response
