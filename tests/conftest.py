@@ -64,8 +64,8 @@ def bridge_app(server):
     from rest_bridge.config import BridgeConfig
 
     with grpc.insecure_channel(server.target) as channel:
-        app = create_app(BridgeConfig(grpc_target=server.target, max_request_size=64 * 1024),
-                         channel=channel)
+        app = create_app(BridgeConfig(grpc_target=server.target, max_request_size=64 * 1024,
+                                      request_timeout_s=600), channel=channel)
         app.testing = True
         yield app
 

@@ -14,7 +14,10 @@ from server.config import Settings, load_settings
 
 def make_settings(**sections: Mapping[str, Any]) -> Settings:
     """Settings from defaults plus `sections`, bound to 127.0.0.1 on a free port, no env."""
-    overrides: dict[str, dict[str, Any]] = {"server": {"host": "127.0.0.1", "grpc_port": 0}}
+    # request_timeout: a loaded 2-core test machine may need minutes for a long non-streamed answer;
+    # tests of the timeout itself set their own.
+    overrides: dict[str, dict[str, Any]] = {"server": {"host": "127.0.0.1", "grpc_port": 0,
+                                                       "request_timeout": 600}}
     for name, values in sections.items():
         overrides.setdefault(name, {}).update(values)
     return load_settings(environ={}, overrides=overrides)

@@ -32,7 +32,7 @@ def running(settings, *, wait_loaded: bool = True, **bridge):
     try:
         with grpc.insecure_channel(server.target) as channel:
             config = BridgeConfig(grpc_target=server.target, bridge_secret=BRIDGE_SECRET,
-                                  **{"request_timeout_s": 120, **bridge})
+                                  **{"request_timeout_s": 600, **bridge})
             app = create_app(config, channel=channel)
             app.testing = True
             yield server, app.test_client()
