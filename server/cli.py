@@ -110,7 +110,10 @@ def _bridge_options(settings: Settings, port: int):
 
     return BridgeProcessOptions(
         host=settings.server.host, port=port,
-        threads=settings.server.worker_threads or DEFAULT_THREADS,
+        # More threads than the server admits requests, so that past max_connections a client
+        # gets the server's immediate 503 rather than waiting in gunicorn's accept queue.
+        threads=settings.server.worker_threads or max(DEFAULT_THREADS,
+                                                      settings.server.max_connections + 8),
         graceful_timeout_s=settings.server.shutdown_grace_seconds,
         log_level=settings.logging.level,
         access_log=settings.logging.access_log,

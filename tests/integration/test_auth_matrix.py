@@ -209,3 +209,23 @@ def test_a_direct_grpc_caller_cannot_claim_another_address(secured):
 async def _set_rate_limit(running: ServerThread, enabled: bool) -> None:
     running.server.security.rate_limit_enabled = enabled
     running.server.security.limiter.clear()
+
+
+def test_reflection_can_be_made_private():
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    settings = make_settings(auth={"api_keys": [USER_KEY], "public_reflection": False})
+    running = ServerThread(settings).start(wait_loaded=False)
+    try:
+        with grpc.insecure_channel(running.target) as channel:
+            stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+            ask = reflection_pb2.ServerReflectionRequest(list_services="")
+            with pytest.raises(grpc.RpcError) as caught:
+                next(stub.ServerReflectionInfo(iter([ask]), timeout=30))
+            assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            answer = next(stub.ServerReflectionInfo(
+                iter([ask]), timeout=30, metadata=(("x-api-key", USER_KEY),)))
+            assert any(s.name == "tokenwire.v1.AuthService"
+                       for s in answer.list_services_response.service)
+    finally:
+        running.stop()
