@@ -38,11 +38,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--calls", type=int, default=500)
+    parser.add_argument("--no-rate-limit", action="store_true",
+                        help="keys on, rate limiting off: the cost of key checking alone")
     args = parser.parse_args()
     off = ServerThread(make_settings()).start(wait_loaded=False)
     on = ServerThread(make_settings(
         auth={"api_keys": KEYS, "admin_api_keys": ["bench-admin-key-0"]},
-        rate_limit={"enabled": True, "max_requests": 10**9})).start(wait_loaded=False)
+        rate_limit={"enabled": not args.no_rate_limit, "max_requests": 10**9})).start(wait_loaded=False)
     try:
         sides = {"off": (off, ()), "on": (on, (("authorization", f"Bearer {KEYS[-1]}"),))}
         results: dict[str, list[float]] = {name: [] for name in sides}

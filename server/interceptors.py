@@ -49,9 +49,12 @@ async def _abort(context: grpc.aio.ServicerContext, error: Exception,
         code = grpc.StatusCode.INTERNAL
         status = rich_status(code, f"internal error (incident {incident})", reason="INTERNAL",
                              metadata={"incident": incident})
+    # Trailers set earlier (the rate-limit values of a unary call) stay with the error.
+    earlier = tuple((k, v) for k, v in (context.trailing_metadata() or ())
+                    if k != STATUS_DETAILS_KEY)
     await context.abort(code, status.message,
                         trailing_metadata=((STATUS_DETAILS_KEY, status.SerializeToString()),
-                                           *extra_trailers))
+                                           *earlier, *extra_trailers))
 
 
 abort_with = _abort  # for the security interceptor, which sits outside this one

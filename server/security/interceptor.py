@@ -124,13 +124,17 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):
         state.in_flight += 1
         return headers
 
-    async def _enter(self, context, level: int) -> bool:
+    async def _enter(self, context, level: int, *, unary: bool) -> bool:
         try:
             headers = self._admit(context, level)
         except _Refused as refused:
             await abort_with(context, refused.error, refused.trailers)
             return False  # not reached: abort raises
-        if headers:
+        if headers and unary:
+            # Sent with the status: no extra frame (error paths merge them into their trailers).
+            context.set_trailing_metadata(headers)
+        elif headers:
+            # A stream's caller needs them before the first message (HTTP headers in the bridge).
             try:
                 await context.send_initial_metadata(headers)
             except BaseException:
@@ -145,7 +149,7 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):
 
     def _unary(self, behavior, level: int, *, timeout: bool = True):
         async def handler(request, context):
-            await self._enter(context, level)
+            await self._enter(context, level, unary=True)
             try:
                 if not timeout:
                     return await behavior(request, context)
@@ -166,7 +170,7 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):
             return self._unary(behavior, level, timeout=False)
 
         async def handler(request, context):
-            await self._enter(context, level)
+            await self._enter(context, level, unary=False)
             try:
                 async for response in behavior(request, context):
                     yield response

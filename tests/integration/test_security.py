@@ -10,6 +10,7 @@ import pytest
 
 from rest_bridge import create_app
 from rest_bridge.config import BridgeConfig
+from server.security.keys import fingerprint
 from tests.conftest import BAN_END_OF_GENERATION
 from tests.helpers import ServerThread, make_settings, wait_for
 from tests.sentinel import ADMIN_KEY, BRIDGE_SECRET, KEY_A, KEY_B, SENTINEL
@@ -91,15 +92,21 @@ def test_key_over_budget_gets_429_with_headers_and_another_key_is_untouched(limi
         assert int(trailers["retry-after"]) > 0
         _, call = engines.ListEngines.with_call(engine_service_pb2.ListEnginesRequest(),
                                                 metadata=(("x-api-key", KEY_B),))
-        assert dict(call.initial_metadata())["x-ratelimit-remaining"] == "1"
+        assert dict(call.trailing_metadata())["x-ratelimit-remaining"] == "1"
+
+    # An answer that fails for another reason still says where the client stands.
+    missing = http.get("/v1/models/no-such-model", headers={"X-API-Key": KEY_B})
+    assert missing.status_code == 404
+    assert missing.headers["X-RateLimit-Remaining"] == missing.headers["X-Rate-Limit-Remaining"] == "0"
 
     # The admin sees fingerprints, never keys, and can clear the client.
     stats = http.get("/v1/auth/stats", headers=bearer(ADMIN_KEY))
     assert stats.status_code == 200 and SENTINEL not in stats.get_data(as_text=True)
     clients = stats.get_json()["rate_limit_stats"]["clients"]
-    exhausted = [c for c, v in clients.items() if v["remaining"] == 0]
-    assert len(exhausted) == 1 and exhausted[0].startswith("key:")
-    cleared = http.post("/v1/auth/clear", json={"client_ip": exhausted[0]}, headers=bearer(ADMIN_KEY))
+    assert set(clients) == {fingerprint(KEY_A), fingerprint(KEY_B)}
+    assert all(c.startswith("key:") for c in clients)
+    cleared = http.post("/v1/auth/clear", json={"client_ip": fingerprint(KEY_A)},
+                        headers=bearer(ADMIN_KEY))
     assert cleared.status_code == 200 and cleared.get_json()["cleared_clients"] == 1
     assert http.get("/v1/models", headers=bearer(KEY_A)).status_code == 200
 
