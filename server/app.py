@@ -43,7 +43,7 @@ ALWAYS_ON_SERVICES = (ENGINE_SERVICE, AUTH_SERVICE)
 
 class TokenwireServer:
     def __init__(self, settings: Settings, grpc_server: grpc.aio.Server, engines: EngineManager,
-                 health_servicer: health.aio.HealthServicer, port: int):
+                 health_servicer: health.aio.HealthServicer, port: int, security: SecurityState):
         self.settings = settings
         self.grpc_server = grpc_server
         self.engines = engines
@@ -53,6 +53,7 @@ class TokenwireServer:
         # asyncio keeps only weak references to tasks: hold health updates until they are done.
         self._health_updates: set[asyncio.Task] = set()
         self._stopped = asyncio.Event()
+        self.security = security
 
     def _publish_health(self, engines: EngineManager) -> None:
         serving, not_serving = (health_pb2.HealthCheckResponse.SERVING,
@@ -76,7 +77,13 @@ class TokenwireServer:
         if self._stopped.is_set():
             return True
         grace = self.settings.server.shutdown_grace_seconds if grace_seconds is None else grace_seconds
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         finished = await self.engines.drain(grace)
+        # The engines are done, but the calls that used them may still be sending their last
+        # messages: stopping the listener now would cut those off.
+        while finished and self.security.in_flight and loop.time() < deadline:
+            await asyncio.sleep(0.01)
         if not finished:
             log.warning("shutdown: in-flight requests still running after %.1fs; cancelling them", grace)
         for task in self._loading:
@@ -129,8 +136,7 @@ async def create_server(
         port = grpc_server.add_insecure_port(address)
     except RuntimeError as exc:
         raise OSError(f"cannot listen on {address}: {exc}") from None
-    server = TokenwireServer(settings, grpc_server, engines, health_servicer, port)
-    server.security = security
+    server = TokenwireServer(settings, grpc_server, engines, health_servicer, port, security)
     engines.subscribe(server._publish_health)
     await grpc_server.start()
     log.info("gRPC listening on %s:%d", settings.server.host, port)
