@@ -16,10 +16,9 @@ from rest_bridge.config import BridgeConfig
 
 def create_app(config: BridgeConfig | None = None, *, channel: grpc.Channel | None = None) -> Flask:
     """The bridge app. `channel` lets tests share one; otherwise the app opens and owns its own."""
-    from rest_bridge import transcoder
-    from rest_bridge import socketio_events, tracing
+    from rest_bridge import cors, socketio_events, tracing, transcoder
     from rest_bridge.routes import (docs, foundry, foundry_monitoring, impetus, impetus_monitoring,
-                                    kolosal, monitoring, openai, rust_sessions)
+                                    kolosal, kolosal_auth, monitoring, openai, rust_sessions)
 
     config = config or BridgeConfig()
     app = Flask(__name__)
@@ -28,12 +27,14 @@ def create_app(config: BridgeConfig | None = None, *, channel: grpc.Channel | No
     app.json.sort_keys = False  # keep documented field order (OpenAI's, the proto's)
     app.json.ensure_ascii = False
     client = grpc_client.init_app(app, config.grpc_target, max_message_bytes=config.max_request_size,
-                                  channel=channel)
+                                  channel=channel, request_timeout_s=config.request_timeout_s,
+                                  bridge_secret=config.bridge_secret)
     tracing.configure_tracing(config.trace_exporter, service_name=config.trace_service_name,
                               otlp_endpoint=config.otlp_endpoint)
     tracing.init_app(app)
     app.register_blueprint(openai.blueprint)
     app.register_blueprint(kolosal.blueprint)
+    app.register_blueprint(kolosal_auth.blueprint)
     app.register_blueprint(impetus.blueprint)
     app.register_blueprint(foundry.blueprint)
     app.register_blueprint(rust_sessions.blueprint)
@@ -42,5 +43,6 @@ def create_app(config: BridgeConfig | None = None, *, channel: grpc.Channel | No
     app.register_blueprint(transcoder.build_blueprint())
     app.register_blueprint(docs.blueprint)
     errors.register_app_fallback(app)
+    cors.init_app(app)
     socketio_events.init_app(app, client)
     return app

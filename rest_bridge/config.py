@@ -21,6 +21,11 @@ class BridgeConfig:
     otlp_endpoint: str = ""
     #: service.name of the bridge's spans.
     trace_service_name: str = "tokenwire-bridge"
+    #: Deadline of every unary gRPC call, in seconds (the server's request_timeout); 504 past it.
+    request_timeout_s: float = 30.0
+    #: Shared with the server, so that it believes the client address the bridge forwards. Empty:
+    #: the server sees the bridge's own address and rate-limits keyless clients together.
+    bridge_secret: str = dataclasses.field(default="", repr=False)
 
     def to_env(self) -> dict[str, str]:
         return {ENV_VAR: json.dumps(dataclasses.asdict(self))}

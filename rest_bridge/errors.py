@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import grpc
-from flask import Blueprint, Flask, jsonify
+from flask import Blueprint, Flask, current_app, g, has_request_context, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from tokenwire.errors import TokenwireError, from_rpc_error
@@ -210,15 +210,72 @@ def google_body(f: Failure) -> dict:
 
 Shaper = Callable[[Failure], dict]
 
+# A refused body up to this size is read and dropped before answering 413: a client still sending
+# would otherwise meet a reset connection instead of the answer. Larger ones just get cut off.
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+_DRAIN_CHUNK = 1 << 16
+
+
+def _drain_refused_body() -> None:
+    length = request.content_length
+    stream = request.environ.get("wsgi.input")
+    if not length or length > DRAIN_LIMIT_BYTES or stream is None:
+        return
+    remaining = length
+    try:
+        while remaining > 0:
+            chunk = stream.read(min(remaining, _DRAIN_CHUNK))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+    except OSError:
+        pass  # the client gave up; nothing to answer
+
+# Malformed-request statuses that must not hide an authentication failure.
+_AUTH_FIRST_STATUSES = frozenset({400, 413, 415, 422})
+
+
+def _auth_first(exc: BaseException) -> BaseException:
+    """A request refused before any gRPC call (bad JSON, too large) from a caller who may not
+    call the route's methods at all gets the server's 401/403 instead: callers without a valid
+    key learn that first, as they would with a well-formed request. Costs a call only when a
+    request is already being refused."""
+    if isinstance(exc, HttpError):
+        status = exc.status
+    elif isinstance(exc, HTTPException):
+        status = exc.code or 500
+    else:
+        return exc
+    if status not in _AUTH_FIRST_STATUSES or not has_request_context() or g.get("tokenwire_calls"):
+        return exc
+    from rest_bridge.grpc_client import EXTENSION, grpc_client
+    from rest_bridge.rpc_map import ATTRIBUTE
+
+    view = current_app.view_functions.get(request.endpoint or "")
+    methods = getattr(view, ATTRIBUTE, None) or getattr(getattr(view, "func", None), ATTRIBUTE, ())
+    if not methods or EXTENSION not in current_app.extensions:
+        return exc
+    from tokenwire.v1 import auth_service_pb2
+
+    try:
+        grpc_client().auth.CheckAccess(auth_service_pb2.CheckAccessRequest(methods=methods))
+    except grpc.RpcError as error:
+        if error.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+            return error
+    return exc
+
 
 def error_response(exc: BaseException, shape: Shaper, statuses: dict[str, int] | None = None):
     """The HTTP answer for `exc` in a family's shape (also for views that serve two families);
     `statuses` gives reasons the HTTP status the family's document specifies where it differs."""
-    failure = failure_of(exc)
+    failure = failure_of(_auth_first(exc))
     if statuses and failure.reason in statuses:
         failure = dataclasses.replace(failure, status=statuses[failure.reason])
     response = jsonify(shape(failure))
     response.status_code = failure.status
+    if failure.status == 413 and has_request_context():
+        _drain_refused_body()
+        response.headers["Connection"] = "close"
     if failure.status in RETRY_AFTER_S:
         response.headers["Retry-After"] = str(RETRY_AFTER_S[failure.status])
     return response

@@ -1,19 +1,54 @@
-"""The bridge's gRPC channel, owned by the Flask app (`init_app`) and closed when the process exits."""
+"""The bridge's gRPC channel, owned by the Flask app (`init_app`) and closed when the process exits.
+
+Every stub and the transcoder call through `BridgeChannel`, which gives all route families the
+same behaviour without any view doing anything:
+
+- the request's credentials and request id travel as call metadata, with the client's address
+  vouched for by the bridge secret (the server ignores an address without it);
+- unary calls get the configured deadline (504 / DEADLINE_EXCEEDED past it) and are cancelled
+  when the HTTP client disconnects while waiting, so the engine stops;
+- each call is remembered for the request, so rate-limit metadata the server sends becomes HTTP
+  headers (`copy_rate_limit_headers`), whatever the route family.
+"""
 
 from __future__ import annotations
 
 import atexit
+import socket
+from typing import Any
 
 import grpc
-from flask import Flask, current_app, request
+from flask import Flask, Response, current_app, g, has_request_context, request
+from werkzeug.exceptions import HTTPException
 
-from tokenwire.v1 import (benchmark_service_pb2_grpc, download_service_pb2_grpc,
-                          engine_service_pb2_grpc, generation_service_pb2_grpc,
-                          hardware_service_pb2_grpc, log_service_pb2_grpc, metrics_service_pb2_grpc,
-                          model_service_pb2_grpc, server_service_pb2_grpc, session_service_pb2_grpc,
+from tokenwire.v1 import (auth_service_pb2_grpc, benchmark_service_pb2_grpc,
+                          download_service_pb2_grpc, engine_service_pb2_grpc,
+                          generation_service_pb2_grpc, hardware_service_pb2_grpc,
+                          log_service_pb2_grpc, metrics_service_pb2_grpc, model_service_pb2_grpc,
+                          server_service_pb2_grpc, session_service_pb2_grpc,
                           status_service_pb2_grpc)
 
 EXTENSION = "tokenwire.grpc"
+BRIDGE_SECRET_KEY = "x-tokenwire-bridge-secret"
+CLIENT_ADDRESS_KEY = "x-tokenwire-client-address"
+# How often a waiting unary call looks for a client that went away.
+DISCONNECT_POLL_S = 0.25
+
+# Metadata the server sends that becomes HTTP headers, with their HTTP spelling.
+RATE_LIMIT_HEADERS = {
+    f"{prefix}-{name}": f"{http_prefix}-{name.capitalize()}"
+    for prefix, http_prefix in (("x-ratelimit", "X-RateLimit"), ("x-rate-limit", "X-Rate-Limit"))
+    for name in ("limit", "remaining", "reset")
+}
+RATE_LIMIT_HEADERS["retry-after"] = "Retry-After"
+
+# Headers the server needs to see; the API key header configured on the server joins them.
+FORWARDED_HEADERS = ("x-request-id", "authorization", "x-api-key")
+
+
+class ClientGone(HTTPException):
+    code = 499
+    description = "the client closed the connection"
 
 
 class GrpcClient:
@@ -22,6 +57,7 @@ class GrpcClient:
         self._owns_channel = owns_channel
         self.generation = generation_service_pb2_grpc.GenerationServiceStub(channel)
         self.engines = engine_service_pb2_grpc.EngineServiceStub(channel)
+        self.auth = auth_service_pb2_grpc.AuthServiceStub(channel)
         self.models = model_service_pb2_grpc.ModelServiceStub(channel)
         self.server = server_service_pb2_grpc.ServerServiceStub(channel)
         self.downloads = download_service_pb2_grpc.DownloadServiceStub(channel)
@@ -39,17 +75,23 @@ class GrpcClient:
 
 
 def init_app(app: Flask, target: str, *, max_message_bytes: int,
-             channel: grpc.Channel | None = None) -> GrpcClient:
+             channel: grpc.Channel | None = None, request_timeout_s: float | None = None,
+             bridge_secret: str = "") -> GrpcClient:
+    owns = channel is None
     if channel is None:
         channel = grpc.insecure_channel(target, options=[
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),
         ])
-        client = GrpcClient(channel, owns_channel=True)
+    from rest_bridge import policy
+
+    policy.init_app(app, channel)  # the raw channel: fetching the policy needs no forwarding
+    client = GrpcClient(BridgeChannel(channel, request_timeout_s=request_timeout_s,
+                                      bridge_secret=bridge_secret), owns_channel=owns)
+    if owns:
         atexit.register(client.close)
-    else:
-        client = GrpcClient(channel, owns_channel=False)
     app.extensions[EXTENSION] = client
+    app.after_request(copy_rate_limit_headers)
     return client
 
 
@@ -57,15 +99,168 @@ def grpc_client() -> GrpcClient:
     return current_app.extensions[EXTENSION]
 
 
-# Headers the server needs to see (auth comes with the security issue, request ids now).
-FORWARDED_HEADERS = ("x-request-id", "authorization", "x-api-key")
-
-
 def forwarded_metadata() -> tuple[tuple[str, str], ...]:
-    """The incoming request's headers that travel to the gRPC server as call metadata, and the
-    current trace context (W3C traceparent/tracestate of the bridge's request span)."""
+    """The incoming request's headers that travel to the gRPC server as call metadata: the
+    standard ones and the API key header the server is configured with (which may change live),
+    and the current trace context (W3C traceparent/tracestate of the bridge's request span)."""
+    from rest_bridge.policy import current_policy
     from rest_bridge.tracing import trace_metadata
 
-    forwarded = tuple((name, request.headers[name]) for name in FORWARDED_HEADERS
-                      if name in request.headers)
+    names = FORWARDED_HEADERS
+    custom = current_policy().api_key_header.lower()
+    if custom not in names:
+        names = (*names, custom)
+    forwarded = tuple((name, request.headers[name]) for name in names
+                      if name in request.headers and request.headers[name].isascii())
     return forwarded + trace_metadata()
+
+
+# -- the channel ----------------------------------------------------------------------------------
+
+
+class BridgeChannel(grpc.Channel):
+    def __init__(self, inner: grpc.Channel, *, request_timeout_s: float | None, bridge_secret: str):
+        self._inner = inner
+        self._timeout = request_timeout_s
+        self._secret = bridge_secret
+
+    def metadata(self, given: Any) -> tuple[tuple[str, str], ...]:
+        """`given` (what the view passed, usually forwarded_metadata()), without any name the
+        client may not set, plus the bridge's own vouching."""
+        pairs = [(k, v) for k, v in (given or ()) if not k.lower().startswith("x-tokenwire-")]
+        if not has_request_context():
+            return tuple(pairs)
+        names = {k for k, _ in pairs}
+        pairs += [(k, v) for k, v in forwarded_metadata() if k not in names]
+        if self._secret:
+            pairs += [(BRIDGE_SECRET_KEY, self._secret),
+                      (CLIENT_ADDRESS_KEY, request.remote_addr or "unknown")]
+        return tuple(pairs)
+
+    def unary_unary(self, method, *args, **kwargs):
+        return _UnaryUnary(self, self._inner.unary_unary(method, *args, **kwargs))
+
+    def unary_stream(self, method, *args, **kwargs):
+        return _Streaming(self, self._inner.unary_stream(method, *args, **kwargs))
+
+    def stream_unary(self, method, *args, **kwargs):
+        return _Streaming(self, self._inner.stream_unary(method, *args, **kwargs))
+
+    def stream_stream(self, method, *args, **kwargs):
+        return _Streaming(self, self._inner.stream_stream(method, *args, **kwargs))
+
+    def subscribe(self, callback, try_to_connect=False):
+        self._inner.subscribe(callback, try_to_connect)
+
+    def unsubscribe(self, callback):
+        self._inner.unsubscribe(callback)
+
+    def close(self):
+        self._inner.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def _remember(call) -> None:
+    if has_request_context():
+        g.setdefault("tokenwire_calls", []).append(call)
+
+
+class _UnaryUnary:
+    def __init__(self, channel: BridgeChannel, inner):
+        self._channel, self._inner = channel, inner
+
+    def _start(self, request_message, timeout, metadata, kwargs):
+        timeout = timeout if timeout is not None else self._channel._timeout
+        future = self._inner.future(request_message, timeout=timeout,
+                                    metadata=self._channel.metadata(metadata), **kwargs)
+        _remember(future)
+        return future
+
+    def __call__(self, request_message, timeout=None, metadata=None, **kwargs):
+        return _wait(self._start(request_message, timeout, metadata, kwargs)).result()
+
+    def with_call(self, request_message, timeout=None, metadata=None, **kwargs):
+        future = _wait(self._start(request_message, timeout, metadata, kwargs))
+        return future.result(), future
+
+    def future(self, request_message, timeout=None, metadata=None, **kwargs):
+        return self._start(request_message, timeout, metadata, kwargs)
+
+
+class _Streaming:
+    """Streaming calls: no default deadline (a long generation is not a slow request); the
+    streaming response cancels the call when the client goes away."""
+
+    def __init__(self, channel: BridgeChannel, inner):
+        self._channel, self._inner = channel, inner
+
+    def __call__(self, request_or_iterator, timeout=None, metadata=None, **kwargs):
+        call = self._inner(request_or_iterator, timeout=timeout,
+                           metadata=self._channel.metadata(metadata), **kwargs)
+        _remember(call)
+        return call
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+def _client_socket() -> socket.socket | None:
+    if not has_request_context():
+        return None
+    return request.environ.get("gunicorn.socket")
+
+
+def _client_gone(sock: socket.socket) -> bool:
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def _wait(future):
+    """Waits for a unary call; cancels it if the HTTP client disconnects meanwhile."""
+    sock = _client_socket()
+    if sock is None:
+        future.exception()  # blocks until done
+        return future
+    while True:
+        try:
+            future.exception(timeout=DISCONNECT_POLL_S)
+            return future
+        except grpc.FutureTimeoutError:
+            if _client_gone(sock):
+                future.cancel()
+                raise ClientGone() from None
+
+
+# -- rate-limit headers ---------------------------------------------------------------------------
+
+
+def _metadata_of(call) -> list:
+    pairs = []
+    try:
+        if call.done():
+            pairs += list(call.initial_metadata() or ()) + list(call.trailing_metadata() or ())
+        else:
+            pairs += list(call.initial_metadata() or ())  # a started stream: already received
+    except Exception:  # a call cancelled before any metadata arrived has none to give
+        return []
+    return pairs
+
+
+def copy_rate_limit_headers(response: Response) -> Response:
+    """Server metadata (X-RateLimit-*, X-Rate-Limit-*, Retry-After) -> this response's headers."""
+    for call in g.get("tokenwire_calls", ()):
+        for key, value in _metadata_of(call):
+            header = RATE_LIMIT_HEADERS.get(key)
+            if header and isinstance(value, str):
+                response.headers[header] = value
+    return response

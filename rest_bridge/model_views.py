@@ -34,6 +34,11 @@ ACTIVE_DOWNLOADS = (download_pb.DOWNLOAD_STATUS_DOWNLOADING,
 TERMINAL_DOWNLOADS = (download_pb.DOWNLOAD_STATUS_COMPLETED, download_pb.DOWNLOAD_STATUS_FAILED,
                       download_pb.DOWNLOAD_STATUS_CANCELLED)
 
+#: Deadline of calls that load or unload models: a large model takes minutes to load, and an
+#: unload waits for requests in flight (engine.unload_grace_seconds); the bridge's default unary
+#: deadline (server.request_timeout) is meant for requests, not for these.
+LIFECYCLE_TIMEOUT_S = 900.0
+
 MB = 1 << 20
 GB = 1 << 30
 

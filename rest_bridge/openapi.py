@@ -55,6 +55,7 @@ FAMILY_DOCS: tuple[str, ...] = (
     "rest_bridge.openapi_kolosal",
     "rest_bridge.openapi_impetus",
     "rest_bridge.openapi_foundry",
+    "rest_bridge.openapi_kolosal_auth",
     "rest_bridge.routes.docs",
     "rest_bridge.openapi_rust_sessions",
     "rest_bridge.routes.monitoring",

@@ -31,6 +31,8 @@ class BridgeProcessOptions:
     graceful_timeout_s: float = 30.0
     log_level: str = "info"
     access_log: bool = False
+    #: How long an idle keep-alive connection stays open (the server's idle_timeout).
+    keepalive_s: float = 5.0
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -50,6 +52,7 @@ def gunicorn_command(sock: socket.socket, options: BridgeProcessOptions) -> list
         "--worker-connections", str(max(options.threads * 2, 100)),
         "--bind", f"fd://{sock.fileno()}",
         "--graceful-timeout", str(math.ceil(options.graceful_timeout_s)),
+        "--keep-alive", str(max(1, math.ceil(options.keepalive_s))),
         "--log-level", options.log_level.lower(),
         "--error-logfile", "-",
         # gunicorn 27's control socket lives at one fixed path per user: two bridges would clash.

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 from typing import Mapping
 
 import grpc
@@ -33,6 +32,9 @@ from server.interceptors import ErrorInterceptor
 from server.monitoring.hub import Monitoring
 from server.monitoring.interceptor import ObservabilityInterceptor
 from server.servicers.download import DownloadServicer
+from server.security.interceptor import SecurityInterceptor
+from server.security.state import SecurityState
+from server.servicers.auth import AuthServicer
 from server.servicers.engine import EngineServicer
 from server.core.session_store import SqliteSessionStore
 from server.core.sessions import SessionManager
@@ -42,7 +44,8 @@ from server.servicers.monitoring import (BenchmarkServicer, HardwareServicer, Lo
                                          MetricsServicer, StatusServicer)
 from server.servicers.server_info import ServerServicer
 from server.servicers.session import SessionServicer
-from tokenwire.v1 import (benchmark_service_pb2, benchmark_service_pb2_grpc, download_service_pb2,
+from tokenwire.v1 import (auth_service_pb2, auth_service_pb2_grpc, benchmark_service_pb2,
+                          benchmark_service_pb2_grpc, download_service_pb2,
                           download_service_pb2_grpc, engine_service_pb2, engine_service_pb2_grpc,
                           generation_service_pb2, generation_service_pb2_grpc,
                           hardware_service_pb2, hardware_service_pb2_grpc, log_service_pb2,
@@ -70,18 +73,19 @@ METRICS_SERVICE = _service_name(metrics_service_pb2, "MetricsService")
 STATUS_SERVICE = _service_name(status_service_pb2, "StatusService")
 LOG_SERVICE = _service_name(log_service_pb2, "LogService")
 BENCHMARK_SERVICE = _service_name(benchmark_service_pb2, "BenchmarkService")
+AUTH_SERVICE = _service_name(auth_service_pb2, "AuthService")
 # Services whose health follows the default engine; "" is the server as a whole.
 ENGINE_BACKED_SERVICES = ("", GENERATION_SERVICE, SESSION_SERVICE, BENCHMARK_SERVICE)
 # Services that answer whether or not a model is loaded, until the server drains.
 ALWAYS_ON_SERVICES = (ENGINE_SERVICE, MODEL_SERVICE, SERVER_SERVICE, DOWNLOAD_SERVICE,
-                      HARDWARE_SERVICE, METRICS_SERVICE, STATUS_SERVICE, LOG_SERVICE)
+                      HARDWARE_SERVICE, METRICS_SERVICE, STATUS_SERVICE, LOG_SERVICE, AUTH_SERVICE)
 
 
 class TokenwireServer:
     def __init__(self, settings: Settings, grpc_server: grpc.aio.Server, engines: EngineManager,
                  health_servicer: health.aio.HealthServicer, port: int,
                  downloads: DownloadManager, sessions: SessionManager | None = None,
-                 monitoring: Monitoring | None = None):
+                 monitoring: Monitoring | None = None, security: SecurityState | None = None):
         self.settings = settings
         self.sessions = sessions
         self.monitoring = monitoring
@@ -94,6 +98,7 @@ class TokenwireServer:
         # asyncio keeps only weak references to tasks: hold health updates until they are done.
         self._health_updates: set[asyncio.Task] = set()
         self._stopped = asyncio.Event()
+        self.security = security
 
     def _publish_health(self, engines: EngineManager) -> None:
         serving, not_serving = (health_pb2.HealthCheckResponse.SERVING,
@@ -117,7 +122,13 @@ class TokenwireServer:
         if self._stopped.is_set():
             return True
         grace = self.settings.server.shutdown_grace_seconds if grace_seconds is None else grace_seconds
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         finished = await self.engines.drain(grace)
+        # The engines are done, but the calls that used them may still be sending their last
+        # messages: stopping the listener now would cut those off.
+        while finished and self.security.in_flight and loop.time() < deadline:
+            await asyncio.sleep(0.01)
         if not finished:
             log.warning("shutdown: in-flight requests still running after %.1fs; cancelling them", grace)
         for task in self._loading:
@@ -165,7 +176,9 @@ def _grpc_options(settings: Settings) -> list[tuple[str, int]]:
     return [
         ("grpc.max_receive_message_length", settings.server.max_request_size),
         ("grpc.max_send_message_length", settings.server.max_request_size),
-        ("grpc.max_concurrent_streams", settings.server.max_connections),
+        # Concurrency is bounded by the security interceptor, which refuses at once; an HTTP/2
+        # stream limit would make extra calls queue silently in the client instead.
+        ("grpc.max_connection_idle_ms", int(settings.server.idle_timeout * 1000)),
         ("grpc.so_reuseport", 0),
     ]
 
@@ -192,8 +205,12 @@ async def create_server(
 
     monitoring = Monitoring(settings, engines)
     monitoring.install()
+    security = SecurityState(settings)
+    # Observability outermost, so refused calls are counted and traced too; then auth, rate
+    # limits and limits; then the error table.
     grpc_server = grpc.aio.server(
-        interceptors=[ObservabilityInterceptor(monitoring.metrics), ErrorInterceptor()],
+        interceptors=[ObservabilityInterceptor(monitoring.metrics), SecurityInterceptor(security),
+                      ErrorInterceptor()],
         options=_grpc_options(settings))
     generation_service_pb2_grpc.add_GenerationServiceServicer_to_server(
         GenerationServicer(engines, observer=monitoring.observer), grpc_server)
@@ -223,12 +240,13 @@ async def create_server(
         (benchmark_service_pb2_grpc.add_BenchmarkServiceServicer_to_server, BenchmarkServicer),
     ):
         add(servicer(monitoring), grpc_server)
+    auth_service_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(security), grpc_server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     reflection.enable_server_reflection(
         (GENERATION_SERVICE, ENGINE_SERVICE, MODEL_SERVICE, SERVER_SERVICE, DOWNLOAD_SERVICE,
          SESSION_SERVICE, HARDWARE_SERVICE, METRICS_SERVICE, STATUS_SERVICE, LOG_SERVICE,
-         BENCHMARK_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
+         BENCHMARK_SERVICE, AUTH_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
         grpc_server)
 
     address = f"{settings.server.host}:{settings.server.grpc_port}"
@@ -240,7 +258,7 @@ async def create_server(
     server_servicer.grpc_port = port
     monitoring.status.grpc_port = port
     server = TokenwireServer(settings, grpc_server, engines, health_servicer, port, downloads,
-                             sessions, monitoring)
+                             sessions, monitoring, security)
     engines.subscribe(server._publish_health)
     await grpc_server.start()
     for spec in url_specs:

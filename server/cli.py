@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import secrets
 import signal
 import sys
 import typing
@@ -40,6 +42,13 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
         if opt.is_bool:
             parser.add_argument(*opt.flags, dest=dest, action="store_const", const=True,
                                 default=None, help=help_text)
+            if opt.off_flags:
+                parser.add_argument(*opt.off_flags, dest=dest, action="store_const", const=False,
+                                    default=None, help=f"Turn off {opt.key}.")
+        elif opt.is_list:
+            parser.add_argument(*opt.flags, dest=dest, action="append", default=None,
+                                metavar="VALUE" if opt.secret else opt.key.split(".")[-1].upper(),
+                                help=help_text + " (repeatable)")
         else:
             parser.add_argument(*opt.flags, dest=dest, type=_flag_type(opt.annotation),
                                 default=None, metavar=opt.key.split(".")[-1].upper(),
@@ -74,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="worker threads, one per open request or stream (0: automatic)")
     bridge.add_argument("--max-request-size", type=int, default=16 * 1024 * 1024,
                         help="largest request body in bytes")
+    bridge.add_argument("--request-timeout", type=float, default=30.0,
+                        help="deadline of each non-streaming gRPC call, in seconds (504 past it)")
     bridge.add_argument("--log-level", default="INFO")
 
     gen = commands.add_parser("generate", help="stream a reply from a running server")
@@ -90,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--stop", action="append", default=[], help="stop sequence (repeatable)")
     gen.add_argument("--stats", action="store_true", help="print usage and timings to stderr")
     gen.add_argument("--timeout", type=float, help="deadline for the whole call, in seconds")
+    gen.add_argument("--api-key", default=os.environ.get("TOKENWIRE_API_KEY"),
+                     help="API key, when the server requires one (default: $TOKENWIRE_API_KEY)")
 
     from server import cli_models
 
@@ -132,10 +145,14 @@ def _bridge_options(settings: Settings, port: int):
 
     return BridgeProcessOptions(
         host=settings.server.host, port=port,
-        threads=settings.server.worker_threads or DEFAULT_THREADS,
+        # More threads than the server admits requests, so that past max_connections a client
+        # gets the server's immediate 503 rather than waiting in gunicorn's accept queue.
+        threads=settings.server.worker_threads or max(DEFAULT_THREADS,
+                                                      settings.server.max_connections + 8),
         graceful_timeout_s=settings.server.shutdown_grace_seconds,
         log_level=settings.logging.level,
-        access_log=settings.logging.access_log)
+        access_log=settings.logging.access_log,
+        keepalive_s=settings.server.idle_timeout)
 
 
 def _local_target(host: str, port: int) -> str:
@@ -150,6 +167,9 @@ async def _serve(settings: Settings) -> int:
     from rest_bridge.serve import start_bridge
     from server.app import create_server
 
+    if settings.auth.bridge_secret is None:
+        # Lets the server believe the client address our own bridge forwards, and nobody else's.
+        settings.auth.bridge_secret = secrets.token_urlsafe(32)
     try:
         server, port = await create_server(settings)
     except OSError as exc:
@@ -161,7 +181,9 @@ async def _serve(settings: Settings) -> int:
                                  max_request_size=settings.server.max_request_size,
                                  trace_exporter=settings.tracing.exporter,
                                  otlp_endpoint=settings.tracing.otlp_endpoint,
-                                 trace_service_name=f"{settings.tracing.service_name}-bridge")
+                                 trace_service_name=f"{settings.tracing.service_name}-bridge",
+                                 request_timeout_s=settings.server.request_timeout,
+                                 bridge_secret=settings.auth.bridge_secret.get_secret_value())
     try:
         bridge, rest_port = start_bridge(bridge_config, _bridge_options(settings, settings.server.port))
     except OSError as exc:
@@ -199,7 +221,11 @@ def _bridge(args: argparse.Namespace) -> int:
     from rest_bridge.config import BridgeConfig
     from rest_bridge.serve import DEFAULT_THREADS, BridgeProcessOptions, start_bridge
 
-    config = BridgeConfig(grpc_target=args.grpc_target, max_request_size=args.max_request_size)
+    # The same variable the server reads for auth.bridge_secret: set it for both processes so the
+    # server rate-limits by the address of the bridge's clients.
+    config = BridgeConfig(grpc_target=args.grpc_target, max_request_size=args.max_request_size,
+                          request_timeout_s=args.request_timeout,
+                          bridge_secret=os.environ.get("TOKENWIRE_AUTH_BRIDGE_SECRET", ""))
     options = BridgeProcessOptions(host=args.host, port=args.port,
                                    threads=args.threads or DEFAULT_THREADS, log_level=args.log_level)
     try:
@@ -224,7 +250,7 @@ def _generate(args: argparse.Namespace) -> int:
     sampling = {k: v for k, v in (("temperature", args.temperature), ("top_p", args.top_p),
                                   ("top_k", args.top_k), ("seed", args.seed)) if v is not None}
     try:
-        with Client(args.target, timeout=args.timeout) as client:
+        with Client(args.target, timeout=args.timeout, api_key=args.api_key) as client:
             final = None
             for delta in client.generate(args.prompt if args.raw else None, messages=messages,
                                          model=args.model, max_tokens=args.max_tokens,

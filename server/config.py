@@ -18,7 +18,8 @@ from typing import Any, Iterator, Literal, Mapping
 
 import psutil
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator,
+                      model_validator)
 
 from server.errors import InvalidArgument
 
@@ -29,10 +30,33 @@ EMBEDDED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_ENGINE_ID = "default"
 
 
-def _opt(description: str, *, flags: tuple[str, ...] = (), env: tuple[str, ...] = (), **kw: Any):
-    """A settings field with its description and, optionally, its CLI flags and env aliases."""
-    extra = {"flags": list(flags), "env": list(env)}
+def _opt(description: str, *, flags: tuple[str, ...] = (), env: tuple[str, ...] = (),
+         off_flags: tuple[str, ...] = (), **kw: Any):
+    """A settings field with its description and, optionally, its CLI flags and env aliases.
+    `off_flags` are flags that set a boolean field to false (Kolosal's --disable-auth)."""
+    extra = {"flags": list(flags), "env": list(env), "off_flags": list(off_flags)}
     return Field(description=description, json_schema_extra=extra, **kw)
+
+
+def _split_list(value: Any) -> Any:
+    """Lists from the environment arrive as one string: comma-separated values."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+LOOPBACK_HOSTS = ("localhost", "ip6-localhost")
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class _Section(BaseModel):
@@ -53,8 +77,10 @@ class ServerSettings(_Section):
                                   flags=("--request-timeout",))
     max_request_size: int = _opt("Largest request body or message, in bytes.",
                                  default=16 * 1024 * 1024, ge=1024, flags=("--max-request-size",))
-    idle_timeout: float = _opt("Idle connection timeout in seconds.", default=300.0, gt=0)
-    allow_public_access: bool = _opt("Allow binding a non-loopback address.", default=False)
+    idle_timeout: float = _opt("Idle connection timeout in seconds.", default=300.0, gt=0,
+                               flags=("--idle-timeout",))
+    allow_public_access: bool = _opt("Allow binding a non-loopback address.", default=False,
+                                     flags=("--allow-public-access",))
     allow_internet_access: bool = _opt("Kolosal compatibility; informational.", default=False)
     shutdown_grace_seconds: float = _opt(
         "On SIGTERM/SIGINT, how long in-flight requests may run before they are cancelled.",
@@ -268,6 +294,78 @@ class SessionSettings(_Section):
                           "every turn (for comparison).", default=True)
 
 
+class AuthSettings(_Section):
+    """API keys (Kolosal's auth section). Keys are secrets: they are never logged or echoed."""
+
+    enabled: bool = _opt("Turn the authentication system on; with no keys configured it accepts "
+                         "everyone, so a loopback dev server needs nothing.", default=True,
+                         flags=("--enable-auth",), off_flags=("--disable-auth",))
+    require_api_key: bool | None = _opt(
+        "Refuse requests without a valid key. Default: required as soon as a key is configured.",
+        default=None, flags=("--require-api-key",), env=("KOLOSAL_REQUIRE_API_KEY",))
+    api_key_header: str = _opt("Extra header that may carry the key, besides Authorization: "
+                               "Bearer and X-API-Key.", default="X-API-Key",
+                               pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$",
+                               flags=("--api-key-header",))
+    api_keys: list[SecretStr] = _opt("Keys that may generate and read (repeatable flag; "
+                                     "comma-separated in the environment).", default_factory=list,
+                                     flags=("--api-key",), env=("KOLOSAL_API_KEY",))
+    admin_api_keys: list[SecretStr] = _opt(
+        "Keys that may also load, delete and reconfigure. Once one is set, user keys get "
+        "PERMISSION_DENIED on admin methods.", default_factory=list, flags=("--admin-api-key",))
+    public_reflection: bool = _opt("Let anyone call gRPC server reflection without a key.",
+                                   default=True)
+    bridge_secret: SecretStr | None = _opt(
+        "Shared secret that lets the REST bridge vouch for the client address it forwards; "
+        "`tokenwire serve` generates one for its own bridge.", default=None)
+
+    _lists = field_validator("api_keys", "admin_api_keys", mode="before")(
+        classmethod(lambda cls, value: _split_list(value)))
+
+    def keys_required(self) -> bool:
+        if not self.enabled:
+            return False
+        if self.require_api_key is not None:
+            return self.require_api_key
+        return bool(self.api_keys or self.admin_api_keys)
+
+
+class RateLimitSettings(_Section):
+    """Requests per client (its API key, else its address) in a fixed window, plus a per-second
+    burst cap (Kolosal's rate_limit and Impetus's burst)."""
+
+    enabled: bool | None = _opt("Rate limiting. Default: on when keys are required or the server "
+                                "binds a non-loopback address.", default=None,
+                                flags=("--enable-rate-limit",), off_flags=("--disable-rate-limit",))
+    max_requests: int = _opt("Requests per window.", default=100, ge=1, flags=("--rate-limit",))
+    window_size: int = _opt("Window length in seconds.", default=60, ge=1, flags=("--rate-window",))
+    burst: int = _opt("Most requests in any one second; 0: no burst cap.", default=0, ge=0,
+                      flags=("--rate-burst",))
+
+
+class CorsSettings(_Section):
+    """Cross-origin browser access to the REST bridge (Kolosal's cors section)."""
+
+    enabled: bool = _opt("Answer CORS requests.", default=True)
+    allowed_origins: list[str] = _opt("Origins that may call (repeatable flag; `*` for any).",
+                                      default_factory=list, flags=("--cors-origin",))
+    allowed_methods: list[str] = _opt("Methods allowed cross-origin (repeatable flag).",
+                                      default_factory=lambda: ["GET", "POST", "PUT", "DELETE",
+                                                               "OPTIONS", "HEAD", "PATCH"],
+                                      flags=("--cors-method",))
+    allowed_headers: list[str] = _opt(
+        "Request headers allowed cross-origin (repeatable flag).",
+        default_factory=lambda: ["Content-Type", "Authorization", "X-API-Key", "Accept", "Origin",
+                                 "X-Requested-With"], flags=("--cors-header",))
+    allow_credentials: bool = _opt("Allow credentials (cookies, Authorization) cross-origin.",
+                                   default=False, flags=("--enable-cors-credentials",))
+    max_age: int = _opt("Preflight cache duration in seconds.", default=86400, ge=0,
+                        flags=("--cors-max-age",))
+
+    _lists = field_validator("allowed_origins", "allowed_methods", "allowed_headers",
+                             mode="before")(classmethod(lambda cls, value: _split_list(value)))
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -279,6 +377,14 @@ class Settings(BaseModel):
     sessions: SessionSettings = Field(default_factory=SessionSettings)
     models: list[ModelSpec] = Field(default_factory=list)
     downloads: DownloadSettings = Field(default_factory=DownloadSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    cors: CorsSettings = Field(default_factory=CorsSettings)
+
+    def rate_limit_enabled(self) -> bool:
+        if self.rate_limit.enabled is not None:
+            return self.rate_limit.enabled
+        return self.auth.keys_required() or not is_loopback(self.server.host)
 
     def engine_specs(self) -> list[ModelSpec]:
         """The engines to create: configured models, the --model-path model, else the embedded one."""
@@ -350,12 +456,18 @@ class Option:
         self.annotation = info.annotation
         extra = info.json_schema_extra or {}
         self.flags: list[str] = list(extra.get("flags", []))
+        self.off_flags: list[str] = list(extra.get("off_flags", []))
+        self.secret = "SecretStr" in str(self.annotation)
         section, _, name = key.partition(".")
         self.env: list[str] = [f"TOKENWIRE_{section}_{name}".upper()] + list(extra.get("env", []))
 
     @property
     def is_bool(self) -> bool:
-        return self.annotation is bool
+        return self.annotation in (bool, bool | None)
+
+    @property
+    def is_list(self) -> bool:
+        return str(self.annotation).startswith("list[")
 
 
 def options() -> Iterator[Option]:
@@ -385,6 +497,12 @@ def _read_file(path: str) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    auth = data.get("auth")
+    if isinstance(auth, dict):
+        # Kolosal nests rate_limit and cors inside auth; they are sections of their own here.
+        for nested in ("rate_limit", "cors"):
+            if nested in auth and nested not in data:
+                data[nested] = auth.pop(nested)
     known = set(Settings.model_fields)
     for section in [k for k in data if k not in known]:
         # Kolosal files also carry auth/features sections; they are not tokenwire settings (yet).
@@ -456,6 +574,8 @@ def load_settings(
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"])
             value = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+            if err["loc"] and err["loc"][0] == "auth":
+                value = ""  # may hold a key: secrets never appear in messages
             source = _source_of(err["loc"], layers)
             if source == "environment" and key in env_names:
                 source = f"environment variable {env_names[key]}"
@@ -465,6 +585,13 @@ def load_settings(
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise ConfigError(f"invalid configuration: models: duplicate id {', '.join(duplicates)}")
+    host = settings.server.host
+    if not is_loopback(host) and not settings.server.allow_public_access:
+        raise ConfigError(f"invalid configuration: server.host: '{host}' is not a loopback address; "
+                          "set server.allow_public_access: true to serve other machines")
+    if settings.auth.keys_required() and not (settings.auth.api_keys or settings.auth.admin_api_keys):
+        raise ConfigError("invalid configuration: auth.require_api_key: keys are required but none "
+                          "is configured (auth.api_keys, --api-key or KOLOSAL_API_KEY)")
     if settings.engine.default_model and settings.engine.default_model not in ids:
         raise ConfigError(f"invalid configuration: engine.default_model: '{settings.engine.default_model}' "
                           f"is not a configured model ({', '.join(ids)})")

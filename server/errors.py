@@ -188,6 +188,34 @@ class SessionBusy(TokenwireError):
     def __init__(self, session_id: str):
         super().__init__(f"session '{session_id}' is answering another message; wait for that "
                          f"turn to finish (or cancel it) and retry", metadata={"session_id": session_id})
+class Unauthenticated(TokenwireError):
+    """No valid API key. The message never repeats what the caller sent."""
+
+    reason = "INVALID_API_KEY"
+
+
+class PermissionDenied(TokenwireError):
+    """A valid key without the scope the method needs (a user key on an admin method)."""
+
+    reason = "PERMISSION_DENIED"
+
+
+class RateLimited(TokenwireError):
+    """The client used up its requests for the window (or the per-second burst)."""
+
+    reason = "RATE_LIMIT_EXCEEDED"
+
+
+class ServerBusy(TokenwireError):
+    """The server already runs its configured maximum of concurrent requests."""
+
+    reason = "TOO_MANY_CONCURRENT_REQUESTS"
+
+
+class RequestTimeout(TokenwireError):
+    """The request ran past the server's request_timeout; its work has been stopped."""
+
+    reason = "REQUEST_TIMEOUT"
 
 
 # The one place where domain errors become status codes. Order matters only for subclasses,
@@ -206,6 +234,11 @@ STATUS_CODES: dict[type[TokenwireError], grpc.StatusCode] = {
     SessionNotFound: grpc.StatusCode.NOT_FOUND,
     SessionExists: grpc.StatusCode.ALREADY_EXISTS,
     SessionBusy: grpc.StatusCode.FAILED_PRECONDITION,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ServerBusy: grpc.StatusCode.UNAVAILABLE,
+    RequestTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,
     TokenwireError: grpc.StatusCode.INTERNAL,
     # Downloads. PERMISSION_DENIED for refused addresses: the URL is valid (INVALID_ARGUMENT would
     # say it could never work) but the server's policy forbids it; an admin can allow it.

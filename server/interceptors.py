@@ -3,6 +3,7 @@ so servicers raise and never call `context.abort` themselves."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import uuid
 
@@ -36,7 +37,8 @@ def rich_status(code: grpc.StatusCode, message: str, *, reason: str,
     return status_pb2.Status(code=code.value[0], message=message, details=details)
 
 
-async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
+async def _abort(context: grpc.aio.ServicerContext, error: Exception,
+                 extra_trailers: tuple[tuple[str, str], ...] = ()) -> None:
     if isinstance(error, TokenwireError):
         code = status_code_for(error)
         status = rich_status(code, error.message, reason=error.reason, metadata=error.metadata,
@@ -47,8 +49,15 @@ async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> None:
         code = grpc.StatusCode.INTERNAL
         status = rich_status(code, f"internal error (incident {incident})", reason="INTERNAL",
                              metadata={"incident": incident})
+    # Trailers set earlier (the rate-limit values of a unary call) stay with the error.
+    earlier = tuple((k, v) for k, v in (context.trailing_metadata() or ())
+                    if k != STATUS_DETAILS_KEY)
     await context.abort(code, status.message,
-                        trailing_metadata=((STATUS_DETAILS_KEY, status.SerializeToString()),))
+                        trailing_metadata=((STATUS_DETAILS_KEY, status.SerializeToString()),
+                                           *earlier, *extra_trailers))
+
+
+abort_with = _abort  # for the security interceptor, which sits outside this one
 
 
 def _wrap_unary(behavior):
@@ -64,6 +73,10 @@ def _wrap_unary(behavior):
 
 
 def _wrap_stream(behavior):
+    if not inspect.isasyncgenfunction(behavior):
+        # A handler that writes with context.write() and returns (grpc's aio health Watch).
+        return _wrap_unary(behavior)
+
     async def handler(request, context):
         try:
             async for response in behavior(request, context):

@@ -1,8 +1,43 @@
+import logging
+
 import grpc
 import pytest
 
 from tests.helpers import ServerThread, make_settings
 from tokenwire import Client
+
+
+class _Recorder(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.texts: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:  # a record whose arguments do not format still has its template
+            text = str(record.msg)
+        if record.exc_info:
+            text += logging.Formatter().formatException(record.exc_info)
+        self.texts.append(text)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_key_in_logs():
+    """Every log record of the session, at every level, and the output of the server processes
+    the tests start, must be free of the API keys the security tests use."""
+    from tests import sentinel
+
+    recorder = _Recorder()
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(recorder)
+    root.setLevel(logging.DEBUG)
+    yield recorder
+    root.removeHandler(recorder)
+    root.setLevel(previous)
+    leaks = [t for t in recorder.texts + sentinel.captured_output if sentinel.SENTINEL in t]
+    assert not leaks, f"an API key reached the logs {len(leaks)} time(s)"
 
 
 @pytest.fixture(scope="session")
@@ -29,8 +64,8 @@ def bridge_app(server):
     from rest_bridge.config import BridgeConfig
 
     with grpc.insecure_channel(server.target) as channel:
-        app = create_app(BridgeConfig(grpc_target=server.target, max_request_size=64 * 1024),
-                         channel=channel)
+        app = create_app(BridgeConfig(grpc_target=server.target, max_request_size=64 * 1024,
+                                      request_timeout_s=600), channel=channel)
         app.testing = True
         yield app
 

@@ -16,9 +16,11 @@ from server.config import Settings, load_settings
 def make_settings(**sections: Mapping[str, Any]) -> Settings:
     """Settings from defaults plus `sections`, bound to 127.0.0.1 on a free port, no env."""
     # A models directory and a session database of their own, so no test sees (or changes) the
-    # user's; a test names a session database to restart on it.
+    # user's; a test names a session database to restart on it. request_timeout: a loaded 2-core
+    # test machine may need minutes for a long non-streamed answer; tests of the timeout itself
+    # set their own.
     overrides: dict[str, dict[str, Any]] = {
-        "server": {"host": "127.0.0.1", "grpc_port": 0},
+        "server": {"host": "127.0.0.1", "grpc_port": 0, "request_timeout": 600},
         "model_store": {"directory": tempfile.mkdtemp(prefix="tokenwire-models-")},
         "sessions": {"store_path": f"{tempfile.mkdtemp(prefix='tokenwire-sessions-')}/sessions.db"},
     }

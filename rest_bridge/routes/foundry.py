@@ -21,8 +21,8 @@ from rest_bridge.errors import HttpError
 from rest_bridge.grpc_client import forwarded_metadata, grpc_client
 from rest_bridge.http_json import (boolean_field, integer_field, json_object_or_empty,
                                    number_field, string_field)
-from rest_bridge.model_views import (DOWNLOAD_STATUS, MB, engine_status, human_size, iso_time,
-                                     now_iso)
+from rest_bridge.model_views import (DOWNLOAD_STATUS, LIFECYCLE_TIMEOUT_S, MB, engine_status,
+                                     human_size, iso_time, now_iso)
 from rest_bridge.rpc_map import calls
 from rest_bridge.streaming import sse_event
 from tokenwire.v1 import download_service_pb2 as download_pb
@@ -238,7 +238,7 @@ def stop():
     if engine is None or engine.status != engine_pb.ENGINE_STATUS_LOADED:
         return jsonify({"success": True, "message": "Server is not running"})
     grpc_client().engines.UnloadEngine(engine_pb.UnloadEngineRequest(engine_id=engine.engine_id),
-                                       metadata=forwarded_metadata())
+                                       timeout=LIFECYCLE_TIMEOUT_S, metadata=forwarded_metadata())
     return jsonify({"success": True, "message": "Server stopped successfully"})
 
 
@@ -338,7 +338,7 @@ def loaded_models():
 def unload_all():
     """Unloads every model (requests in flight finish first)."""
     grpc_client().engines.UnloadAllEngines(engine_pb.UnloadAllEnginesRequest(),
-                                           metadata=forwarded_metadata())
+                                           timeout=LIFECYCLE_TIMEOUT_S, metadata=forwarded_metadata())
     return jsonify({"success": True, "message": "All models unloaded successfully"})
 
 
@@ -348,7 +348,8 @@ def delete_model(model_name: str):
     """Deletes a downloaded model; `?force=true` first unloads the engines that use it."""
     force = request.args.get("force", "false").lower() in ("1", "true", "yes")
     deleted = grpc_client().models.DeleteLocalModel(
-        model_pb.DeleteLocalModelRequest(name=model_name, force=force), metadata=forwarded_metadata())
+        model_pb.DeleteLocalModelRequest(name=model_name, force=force), timeout=LIFECYCLE_TIMEOUT_S,
+        metadata=forwarded_metadata())
     return jsonify({"success": True, "message": "Model deleted successfully",
                     "model_name": model_name, "freed_space_bytes": deleted.freed_bytes,
                     "freed_space_formatted": human_size(deleted.freed_bytes)})

@@ -14,7 +14,7 @@ from rest_bridge import errors
 from rest_bridge.errors import HttpError
 from rest_bridge.grpc_client import forwarded_metadata, grpc_client
 from rest_bridge.http_json import boolean_field, json_object, string_field
-from rest_bridge.model_views import GB, engine_status, iso_time, megabytes
+from rest_bridge.model_views import GB, LIFECYCLE_TIMEOUT_S, engine_status, iso_time, megabytes
 from rest_bridge.rpc_map import calls
 from tokenwire.v1 import download_service_pb2 as download_pb
 from tokenwire.v1 import engine_service_pb2 as engine_pb
@@ -117,10 +117,12 @@ def load():
         exists = False
     if exists:
         engine = client.engines.LoadEngine(engine_pb.LoadEngineRequest(
-            engine_id=model_id, force_reload=force_reload), metadata=metadata).engine
+            engine_id=model_id, force_reload=force_reload), timeout=LIFECYCLE_TIMEOUT_S,
+            metadata=metadata).engine
     else:
         engine = client.engines.AddEngine(engine_pb.AddEngineRequest(
-            engine_id=model_id, model=model_id), metadata=metadata).engine
+            engine_id=model_id, model=model_id), timeout=LIFECYCLE_TIMEOUT_S,
+            metadata=metadata).engine
     return jsonify({"success": True, "message": "Model loaded", "data": _loaded_model(engine)})
 
 
@@ -131,7 +133,8 @@ def unload():
     body = json_object()
     model_id = string_field(body, "model_id", required=True)
     engine = grpc_client().engines.UnloadEngine(engine_pb.UnloadEngineRequest(
-        engine_id=model_id, force=boolean_field(body, "force")), metadata=forwarded_metadata()).engine
+        engine_id=model_id, force=boolean_field(body, "force")), timeout=LIFECYCLE_TIMEOUT_S,
+        metadata=forwarded_metadata()).engine
     return jsonify({"success": True, "message": "Model unloaded",
                     "data": {"model_id": engine.engine_id, "status": engine_status(engine)}})
 

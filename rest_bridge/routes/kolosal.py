@@ -15,8 +15,8 @@ from rest_bridge import errors
 from rest_bridge.errors import HttpError
 from rest_bridge.grpc_client import forwarded_metadata, grpc_client
 from rest_bridge.http_json import boolean_field, json_object, string_field
-from rest_bridge.model_views import (ACTIVE_DOWNLOADS, DOWNLOAD_STATUS, DOWNLOAD_TYPE, engine_status,
-                                     load_params, megabytes)
+from rest_bridge.model_views import (ACTIVE_DOWNLOADS, DOWNLOAD_STATUS, DOWNLOAD_TYPE,
+                                     LIFECYCLE_TIMEOUT_S, engine_status, load_params, megabytes)
 from rest_bridge.rpc_map import calls
 from tokenwire.v1 import download_service_pb2 as download_pb
 from tokenwire.v1 import engine_service_pb2 as engine_pb
@@ -52,7 +52,8 @@ def add_engine():
     load = boolean_field(body, "load_immediately", default=None)
     if load is not None:
         request.load_immediately = load
-    answer = grpc_client().engines.AddEngine(request, metadata=forwarded_metadata())
+    answer = grpc_client().engines.AddEngine(request, timeout=LIFECYCLE_TIMEOUT_S,
+                                             metadata=forwarded_metadata())
     if answer.download_id:
         return jsonify({"engine_id": request.engine_id, "status": "downloading",
                         "model_path": request.model, "download_id": answer.download_id,
@@ -77,7 +78,7 @@ def list_engines():
 def remove_engine(engine_id: str):
     """Removes an engine: requests in flight finish, then its memory is freed."""
     engine = grpc_client().engines.RemoveEngine(engine_pb.RemoveEngineRequest(engine_id=engine_id),
-                                                metadata=forwarded_metadata()).engine
+                                                timeout=LIFECYCLE_TIMEOUT_S, metadata=forwarded_metadata()).engine
     return jsonify({"engine_id": engine.engine_id, "status": "removed",
                     "message": "Engine removed successfully"})
 

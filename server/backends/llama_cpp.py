@@ -18,6 +18,7 @@ from server.backends.llama_model import LlamaModel
 from server.backends.llama_scheduler import EmbedJob, GenerateJob, Job, Scheduler, SchedulerStats
 from server.config import LoadParams
 from server.core.chat_template import ChatTemplate
+from server.core.gguf_metadata import read_chat_template
 from server.core.types import Delta, GenerationRequest
 from server.errors import EngineUnavailable, InvalidArgument
 
@@ -46,6 +47,9 @@ class LlamaCppBackend(Backend):
         self._scheduler.start()
 
     def _load(self) -> None:
+        # The template is untrusted code from the file: check it before loading the weights.
+        ChatTemplate(read_chat_template(self.model_path), bos_token="",
+                     eos_token="").verify(self.model_path)
         n_parallel = self.params.n_parallel
         model = LlamaModel(self.model_path, self.params, n_seq_max=n_parallel)
         template = ChatTemplate(model.chat_template(), bos_token=model.token_text(model.bos),

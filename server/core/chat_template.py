@@ -11,10 +11,10 @@ import datetime
 from functools import lru_cache
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from server.core.types import ChatMessage
-from server.errors import InvalidArgument
+from server.errors import InvalidArgument, TokenwireError
 
 # Used when a model file carries no template: ChatML, which llama.cpp also falls back to.
 CHATML_TEMPLATE = (
@@ -23,6 +23,18 @@ CHATML_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
+
+
+# A conversation every template should accept, rendered once when a model loads to catch a
+# template that reaches for what the sandbox forbids before any request does.
+PROBE = (ChatMessage("system", "You are helpful."), ChatMessage("user", "Hello"),
+         ChatMessage("assistant", "Hi!"), ChatMessage("user", "Bye"))
+
+
+class UnsafeChatTemplate(TokenwireError):
+    """A model file's chat template tried something the sandbox forbids: the model is refused."""
+
+    reason = "UNSAFE_CHAT_TEMPLATE"
 
 
 class TemplateError(Exception):
@@ -59,6 +71,18 @@ class ChatTemplate:
             self.fallback_reason = f"model chat template does not compile: {exc}"
         else:
             self.fallback_reason = None if source else "model file has no chat template"
+
+    def verify(self, origin: str) -> None:
+        """Renders a sample conversation in the sandbox; raises UnsafeChatTemplate when the
+        template tries an operation the sandbox blocks (the operation does not happen). Other
+        failures are left to requests: a template may refuse some conversations on purpose."""
+        try:
+            self.render(PROBE)
+        except InvalidArgument as exc:
+            if isinstance(exc.__cause__, SecurityError) or isinstance(exc.__context__, SecurityError):
+                raise UnsafeChatTemplate(
+                    f"the chat template in {origin} was refused: it tried an operation the "
+                    f"template sandbox forbids ({exc.__context__})") from None
 
     def render(self, messages: tuple[ChatMessage, ...]) -> str:
         try:

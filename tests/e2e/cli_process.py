@@ -32,7 +32,8 @@ def read_ports(proc: subprocess.Popen, expected: set[str]) -> dict[str, int]:
 
 class ServeProcess:
     def __init__(self, *args: str, env: dict[str, str] | None = None):
-        self.args = [TOKENWIRE, "serve", "--host", "127.0.0.1", "--grpc-port", "0", "--port", "0", *args]
+        self.args = [TOKENWIRE, "serve", "--host", "127.0.0.1", "--grpc-port", "0", "--port", "0",
+                     "--request-timeout", "600", *args]
         # A fresh session database per process, unless the test chose one.
         self.env = {**os.environ,
                     "TOKENWIRE_SESSIONS_STORE_PATH": f"{tempfile.mkdtemp(prefix='tokenwire-sessions-')}/sessions.db",
@@ -75,7 +76,8 @@ class BridgeProcess:
 
     def __init__(self, grpc_target: str, *args: str):
         self.args = [TOKENWIRE, "bridge", "--grpc-target", grpc_target, "--host", "127.0.0.1",
-                     "--port", "0", "--max-request-size", str(64 * 1024), *args]
+                     "--port", "0", "--max-request-size", str(64 * 1024), "--request-timeout", "600",
+                     *args]
         self.proc: subprocess.Popen | None = None
         self.port = 0
 

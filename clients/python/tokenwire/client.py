@@ -176,11 +176,15 @@ class Client:
     """Wraps one channel. Keyword arguments of generate/complete: see GenerateRequest."""
 
     def __init__(self, target: str, *, timeout: float | None = None,
-                 metadata: Iterable[tuple[str, str]] = (), channel: grpc.Channel | None = None):
+                 metadata: Iterable[tuple[str, str]] = (), channel: grpc.Channel | None = None,
+                 api_key: str | None = None):
+        """`api_key` is sent as `authorization: Bearer <key>` on every call."""
         self._channel = channel or grpc.insecure_channel(target)
         self._owns_channel = channel is None
         self._timeout = timeout
         self._metadata = tuple(metadata)
+        if api_key:
+            self._metadata += (("authorization", f"Bearer {api_key}"),)
         self._generation = generation_service_pb2_grpc.GenerationServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         self._downloads = download_service_pb2_grpc.DownloadServiceStub(self._channel)

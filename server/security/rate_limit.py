@@ -1,0 +1,102 @@
+"""Fixed-window request counting per client, plus an optional per-second burst cap.
+
+A client is its API key's fingerprint when it has one, else its address. Windows start at a
+client's first request (Kolosal's "reset in N seconds"); stale clients are swept as new ones
+arrive, so memory stays bounded by the clients active within one window.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+SWEEP_EVERY = 1024  # new clients between sweeps of expired windows
+
+
+@dataclass
+class _Window:
+    start: float
+    count: int = 0
+    second: int = -1
+    in_second: int = 0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: int
+    retry_after_seconds: int = 0
+
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """Both spellings (Impetus's X-RateLimit-*, Kolosal's X-Rate-Limit-*), lowercased for
+        gRPC metadata; Retry-After when refused."""
+        values = (("limit", self.limit), ("remaining", self.remaining),
+                  ("reset", self.reset_seconds))
+        pairs = [(f"{prefix}-{name}", str(value)) for prefix in ("x-ratelimit", "x-rate-limit")
+                 for name, value in values]
+        if not self.allowed:
+            pairs.append(("retry-after", str(self.retry_after_seconds)))
+        return tuple(pairs)
+
+
+class RateLimiter:
+    def __init__(self, max_requests: int, window_seconds: int, burst_per_second: int = 0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.max_requests = max_requests
+        self.window_seconds = window_seconds
+        self.burst_per_second = burst_per_second
+        self._clock = clock
+        self._windows: dict[str, _Window] = {}
+        self._new_since_sweep = 0
+
+    def configure(self, max_requests: int, window_seconds: int, burst_per_second: int) -> None:
+        self.max_requests, self.window_seconds = max_requests, window_seconds
+        self.burst_per_second = burst_per_second
+
+    def check(self, client: str) -> Verdict:
+        """Counts one request for `client` if it is allowed."""
+        now = self._clock()
+        window = self._windows.get(client)
+        if window is None or now - window.start >= self.window_seconds:
+            window = self._windows[client] = _Window(start=now)
+            self._new_since_sweep += 1
+            if self._new_since_sweep >= SWEEP_EVERY:
+                self._sweep(now)
+        reset = max(1, math.ceil(window.start + self.window_seconds - now))
+        if window.count >= self.max_requests:
+            return Verdict(False, self.max_requests, 0, reset, retry_after_seconds=reset)
+        second = int(now)
+        if self.burst_per_second:
+            if window.second != second:
+                window.second, window.in_second = second, 0
+            if window.in_second >= self.burst_per_second:
+                retry = max(1, math.ceil(second + 1 - now))
+                return Verdict(False, self.max_requests, self.max_requests - window.count, reset,
+                               retry_after_seconds=retry)
+            window.in_second += 1
+        window.count += 1
+        return Verdict(True, self.max_requests, self.max_requests - window.count, reset)
+
+    def stats(self) -> list[tuple[str, int, int, int]]:
+        """(client, count, remaining, reset seconds) for every client in a live window."""
+        now = self._clock()
+        self._sweep(now)
+        return [(client, w.count, max(0, self.max_requests - w.count),
+                 max(0, math.ceil(w.start + self.window_seconds - now)))
+                for client, w in sorted(self._windows.items())]
+
+    def clear(self, client: str | None = None) -> int:
+        if client is None:
+            cleared = len(self._windows)
+            self._windows.clear()
+            return cleared
+        return 1 if self._windows.pop(client, None) is not None else 0
+
+    def _sweep(self, now: float) -> None:
+        self._new_since_sweep = 0
+        for client in [c for c, w in self._windows.items() if now - w.start >= self.window_seconds]:
+            del self._windows[client]
