@@ -3,6 +3,8 @@ the bridge into the server and the engine, and with the access log on, no secret
 
 from __future__ import annotations
 
+import signal
+
 import requests
 
 from tests.conftest import CAPITAL_QUESTION
@@ -22,8 +24,11 @@ def test_console_tracing_and_a_redacted_access_log():
                                         "Authorization": f"Bearer {SENTINEL}",
                                         "X-API-Key": SENTINEL})
         assert answer.status_code == 200
-        assert served.terminate() == 0  # flushes the batch span processor
-        stdout, stderr = served.proc.stdout.read(), served.proc.stderr.read()
+        # SIGTERM flushes the batch span processor. Read both pipes while waiting: DEBUG output
+        # can outgrow a pipe's buffer, and a writer blocked on a full pipe never exits.
+        served.proc.send_signal(signal.SIGTERM)
+        stdout, stderr = served.proc.communicate(timeout=120)
+        assert served.proc.returncode == 0
     finally:
         served.kill()
     # The server's RPC span and the engine's phases carry the trace id the HTTP client sent,
