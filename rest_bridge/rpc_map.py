@@ -38,3 +38,37 @@ def route_methods(app: Flask) -> dict[str, tuple[str, ...] | None]:
         target = getattr(view, "func", view)  # functools.partial views (the transcoder's)
         result[endpoint] = getattr(view, ATTRIBUTE, getattr(target, ATTRIBUTE, None))
     return result
+
+
+def is_admin(method: str) -> bool:
+    """Whether a "package.Service/Method" is marked ACCESS_ADMIN in the contract."""
+    from google.protobuf import descriptor_pool
+
+    from tokenwire.v1 import access_pb2
+
+    service, _, name = method.lstrip("/").partition("/")
+    try:
+        descriptor = descriptor_pool.Default().FindServiceByName(service).FindMethodByName(name)
+    except KeyError:
+        return False
+    return descriptor.GetOptions().Extensions[access_pb2.access] == access_pb2.ACCESS_ADMIN
+
+
+def check_admin_routes_first(blueprint) -> None:
+    """For a family whose routes read (user methods) before they change things (admin methods):
+    a route that declares an admin method asks the server first whether the caller may call its
+    methods, so that a user key gets 403 before any read can answer 404 or 400."""
+    from flask import current_app, request
+
+    @blueprint.before_request
+    def _check_access():
+        view = current_app.view_functions.get(request.endpoint or "")
+        methods = getattr(view, ATTRIBUTE, None) or ()
+        if not any(is_admin(m) for m in methods):
+            return None
+        from rest_bridge.grpc_client import grpc_client
+        from tokenwire.v1 import auth_service_pb2
+
+        # Raises UNAUTHENTICATED / PERMISSION_DENIED, which the family's handler shapes.
+        grpc_client().auth.CheckAccess(auth_service_pb2.CheckAccessRequest(methods=list(methods)))
+        return None

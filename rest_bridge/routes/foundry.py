@@ -23,7 +23,7 @@ from rest_bridge.http_json import (boolean_field, integer_field, json_object_or_
                                    number_field, string_field)
 from rest_bridge.model_views import (DOWNLOAD_STATUS, LIFECYCLE_TIMEOUT_S, MB, engine_status,
                                      human_size, iso_time, now_iso)
-from rest_bridge.rpc_map import calls
+from rest_bridge.rpc_map import calls, check_admin_routes_first
 from rest_bridge.streaming import sse_event
 from tokenwire.v1 import download_service_pb2 as download_pb
 from tokenwire.v1 import engine_service_pb2 as engine_pb
@@ -35,6 +35,7 @@ blueprint = Blueprint("foundry", __name__, url_prefix=PREFIX)
 # Foundry answers 409 for conflicts with what is running.
 errors.register_family(blueprint, errors.foundry_body, statuses={
     "MODEL_IN_USE": 409, "ENGINE_EXISTS": 409, "DOWNLOAD_IN_PROGRESS": 409})
+check_admin_routes_first(blueprint)
 
 ENGINES = "tokenwire.v1.EngineService/"
 MODELS = "tokenwire.v1.ModelService/"

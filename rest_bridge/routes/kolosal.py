@@ -17,7 +17,7 @@ from rest_bridge.grpc_client import forwarded_metadata, grpc_client
 from rest_bridge.http_json import boolean_field, json_object, string_field
 from rest_bridge.model_views import (ACTIVE_DOWNLOADS, DOWNLOAD_STATUS, DOWNLOAD_TYPE,
                                      LIFECYCLE_TIMEOUT_S, engine_status, load_params, megabytes)
-from rest_bridge.rpc_map import calls
+from rest_bridge.rpc_map import calls, check_admin_routes_first
 from tokenwire.v1 import download_service_pb2 as download_pb
 from tokenwire.v1 import engine_service_pb2 as engine_pb
 
@@ -26,6 +26,7 @@ blueprint = Blueprint("kolosal", __name__)
 errors.register_family(blueprint, errors.openai_body, statuses={
     "INVALID_URL": 422, "UNSUPPORTED_URL": 422, "PRIVATE_ADDRESS_REFUSED": 422,
     "UNRESOLVABLE_HOST": 422})
+check_admin_routes_first(blueprint)
 
 ENGINES = "tokenwire.v1.EngineService/"
 
