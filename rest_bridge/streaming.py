@@ -8,6 +8,8 @@ The first message is read before any header is sent, so an error the server repo
 from __future__ import annotations
 
 import json
+import queue
+import threading
 from typing import Callable, Iterable, Iterator
 
 import grpc
@@ -19,29 +21,69 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 class PeekedCall:
-    """A started server-streaming call whose first message has already arrived."""
+    """A started server-streaming call whose first message has already arrived.
 
-    def __init__(self, call):
+    With `wait_s`, the peek is bounded: a watch stream may stay silent for a long time (no
+    download yet), and then its HTTP headers go out after `wait_s` without the first message.
+    Errors the server raises before that (bad arguments, no access) still become real HTTP
+    statuses, since they arrive at once.
+    """
+
+    def __init__(self, call, *, wait_s: float | None = None):
         self._call = call
+        self._pending: queue.Queue | None = None
+        if wait_s is None:
+            self._first = _unwrap(_next_of(call))
+            return
+        outcome: queue.Queue = queue.Queue(maxsize=1)
+        threading.Thread(target=lambda: outcome.put(_next_of(call)), daemon=True,
+                         name="stream-peek").start()
         try:
-            self._first = [next(call)]
-        except StopIteration:
-            self._first = []
-        except grpc.RpcError as error:
-            raise from_rpc_error(error) from None
+            self._first = _unwrap(outcome.get(timeout=wait_s))
+        except queue.Empty:
+            self._first, self._pending = [], outcome
+
+    @property
+    def waiting(self) -> bool:
+        """True when the headers go out before the first message (a silent stream)."""
+        return self._pending is not None
 
     @property
     def first(self):
-        """The first message, or None if the stream ended without one."""
+        """The first message, or None if the stream ended without one (or has not sent it)."""
         return self._first[0] if self._first else None
 
     def __iter__(self) -> Iterator:
+        if self._pending is not None:
+            kind, value = self._pending.get()
+            self._pending = None
+            if kind == "error":
+                raise value
+            if kind == "end":
+                return
+            yield value
         yield from self._first
         self._first = []
         yield from self._call
 
     def cancel(self) -> None:
         self._call.cancel()
+
+
+def _next_of(call) -> tuple[str, object]:
+    try:
+        return "message", next(call)
+    except StopIteration:
+        return "end", None
+    except grpc.RpcError as error:
+        return "error", error
+
+
+def _unwrap(outcome: tuple[str, object]) -> list:
+    kind, value = outcome
+    if kind == "error":
+        raise from_rpc_error(value) from None
+    return [] if kind == "end" else [value]
 
 
 def _json(data: object) -> str:

@@ -102,6 +102,11 @@ def build_blueprint() -> Blueprint:
     return blueprint
 
 
+#: How long a transcoded stream may take to send its first message before the HTTP headers go
+#: out without it (watch streams can be silent for as long as nothing happens).
+PEEK_WAIT_S = 5.0
+
+
 # -- discovery -----------------------------------------------------------------------------------
 
 
@@ -278,7 +283,8 @@ def _serve(binding: HttpBinding, /, **path_values: str) -> Response:
         return jsonify(_to_json(rpc(message, metadata=metadata)))
     rpc = channel.unary_stream(binding.grpc_method, request_serializer=serializer,
                                response_deserializer=deserializer)
-    call = PeekedCall(rpc(message, metadata=metadata))  # errors before the first message -> HTTP
+    # Errors before the first message become HTTP statuses; a silent watch stream still answers.
+    call = PeekedCall(rpc(message, metadata=metadata), wait_s=PEEK_WAIT_S)
     if _wants_sse():
         return stream_response(call, _render_sse, _sse_error, SSE_MIMETYPE)
     return stream_response(call, _render_ndjson, _ndjson_error, NDJSON_MIMETYPE)
@@ -297,12 +303,22 @@ def _ndjson_line(value: object) -> bytes:
     return (json.dumps(value, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
 
 
+# A stream with nothing to say yet still opens at once (a WSGI server sends the headers with the
+# first body bytes): an SSE comment, or an empty line that NDJSON readers skip.
+SSE_OPENING = b": stream open\n\n"
+NDJSON_OPENING = b"\n"
+
+
 def _render_sse(call: PeekedCall) -> Iterator[bytes]:
-    return (sse_event(_to_json(message)) for message in call)
+    if call.waiting:
+        yield SSE_OPENING
+    yield from (sse_event(_to_json(message)) for message in call)
 
 
 def _render_ndjson(call: PeekedCall) -> Iterator[bytes]:
-    return (_ndjson_line(_to_json(message)) for message in call)
+    if call.waiting:
+        yield NDJSON_OPENING
+    yield from (_ndjson_line(_to_json(message)) for message in call)
 
 
 def _status_json(error: BaseException) -> dict:

@@ -14,7 +14,7 @@ from rest_bridge import monitoring_shapes as shapes
 from rest_bridge.errors import HttpError
 from rest_bridge.grpc_client import forwarded_metadata, grpc_client
 from rest_bridge.routes.monitoring import GET_STATUS, server_status
-from rest_bridge.rpc_map import calls
+from rest_bridge.rpc_map import calls, check_admin_routes_first
 from rest_bridge.streaming import SSE_HEADERS, sse_event
 from tokenwire.v1 import log_service_pb2 as log_pb
 
@@ -27,6 +27,8 @@ blueprint = Blueprint("foundry_monitoring", __name__, url_prefix=PREFIX)
 
 
 errors.register_family(blueprint, errors.foundry_body)
+# The log stream sends its headers before the first record: access is checked before that.
+check_admin_routes_first(blueprint)
 
 
 def _record(r: log_pb.LogRecord) -> dict:

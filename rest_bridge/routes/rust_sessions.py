@@ -18,7 +18,7 @@ import re
 from typing import Any, Iterator
 
 import grpc
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
@@ -174,6 +174,15 @@ def chat_completions():
     if call.first is not None:
         response.headers[SESSION_ID_HEADER] = call.first.session_id
     return response
+
+
+@blueprint.before_request
+def _websocket_only():
+    """A plain HTTP request to the WebSocket route is the caller's mistake (400, and 401 first
+    without a key), not a bridge failure."""
+    if request.endpoint == "rust_sessions.chat_ws" and \
+            request.headers.get("Upgrade", "").lower() != "websocket":
+        raise HttpError(400, "/chat/ws speaks WebSocket: send an Upgrade: websocket request")
 
 
 @sock.route("/chat/ws", bp=blueprint)

@@ -8,6 +8,7 @@ It sits outside ErrorInterceptor, so it sees the status code that interceptor ch
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 
@@ -43,7 +44,8 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, metrics: Metrics):
         self.metrics = metrics
 
-    def _done(self, method: str, context, started: float, span, error: BaseException | None) -> None:
+    def _done(self, method: str, context, started: float, span, peer: str,
+              error: BaseException | None) -> None:
         seconds = time.perf_counter() - started
         code = _code_name(context, error)
         self.metrics.record_rpc(method, code, seconds)
@@ -52,8 +54,13 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
             span.set_status(trace.Status(trace.StatusCode.ERROR, code))
         span.end()
         if method not in QUIET_METHODS:
-            access_log.info("rpc %s %s %.1fms peer=%s", method, code, seconds * 1000,
-                            context.peer() if hasattr(context, "peer") else "")
+            access_log.info("rpc %s %s %.1fms peer=%s", method, code, seconds * 1000, peer)
+
+    @staticmethod
+    def _peer(context) -> str:
+        # Read while the call is alive: grpc.aio's context.peer() dereferences the core call, which
+        # a cancelled stream has already released by the time the handler's finally runs (SIGSEGV).
+        return context.peer() if hasattr(context, "peer") else ""
 
     def _start(self, method: str, context):
         parent = extract_context(context.invocation_metadata())
@@ -65,6 +72,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
     def _unary(self, method: str, behavior):
         async def handler(request, context):
             started, span, error = time.perf_counter(), self._start(method, context), None
+            peer = self._peer(context)
             try:
                 with trace.use_span(span, end_on_exit=False):
                     return await behavior(request, context)
@@ -72,13 +80,17 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
                 error = exc
                 raise
             finally:
-                self._done(method, context, started, span, error)
+                self._done(method, context, started, span, peer, error)
 
         return handler
 
     def _stream(self, method: str, behavior):
+        if not inspect.isasyncgenfunction(behavior):  # writes with context.write() and returns
+            return self._unary(method, behavior)
+
         async def handler(request, context):
             started, span, error = time.perf_counter(), self._start(method, context), None
+            peer = self._peer(context)
             try:
                 with trace.use_span(span, end_on_exit=False):
                     async for response in behavior(request, context):
@@ -87,7 +99,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
                 error = exc
                 raise
             finally:
-                self._done(method, context, started, span, error)
+                self._done(method, context, started, span, peer, error)
 
         return handler
 

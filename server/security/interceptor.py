@@ -133,8 +133,10 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):
         if headers and unary:
             # Sent with the status: no extra frame (error paths merge them into their trailers).
             context.set_trailing_metadata(headers)
-        elif headers:
-            # A stream's caller needs them before the first message (HTTP headers in the bridge).
+        elif not unary:
+            # Sent at once, even when empty: a stream's caller needs them before the first message
+            # (HTTP headers in the bridge), and a watch stream may have no message for a long time;
+            # nobody should block waiting for headers that would come only with it.
             try:
                 await context.send_initial_metadata(headers)
             except BaseException:

@@ -123,9 +123,6 @@ def test_the_tables_are_not_empty():
     assert any(level == ADMIN for *_, level in GRPC_METHODS)
 
 
-@pytest.mark.parametrize("case", CREDENTIALS)
-@pytest.mark.parametrize("verb,url,endpoint,level", ROUTES,
-                         ids=[f"{v} {u}" for v, u, _, _ in ROUTES])
 def _text(response) -> str:
     """The body, or only its first chunk for a stream (log and download event streams never end)."""
     if response.mimetype in ("text/event-stream", "application/x-ndjson"):
@@ -135,6 +132,9 @@ def _text(response) -> str:
     return response.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("case", CREDENTIALS)
+@pytest.mark.parametrize("verb,url,endpoint,level", ROUTES,
+                         ids=[f"{v} {u}" for v, u, _, _ in ROUTES])
 def test_rest_route(secured_http, verb, url, endpoint, level, case):
     headers, _, role = CREDENTIALS[case]
     response = secured_http.open(url, method=verb, headers=headers)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server.app import GENERATION_SERVICE
 from server.backends.llama_cpp import LlamaCppBackend
@@ -43,6 +45,22 @@ def test_not_serving_while_the_model_loads_then_serving():
             wait_for(lambda: client.health() == "SERVING", timeout=30)
             assert client.health(GENERATION_SERVICE) == "SERVING"
             assert client.complete(prompt="hi", max_tokens=1).usage.completion_tokens == 1
+    finally:
+        GatedLoadBackend.gate.set()
+        running.stop()
+
+
+def test_a_kubernetes_style_watch_sees_the_model_become_ready():
+    GatedLoadBackend.gate.clear()
+    running = ServerThread(make_settings(), backends={"llama_cpp": _gated_factory}).start(wait_loaded=False)
+    try:
+        with grpc.insecure_channel(running.target) as channel:
+            watch = health_pb2_grpc.HealthStub(channel).Watch(
+                health_pb2.HealthCheckRequest(service=""), timeout=60)
+            assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+            GatedLoadBackend.gate.set()
+            assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+            watch.cancel()
     finally:
         GatedLoadBackend.gate.set()
         running.stop()
