@@ -57,7 +57,9 @@ def gunicorn_command(sock: socket.socket, options: BridgeProcessOptions) -> list
         "--error-logfile", "-",
         # gunicorn 27's control socket lives at one fixed path per user: two bridges would clash.
         "--no-control-socket",
-        "--config", "python:rest_bridge.gunicorn_conf",
+        # A file path, not `python:rest_bridge.gunicorn_conf`: importing the module would import
+        # the rest_bridge package (grpc, Flask) into the master, which never serves (~27 MiB).
+        "--config", gunicorn_conf.__file__,
     ]
     if options.access_log:
         command += ["--access-logfile", "-"]

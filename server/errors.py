@@ -121,6 +121,12 @@ class MemoryBudgetExceeded(TokenwireError):
                                             "available_mb": str(available_bytes >> 20)})
 
 
+class UnreadableModelFile(TokenwireError):
+    """The file is missing its GGUF header or is truncated: it cannot be loaded as a model."""
+
+    reason = "UNREADABLE_MODEL_FILE"
+
+
 class Unimplemented(TokenwireError):
     """The engine's backend cannot do this (e.g. tokenize on an OpenAI-compatible upstream)."""
 
@@ -145,26 +151,18 @@ class CatalogEntryNotFound(TokenwireError):
     reason = "CATALOG_MODEL_NOT_FOUND"
 
 
-class DownloadConflict(TokenwireError):
-    """The download would clash with a file or a running download (ALREADY_EXISTS)."""
-
-    reason = "ALREADY_EXISTS"
-
-
 class AddressRefused(TokenwireError):
     """A URL is well-formed but points where the server's policy forbids (private addresses)."""
 
     reason = "PRIVATE_ADDRESS_REFUSED"
 
 
-class DownloadPreconditionFailed(TokenwireError):
-    reason = "FAILED_PRECONDITION"
-
-
 class DownloadLimitReached(TokenwireError):
     """A server-side limit (concurrent downloads, disk space) refuses the download."""
 
     reason = "RESOURCE_EXHAUSTED"
+
+
 class SessionNotFound(TokenwireError):
     reason = "SESSION_NOT_FOUND"
 
@@ -188,6 +186,8 @@ class SessionBusy(TokenwireError):
     def __init__(self, session_id: str):
         super().__init__(f"session '{session_id}' is answering another message; wait for that "
                          f"turn to finish (or cancel it) and retry", metadata={"session_id": session_id})
+
+
 class Unauthenticated(TokenwireError):
     """No valid API key. The message never repeats what the caller sent."""
 
@@ -230,6 +230,7 @@ STATUS_CODES: dict[type[TokenwireError], grpc.StatusCode] = {
     AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     PreconditionFailed: grpc.StatusCode.FAILED_PRECONDITION,
     MemoryBudgetExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    UnreadableModelFile: grpc.StatusCode.FAILED_PRECONDITION,
     EngineFailure: grpc.StatusCode.INTERNAL,
     SessionNotFound: grpc.StatusCode.NOT_FOUND,
     SessionExists: grpc.StatusCode.ALREADY_EXISTS,
@@ -244,9 +245,7 @@ STATUS_CODES: dict[type[TokenwireError], grpc.StatusCode] = {
     # say it could never work) but the server's policy forbids it; an admin can allow it.
     DownloadNotFound: grpc.StatusCode.NOT_FOUND,
     CatalogEntryNotFound: grpc.StatusCode.NOT_FOUND,
-    DownloadConflict: grpc.StatusCode.ALREADY_EXISTS,
     AddressRefused: grpc.StatusCode.PERMISSION_DENIED,
-    DownloadPreconditionFailed: grpc.StatusCode.FAILED_PRECONDITION,
     DownloadLimitReached: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 

@@ -18,7 +18,7 @@ from server.backends.llama_model import LlamaModel
 from server.backends.llama_scheduler import EmbedJob, GenerateJob, Job, Scheduler, SchedulerStats
 from server.config import LoadParams
 from server.core.chat_template import ChatTemplate
-from server.core.gguf_metadata import read_chat_template
+from server.core.gguf_info import read_chat_template
 from server.core.types import Delta, GenerationRequest
 from server.errors import EngineUnavailable, InvalidArgument
 

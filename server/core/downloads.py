@@ -32,9 +32,8 @@ from server.core.download_transfer import Job, Transfer, unlink, write_state
 from server.core.download_types import (CancelAllOutcome, CancelOutcome, CatalogResolver,
                                         DownloadRequest, DownloadSnapshot, DownloadStatus,
                                         DownloadType, OnDownloaded, now_ms)
-from server.errors import (CatalogEntryNotFound, DownloadConflict, DownloadLimitReached,
-                           DownloadNotFound, DownloadPreconditionFailed, EngineUnavailable,
-                           InvalidArgument)
+from server.errors import (AlreadyExists, CatalogEntryNotFound, DownloadLimitReached,
+                           DownloadNotFound, EngineUnavailable, InvalidArgument, PreconditionFailed)
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +244,7 @@ class DownloadManager:
         model_id = sources.check_model_id(
             request.model_id or sources.model_id_from_filename(filename), "model_id")
         if request.auto_load and self._on_downloaded is None:
-            raise DownloadPreconditionFailed("auto_load is not available: this server cannot create "
+            raise PreconditionFailed("auto_load is not available: this server cannot create "
                                      "engines from downloads", reason="AUTO_LOAD_UNAVAILABLE")
         if not self.settings.allow_private_addresses:
             await self._check_addresses(parsed)
@@ -266,7 +265,7 @@ class DownloadManager:
             partial_dir.mkdir(parents=True, exist_ok=True)
             write_state(job)
         except OSError as exc:
-            raise DownloadPreconditionFailed(
+            raise PreconditionFailed(
                 f"cannot write to the models directory {models_dir}: {exc.strerror}",
                 reason="MODELS_DIR_NOT_WRITABLE") from None
         log.info("download %s: %s -> %s", job.download_id, url, job.final_path)
@@ -329,12 +328,12 @@ class DownloadManager:
         active = [job for job in self._jobs.values() if not job.status.terminal]
         for job in active:
             if job.model_id == model_id or job.filename == filename:
-                raise DownloadConflict(
+                raise AlreadyExists(
                     f"download {job.download_id} of model '{job.model_id}' ({job.filename}) is "
                     f"already in progress", reason="DOWNLOAD_IN_PROGRESS",
                     metadata={"download_id": job.download_id})
         if (self.models_dir / filename).exists() and not force:
-            raise DownloadConflict(f"{filename} is already in the models directory; set force to "
+            raise AlreadyExists(f"{filename} is already in the models directory; set force to "
                                 f"download it again", reason="FILE_EXISTS",
                                 metadata={"filename": filename})
         if len(active) >= self.settings.max_concurrent:

@@ -21,7 +21,7 @@ from server.core.download_types import DownloadRequest, DownloadType
 from server.core.downloads import DownloadManager
 from server.core.engines import EngineManager
 from server.core.model_library import ModelLibrary, ResolvedModel
-from server.errors import AlreadyExists, DownloadConflict
+from server.errors import AlreadyExists
 from tokenwire.v1 import engine_service_pb2 as engine_pb
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ class EnginesFromDownloads:
             await downloads.start_download(
                 DownloadRequest(url=spec.path, model_id=model_id, expected_sha256=spec.sha256,
                                 auto_load=True), DownloadType.STARTUP)
-        except DownloadConflict as exc:
+        except AlreadyExists as exc:
             if exc.reason != "DOWNLOAD_IN_PROGRESS":
                 self._pending.pop(model_id, None)
                 raise

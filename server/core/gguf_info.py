@@ -11,7 +11,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from server.errors import UnreadableModelFile
+
 GGUF_MAGIC = b"GGUF"
+CHAT_TEMPLATE_KEY = "tokenizer.chat_template"
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,11 @@ class GgufInfo:
     n_embd: int
     n_head: int
     n_head_kv: int
-    has_chat_template: bool
+    chat_template: str | None  # the Jinja template the file carries (untrusted: render sandboxed)
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(self.chat_template)
 
     def kv_bytes_per_token(self) -> int:
         """f16 K and V for one token over all layers (the KV cache's cost per context cell)."""
@@ -87,8 +94,21 @@ def _read(path: str, size: int, mtime_ns: int) -> GgufInfo:
         n_embd=int(field(f"{arch}.embedding_length", 0) or 0),
         n_head=int(field(f"{arch}.attention.head_count", 0) or 0),
         n_head_kv=int(field(f"{arch}.attention.head_count_kv", 0) or 0),
-        has_chat_template="tokenizer.chat_template" in reader.fields,
+        chat_template=_text_or_none(field(CHAT_TEMPLATE_KEY)),
     )
+
+
+def read_chat_template(path: str | os.PathLike) -> str | None:
+    """The chat template stored in the file, or None when it has none. A loader calls this before
+    it spends time and memory on the weights."""
+    try:
+        return read(path).chat_template
+    except (OSError, NotGguf) as exc:
+        raise UnreadableModelFile(f"cannot read GGUF metadata from {path}: {exc}") from None
+
+
+def _text_or_none(value) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _quantization(gguf, file_type) -> str:

@@ -95,3 +95,24 @@ def test_a_model_that_fails_to_load_is_reported_not_fatal(tmp_path):
         assert served.terminate() == 0
     finally:
         served.kill()
+
+
+def _port_answers(port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def test_a_killed_server_takes_its_rest_bridge_with_it():
+    """SIGKILL runs no shutdown code; the bridge notices its parent is gone and frees the port."""
+    served = ServeProcess().start()
+    try:
+        assert _port_answers(served.rest_port)
+        served.kill()
+        wait_for(lambda: not _port_answers(served.rest_port), timeout=30)
+    finally:
+        served.kill()
