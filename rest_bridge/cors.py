@@ -22,7 +22,7 @@ def init_app(app: Flask) -> None:
     app.after_request(_decorate)
 
 
-def _allowed_origin(cors, origin: str) -> str | None:
+def allowed_origin(cors, origin: str) -> str | None:
     """What Access-Control-Allow-Origin says for `origin`, or None when it is not allowed."""
     if not cors.enabled or not origin:
         return None
@@ -47,7 +47,7 @@ def _preflight():
     if request.method != "OPTIONS" or not origin or not wanted_method:
         return None
     cors = current_policy().cors
-    allow_origin = _allowed_origin(cors, origin)
+    allow_origin = allowed_origin(cors, origin)
     if allow_origin is None:
         return _refuse(f"CORS: origin {origin!r} is not allowed")
     methods = {m.upper() for m in cors.allowed_methods}
@@ -78,7 +78,7 @@ def _decorate(response: Response) -> Response:
     if not origin or "Access-Control-Allow-Origin" in response.headers or g.get("cors_refused"):
         return response
     cors = current_policy().cors
-    allow_origin = _allowed_origin(cors, origin)
+    allow_origin = allowed_origin(cors, origin)
     if cors.enabled:
         response.vary.add("Origin")
     if allow_origin is None:

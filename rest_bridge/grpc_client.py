@@ -31,6 +31,7 @@ from tokenwire.v1 import (auth_service_pb2_grpc, benchmark_service_pb2_grpc,
 EXTENSION = "tokenwire.grpc"
 BRIDGE_SECRET_KEY = "x-tokenwire-bridge-secret"
 CLIENT_ADDRESS_KEY = "x-tokenwire-client-address"
+BRIDGE_RELAY_KEY = "x-tokenwire-bridge-relay"
 # How often a waiting unary call looks for a client that went away.
 DISCONNECT_POLL_S = 0.25
 
@@ -129,6 +130,10 @@ class BridgeChannel(grpc.Channel):
         client may not set, plus the bridge's own vouching."""
         pairs = [(k, v) for k, v in (given or ()) if not k.lower().startswith("x-tokenwire-")]
         if not has_request_context():
+            # The bridge's own call (the socket.io relay, which checked its clients' keys when
+            # they connected): the server lets it call user-level methods, never admin ones.
+            if self._secret:
+                pairs += [(BRIDGE_SECRET_KEY, self._secret), (BRIDGE_RELAY_KEY, "socket.io")]
             return tuple(pairs)
         names = {k for k, _ in pairs}
         pairs += [(k, v) for k, v in forwarded_metadata() if k not in names]

@@ -67,7 +67,14 @@ _USAGE = {
     "type": "object",
     "required": ["prompt_tokens", "completion_tokens", "total_tokens"],
     "properties": {"prompt_tokens": _integer, "completion_tokens": _integer,
-                   "total_tokens": _integer},
+                   "total_tokens": _integer,
+                   "prompt_tokens_details": {
+                       "type": "object",
+                       "properties": {"cached_tokens": {
+                           "type": "integer",
+                           "description": "Prompt tokens whose KV cache was reused (a shared "
+                                          "prompt prefix, or the conversation's earlier turns) "
+                                          "instead of computed."}}}},
 }
 
 # Request parameters shared by chat completions and completions.

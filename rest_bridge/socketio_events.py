@@ -6,6 +6,10 @@ websocket through simple-websocket). Each event has one source in EVENT_SOURCES:
 opens its server stream and one that shapes each message. A source's pump thread starts with the
 first client, relays to every connected client, and reopens its stream after an error (the server
 restarting, or draining) with a growing pause.
+
+A client's API key is checked when it connects (the methods behind the events it will get); the
+relay's own streams are vouched for by the bridge secret, at user level. Origins follow the
+bridge's CORS policy.
 """
 
 from __future__ import annotations
@@ -20,7 +24,11 @@ import socketio
 from flask import Flask
 
 from rest_bridge import monitoring_shapes as shapes
+from rest_bridge.cors import allowed_origin
 from rest_bridge.grpc_client import GrpcClient
+from rest_bridge.policy import EXTENSION as POLICY_EXTENSION
+from rest_bridge.policy import PolicyCache
+from tokenwire.v1 import auth_service_pb2 as auth_pb
 from tokenwire.v1 import download_service_pb2 as dl_pb
 from tokenwire.v1 import hardware_service_pb2 as hw_pb
 from tokenwire.v1 import metrics_service_pb2 as metrics_pb
@@ -30,6 +38,10 @@ log = logging.getLogger(__name__)
 
 HARDWARE_INTERVAL_MS = 2000
 RETRY_MIN_S, RETRY_MAX_S = 0.5, 10.0
+CHECK_TIMEOUT_S = 10.0
+# Refused handshakes: the OpenAI error type and HTTP status the REST routes would answer with.
+REFUSALS = {grpc.StatusCode.UNAUTHENTICATED: ("authentication_error", 401),
+            grpc.StatusCode.PERMISSION_DENIED: ("permission_error", 403)}
 ENGINE_STATUS_NAMES = {1: "loading", 2: "loaded", 3: "failed", 4: "unloaded", 5: "unloading"}
 
 
@@ -161,13 +173,59 @@ class EventRelay:
             pause = min(pause * 2, RETRY_MAX_S)
 
 
+def _credentials(environ: dict, auth, key_header: str) -> list[tuple[str, str]]:
+    """The connecting client's API key as call metadata: from the handshake's headers (what a
+    non-browser client sends), or from socket.io's `auth` payload ({"token": KEY} or
+    {"api_key": KEY}: browsers cannot set headers on a WebSocket)."""
+    pairs = []
+    for name in {"authorization", "x-api-key", key_header.lower()}:
+        value = environ.get("HTTP_" + name.upper().replace("-", "_"))
+        if value and value.isascii():
+            pairs.append((name, value))
+    if isinstance(auth, dict):
+        key = auth.get("token") or auth.get("api_key")
+        if isinstance(key, str) and key.isascii() and not pairs:
+            pairs.append(("authorization", f"Bearer {key}"))
+    return pairs
+
+
+def _allow_origin(policies: PolicyCache, eio) -> Callable[[str | None, dict], bool]:
+    """engine.io's origin check, from the same live policy as every other route: same-origin
+    requests, and origins the CORS settings allow. engine.io echoes an allowed origin (never `*`)
+    and sends Allow-Credentials only when the policy allows credentials."""
+    def allowed(origin: str | None, environ: dict) -> bool:
+        cors = policies.get().cors
+        eio.cors_credentials = cors.allow_credentials
+        if not origin:
+            return True
+        if origin == f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}":
+            return True
+        return allowed_origin(cors, origin) is not None
+
+    return allowed
+
+
 def init_app(app: Flask, client: GrpcClient,
              sources: dict[str, EventSource | None] = EVENT_SOURCES) -> socketio.Server:
-    sio = socketio.Server(async_mode="threading", cors_allowed_origins="*")
+    policies: PolicyCache = app.extensions[POLICY_EXTENSION]
+    sio = socketio.Server(async_mode="threading", cors_credentials=False)
+    sio.eio.cors_allowed_origins = _allow_origin(policies, sio.eio)
     relay = EventRelay(sio, client, sources)
+    # What a client must be allowed to call to receive the events (the relay calls on its behalf).
+    methods = sorted({"tokenwire.v1.StatusService/GetStatus", *(s.rpc for s in relay.sources.values())})
 
     @sio.event
     def connect(sid, environ, auth=None):
+        metadata = _credentials(environ, auth, policies.get().api_key_header)
+        try:
+            client.auth.CheckAccess(auth_pb.CheckAccessRequest(methods=methods), metadata=metadata,
+                                    timeout=CHECK_TIMEOUT_S)
+        except grpc.RpcError as error:
+            kind = REFUSALS.get(error.code())
+            if kind:  # the client sees {message, data: {type, status}} (socket.io's connect_error)
+                raise socketio.exceptions.ConnectionRefusedError(
+                    error.details(), {"type": kind[0], "status": kind[1]}) from None
+            log.debug("socket.io: access not checked (%s); the events will say", error.code())
         relay.start()
         sio.start_background_task(relay.welcome, sid)
 

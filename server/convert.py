@@ -112,9 +112,9 @@ def generation_request_from_pb(
                              arrived_at=arrived_at)
 
 
-def usage_to_pb(usage: Usage) -> gen_pb.Usage:
+def usage_to_pb(usage: Usage, cached_prompt_tokens: int = 0) -> gen_pb.Usage:
     return gen_pb.Usage(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-                        total_tokens=usage.total_tokens)
+                        total_tokens=usage.total_tokens, cached_prompt_tokens=cached_prompt_tokens)
 
 
 def timings_to_pb(t: Timings) -> gen_pb.Timings:
@@ -128,7 +128,7 @@ def delta_to_pb(delta: Delta, engine_id: str) -> svc_pb.GenerateResponse:
     if delta.finish is not None:
         f = delta.finish
         pb.finish_reason = _FINISH_TO_PB[f.reason]
-        pb.usage.CopyFrom(usage_to_pb(f.usage))
+        pb.usage.CopyFrom(usage_to_pb(f.usage, f.reused_prompt_tokens))
         pb.timings.CopyFrom(timings_to_pb(f.timings))
         pb.seed = f.seed
     return pb
@@ -430,7 +430,7 @@ def turn_delta_to_pb(item: TurnDelta) -> session_pb.ChatResponse:
     if delta.finish is not None:
         f = delta.finish
         pb.finish_reason = _FINISH_TO_PB[f.reason]
-        pb.usage.CopyFrom(usage_to_pb(f.usage))
+        pb.usage.CopyFrom(usage_to_pb(f.usage, f.reused_prompt_tokens))
         pb.timings.CopyFrom(timings_to_pb(f.timings))
         pb.seed = f.seed
         pb.reused_prompt_tokens = f.reused_prompt_tokens

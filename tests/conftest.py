@@ -40,6 +40,15 @@ def no_key_in_logs():
     assert not leaks, f"an API key reached the logs {len(leaks)} time(s)"
 
 
+@pytest.fixture(autouse=True)
+def keep_debug_logging(no_key_in_logs):
+    """Tests that change the server's log level (Foundry's config, UpdateServerConfig) change
+    the root logger of this process; every test starts at DEBUG again, so the sentinel check
+    sees every record of every test."""
+    logging.getLogger().setLevel(logging.DEBUG)
+    yield
+
+
 @pytest.fixture(scope="session")
 def server():
     """The real server with the embedded SmolLM2 model, shared by the integration tests."""

@@ -235,7 +235,8 @@ def _include_usage(body: dict) -> bool:
 
 def _usage(usage: gen_pb.Usage) -> dict:
     return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens}
+            "total_tokens": usage.total_tokens,
+            "prompt_tokens_details": {"cached_tokens": usage.cached_prompt_tokens}}
 
 
 def _performance(timings: gen_pb.Timings) -> dict:

@@ -21,6 +21,7 @@ import grpc
 from flask import Blueprint, Response, jsonify, request
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
+from werkzeug.routing.exceptions import WebsocketMismatch
 
 from rest_bridge import errors
 from rest_bridge.errors import HttpError
@@ -30,6 +31,7 @@ from rest_bridge.routes import openai
 from rest_bridge.rpc_map import calls
 from rest_bridge.streaming import PeekedCall, stream_response
 from tokenwire.errors import from_rpc_error
+from tokenwire.v1 import auth_service_pb2 as auth_pb
 from tokenwire.v1 import engine_service_pb2 as engine_pb
 from tokenwire.v1 import generation_service_pb2 as gen_svc_pb
 from tokenwire.v1 import session_service_pb2 as session_pb
@@ -176,17 +178,33 @@ def chat_completions():
     return response
 
 
+WS_ONLY = "/chat/ws speaks WebSocket: send an Upgrade: websocket request"
+
+
+@blueprint.record_once
+def _plain_http_to_the_websocket_route(state) -> None:
+    """werkzeug refuses a plain HTTP request to a WebSocket route while routing, before any
+    blueprint sees it; say what the caller should do, in this family's error shape."""
+    state.app.register_error_handler(
+        WebsocketMismatch, lambda exc: errors.error_response(HttpError(400, WS_ONLY), error_body))
+
+
 @blueprint.before_request
 def _websocket_only():
-    """A plain HTTP request to the WebSocket route is the caller's mistake (400, and 401 first
-    without a key), not a bridge failure."""
-    if request.endpoint == "rust_sessions.chat_ws" and \
-            request.headers.get("Upgrade", "").lower() != "websocket":
-        raise HttpError(400, "/chat/ws speaks WebSocket: send an Upgrade: websocket request")
+    """An upgrade is accepted only from a caller who may chat: a refused handshake is a plain
+    401/403 the client can read, where a refusal after it could only close the socket."""
+    if request.endpoint != "rust_sessions.chat_ws":
+        return
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        raise HttpError(400, WS_ONLY)  # addressed as ws:// without the upgrade (401 first)
+    grpc_client().auth.CheckAccess(auth_pb.CheckAccessRequest(methods=list(WS_METHODS)))
+
+
+WS_METHODS = ("tokenwire.v1.SessionService/Chat",)
 
 
 @sock.route("/chat/ws", bp=blueprint)
-@calls("tokenwire.v1.SessionService/Chat")
+@calls(*WS_METHODS)
 def chat_ws(ws):
     """WebSocket chat: send one kebab-case JSON message, receive the answer's tokens as text
     frames; the server closes the socket when the answer is complete. Errors arrive as one text

@@ -39,6 +39,7 @@ class LlamaCppBackend(Backend):
         self._by_id: dict[str, Job] = {}
         self._live: set[Job] = set()
         self._n_threads: int | None = None  # set by tune(); else the configured count
+        self._closing = asyncio.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -66,12 +67,16 @@ class LlamaCppBackend(Backend):
         for job in list(self._live):
             job.events.put_nowait(EngineUnavailable(f"engine '{self.engine_id}' was unloaded",
                                                     reason="ENGINE_UNLOADED"))
-        if self._scheduler is not None:
-            await asyncio.to_thread(self._scheduler.stop)
-            self._scheduler = None
-        if self._model is not None:
-            self._model.close()
-            self._model = None
+        # One close at a time: a second one (a drain, then a shutdown) waits for the first and
+        # then finds nothing to stop, rather than freeing the model under a running decode or
+        # freeing the same native objects twice.
+        async with self._closing:
+            if self._scheduler is not None:
+                await asyncio.to_thread(self._scheduler.stop)
+                self._scheduler = None
+            if self._model is not None:
+                self._model.close()
+                self._model = None
 
     def _running(self) -> Scheduler:
         if self._scheduler is None:

@@ -198,8 +198,12 @@ class Scheduler:
                 if slot.job is not None:
                     slot.job.cancel()
             self._cond.notify()
-        self._thread.join()
-        llama_cpp.llama_batch_free(self._batch)
+        if self._thread.ident is not None:  # started
+            self._thread.join()
+        with self._cond:  # idempotent: the batch is freed once, by whichever stop gets here first
+            batch, self._batch = self._batch, None
+        if batch is not None:
+            llama_cpp.llama_batch_free(batch)
 
     @property
     def alive(self) -> bool:

@@ -19,7 +19,8 @@ from server.errors import (PermissionDenied, RateLimited, RequestTimeout, Server
 from server.interceptors import abort_with
 from server.security.access import ADMIN, PUBLIC, access_of
 from server.security.keys import ADMIN_ROLE, Identity, credentials
-from server.security.state import BRIDGE_SECRET_KEY, CLIENT_ADDRESS_KEY, SecurityState
+from server.security.state import (BRIDGE_RELAY_KEY, BRIDGE_SECRET_KEY, CLIENT_ADDRESS_KEY,
+                                   SecurityState)
 
 Trailers = tuple[tuple[str, str], ...]
 
@@ -100,6 +101,8 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):
         """Raises _Refused, or returns the rate-limit metadata and takes a concurrency slot."""
         state = self.state
         metadata = [(m.key, m.value) for m in context.invocation_metadata() or ()]
+        if level != ADMIN and self._is_bridge_relay(metadata):
+            return self._take_slot(())
         try:
             identity = authorize(state, metadata, level)
         except TokenwireError as error:
@@ -117,6 +120,14 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):
                                            metadata={"retry_after_seconds":
                                                      str(verdict.retry_after_seconds)}),
                                headers)
+        return self._take_slot(headers)
+
+    def _is_bridge_relay(self, metadata: list[tuple[str, str]]) -> bool:
+        values = dict(metadata)
+        return BRIDGE_RELAY_KEY in values and self.state.is_bridge(values.get(BRIDGE_SECRET_KEY))
+
+    def _take_slot(self, headers: Trailers) -> Trailers:
+        state = self.state
         if state.in_flight >= state.max_concurrent:
             raise _Refused(ServerBusy(f"The server is already running its limit of "
                                       f"{state.max_concurrent} concurrent requests; retry shortly."),

@@ -21,6 +21,9 @@ HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 # Metadata the REST bridge adds; only believed with the bridge's secret.
 BRIDGE_SECRET_KEY = "x-tokenwire-bridge-secret"
 CLIENT_ADDRESS_KEY = "x-tokenwire-client-address"
+# Sent with the bridge secret by the bridge's own streams (the socket.io relay), which serve
+# clients the bridge has already checked: user-level methods only, never admin ones.
+BRIDGE_RELAY_KEY = "x-tokenwire-bridge-relay"
 
 
 @dataclass(frozen=True)

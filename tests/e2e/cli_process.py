@@ -74,10 +74,11 @@ class ServeProcess:
 class BridgeProcess:
     """`tokenwire bridge` (gunicorn) in front of a gRPC server."""
 
-    def __init__(self, grpc_target: str, *args: str):
+    def __init__(self, grpc_target: str, *args: str, env: dict[str, str] | None = None):
         self.args = [TOKENWIRE, "bridge", "--grpc-target", grpc_target, "--host", "127.0.0.1",
                      "--port", "0", "--max-request-size", str(64 * 1024), "--request-timeout", "600",
                      *args]
+        self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen | None = None
         self.port = 0
 
@@ -86,16 +87,19 @@ class BridgeProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "BridgeProcess":
+        import urllib.error
         import urllib.request
 
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env=os.environ)
+                                     text=True, env=self.env)
         self.port = read_ports(self.proc, {"REST"})["REST"]
 
         def answers() -> bool:
             try:
                 with urllib.request.urlopen(self.base_url + "/v1/models", timeout=2) as response:
                     return response.status == 200
+            except urllib.error.HTTPError as error:
+                return error.code == 401  # keys required: up, and refusing strangers
             except OSError:
                 return False
 
@@ -103,9 +107,14 @@ class BridgeProcess:
         return self
 
     def stop(self) -> int:
+        """SIGTERM, then the exit code; what the bridge printed joins the sentinel check."""
+        from tests import sentinel
+
         self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(30)
+            out, err = self.proc.communicate(timeout=30)
+            sentinel.captured_output.extend([out or "", err or ""])
+            return self.proc.returncode
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()

@@ -53,14 +53,16 @@ def _routes() -> list[tuple[str, str, str, int]]:
     """(HTTP method, URL, endpoint, access level) for every route the bridge serves."""
     app = create_app(BridgeConfig(grpc_target="127.0.0.1:9"))  # never called: only the table
     declared = route_methods(app)
-    adapter = app.url_map.bind("localhost")
     routes = []
     for rule in app.url_map.iter_rules():
         methods = declared.get(rule.endpoint)
         if methods is None:  # static files (test_rpc_map checks that API views declare)
             continue
-        url = adapter.build(rule.endpoint, {name: "x" for name in rule.arguments},
-                            method=sorted(rule.methods - {"HEAD", "OPTIONS"})[0])
+        # From the rule itself: a view served at several paths (/health, /v1/health) is tried
+        # at each of them.
+        url = rule.build({name: "x" for name in rule.arguments})[1]
+        if rule.websocket:  # addressed as WebSocket clients do; plain HTTP is refused at routing
+            url = "ws://localhost" + url
         for verb in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             routes.append((verb, url, rule.endpoint, _level(methods)))
     return routes
@@ -85,6 +87,29 @@ def _grpc_methods() -> list[tuple[str, bool, bool, int]]:
 
 ROUTES = _routes()
 GRPC_METHODS = _grpc_methods()
+
+# What anyone may call without a key, written out: the matrix derives "public" from the same
+# Access options the server enforces, so a method marked public by mistake would pass it.
+EXPECTED_PUBLIC_METHODS = {
+    "/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",  # public_reflection on here
+    "/tokenwire.v1.AuthService/CheckAccess", "/tokenwire.v1.AuthService/GetBridgePolicy",
+    "/tokenwire.v1.MetricsService/GetMetricsSnapshot",
+    "/tokenwire.v1.MetricsService/GetPrometheusMetrics",
+    "/tokenwire.v1.StatusService/GetStatus", "/tokenwire.v1.StatusService/WatchStatus",
+}
+EXPECTED_PUBLIC_ROUTE_PREFIXES = ("/health", "/v1/health", "/readiness", "/api/health",
+                                  "/iblink/v1/foundry-local/health", "/metrics", "/v1/metrics",
+                                  "/v1/status", "/v1/auth/bridge-policy", "/docs", "/api/docs",
+                                  "/openapi.json")
+
+
+def test_the_public_list_is_exactly_health_metrics_status_and_docs():
+    assert {path for path, _, _, level in GRPC_METHODS if level == PUBLIC} == EXPECTED_PUBLIC_METHODS
+    public_routes = {url for _, url, _, level in ROUTES if level == PUBLIC}
+    assert all(url.startswith(EXPECTED_PUBLIC_ROUTE_PREFIXES) for url in public_routes), \
+        sorted(url for url in public_routes if not url.startswith(EXPECTED_PUBLIC_ROUTE_PREFIXES))
+    assert {"/health", "/v1/health", "/readiness", "/api/health/live"} <= public_routes
 
 
 @pytest.fixture(scope="module")
@@ -241,3 +266,24 @@ def test_reflection_can_be_made_private():
                        for s in answer.list_services_response.service)
     finally:
         running.stop()
+
+
+def test_only_the_bridge_s_own_relay_streams_skip_the_key_and_never_for_admin_methods(secured):
+    """The socket.io relay's streams carry the bridge secret and the relay marker instead of a
+    key. The marker alone (or with a wrong secret) opens nothing; with the secret it opens
+    user-level methods only."""
+    from tokenwire.v1 import engine_service_pb2, engine_service_pb2_grpc
+
+    relay = ("x-tokenwire-bridge-relay", "socket.io")
+    with grpc.insecure_channel(secured.target) as channel:
+        engines = engine_service_pb2_grpc.EngineServiceStub(channel)
+        for secret in ("", "not-the-secret"):
+            with pytest.raises(grpc.RpcError) as refused:
+                engines.ListEngines(engine_service_pb2.ListEnginesRequest(), metadata=(
+                    relay, ("x-tokenwire-bridge-secret", secret)))
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        vouched = (relay, ("x-tokenwire-bridge-secret", BRIDGE_SECRET))
+        assert engines.ListEngines(engine_service_pb2.ListEnginesRequest(), metadata=vouched).engines
+        with pytest.raises(grpc.RpcError) as admin:
+            engines.UnloadAllEngines(engine_service_pb2.UnloadAllEnginesRequest(), metadata=vouched)
+        assert admin.value.code() == grpc.StatusCode.UNAUTHENTICATED

@@ -11,6 +11,8 @@ import threading
 import grpc
 import pytest
 
+from rest_bridge import create_app
+from rest_bridge.config import BridgeConfig
 from server.config import ConfigError, load_settings
 from tests.conftest import CAPITAL_QUESTION
 from tests.file_server import TLS_CERT, FileServer, copy_embedded_gguf
@@ -280,7 +282,7 @@ def test_watch_downloads_streams_every_download(dl, files):
     assert mine[0].status == "downloading" and mine[-1].status == "completed"
 
 
-@pytest.mark.parametrize("field,value,why", [
+BAD_INPUTS = [
     ("filename", "../x.gguf", "contains a path separator"),
     ("filename", "..", "contains '..'"),
     ("filename", "/etc/passwd", "is an absolute path"),
@@ -297,7 +299,10 @@ def test_watch_downloads_streams_every_download(dl, files):
     ("url", "http://user:secret@127.0.0.1/x.gguf", "credentials"),
     ("url", "not a url", "spaces or control characters"),
     ("expected_sha256", "abc", "64 hexadecimal digits"),
-])
+]
+
+
+@pytest.mark.parametrize("field,value,why", BAD_INPUTS)
 def test_bad_names_and_urls_are_invalid_argument(dl, files, field, value, why):
     request = {"url": files.url(GGUF), "filename": "ok.gguf"}
     request[field] = value
@@ -305,6 +310,26 @@ def test_bad_names_and_urls_are_invalid_argument(dl, files, field, value, why):
         dl.start_download(**request)
     (violation,) = error.value.violations
     assert violation.field == field and why in violation.description
+
+
+@pytest.fixture(scope="module")
+def dl_http(dl_server):
+    """The REST bridge (in process) in front of the download server."""
+    with grpc.insecure_channel(dl_server.target) as channel:
+        app = create_app(BridgeConfig(grpc_target=dl_server.target, request_timeout_s=600),
+                         channel=channel)
+        app.testing = True
+        yield app.test_client()
+
+
+@pytest.mark.parametrize("field,value,why", BAD_INPUTS)
+def test_bad_names_and_urls_are_400_over_rest_naming_the_field(dl_http, files, field, value, why):
+    body = {"url": files.url(GGUF), "filename": "ok.gguf", field: value}
+    refused = dl_http.post("/v1/model-downloads", json=body)
+    assert refused.status_code == 400
+    violations = [v for d in refused.get_json()["details"] for v in d.get("fieldViolations", ())]
+    assert [v["field"] for v in violations] == [field]
+    assert why in violations[0]["description"]
 
 
 def test_traversal_in_the_url_path_is_refused(dl, files):

@@ -11,6 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server.app import GENERATION_SERVICE
 from server.backends.llama_cpp import LlamaCppBackend
+from server.config import LoadParams, embedded_model_path, load_settings
 from tests.conftest import BAN_END_OF_GENERATION
 from tests.helpers import ServerThread, make_settings, wait_for
 from tokenwire import Client, UnavailableError
@@ -88,3 +89,18 @@ def test_drain_refuses_new_work_reports_not_serving_and_lets_streams_finish():
         assert shutdown.result(30) is True  # everything finished within the grace period
     finally:
         running.stop()
+
+
+def test_an_engine_closed_twice_at_once_frees_its_native_state_once():
+    """A drain unloads the engines and a shutdown after it closes them again; the second close
+    must find nothing to free (a double free aborts the whole process)."""
+    params = load_settings().resolve_load_params(LoadParams(n_ctx=256, n_parallel=1, n_batch=64))
+    backend = LlamaCppBackend("twice", str(embedded_model_path()), params)
+
+    async def load_then_close_twice() -> None:
+        await backend.load()
+        await asyncio.gather(backend.close(), backend.close())
+        await backend.close()
+
+    asyncio.run(load_then_close_twice())
+    assert backend.health().detail == "scheduler not running"

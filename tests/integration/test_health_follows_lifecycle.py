@@ -46,6 +46,9 @@ def test_not_ready_while_the_model_loads_then_ready():
             assert foundry == {"is_running": False, "status": "starting", "port": None, "model": None}
             live = http.get("/api/health/live")  # alive all along
             assert live.status_code == 200 and live.get_json()["alive"] is True
+            detail = http.get("/api/health/status").get_json()
+            assert detail["ready"] is False and detail["engines"]["loading"] == 1
+            assert detail["components"]["models"]["healthy"] is False
 
             GatedLoadBackend.gate.set()
             wait_for(lambda: client.health() == "SERVING", timeout=30)
@@ -72,6 +75,8 @@ def test_not_ready_while_draining():
             assert body["status"] == "draining" and body["uptime"] == "draining"
             assert body["services"]["draining"]["status"] == "unhealthy"
             assert http.get("/api/health/status").get_json()["draining"] is True
+            foundry = http.get("/iblink/v1/foundry-local/health").get_json()["foundry_local"]
+            assert foundry["status"] == "stopping"
             list(stream)  # the in-flight stream still finishes
         assert shutdown.result(30) is True
     finally:

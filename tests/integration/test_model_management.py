@@ -213,8 +213,36 @@ def test_a_forced_removal_ends_the_stream_with_unavailable(server, engines):
         engines.RemoveEngine(engine_pb.RemoveEngineRequest(engine_id="forced", force=True))
         with pytest.raises(Exception) as ended:
             list(stream)
-    assert ended.value.code == grpc.StatusCode.UNAVAILABLE
-    assert "forced" not in _engine_ids(engines)
+        assert (ended.value.code, ended.value.reason) == (grpc.StatusCode.UNAVAILABLE,
+                                                          "ENGINE_UNLOADED")
+        assert "forced" not in _engine_ids(engines)
+        with pytest.raises(Exception) as gone:
+            client.complete("Hello", model="forced", max_tokens=2)
+        assert gone.value.code == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_stream_that_outlives_the_unload_grace_is_cancelled(server, models_dir):
+    settings = make_settings(model_store={"directory": str(models_dir)},
+                             engine={"unload_grace_seconds": 0.5})
+    running = ServerThread(settings).start()
+    try:
+        with grpc.insecure_channel(running.target) as channel, \
+                Client(running.target, timeout=240) as client:
+            stub = engine_grpc.EngineServiceStub(channel)
+            stub.AddEngine(engine_pb.AddEngineRequest(engine_id="slow", model=COPY_NAME))
+            stream = client.generate("Once upon a time", model="slow", max_tokens=2000,
+                                     logit_bias=BAN_END_OF_GENERATION)
+            next(stream)
+            stub.RemoveEngine(engine_pb.RemoveEngineRequest(engine_id="slow"))  # waits the grace
+            with pytest.raises(Exception) as ended:
+                list(stream)
+            assert ended.value.code == grpc.StatusCode.UNAVAILABLE
+            assert "slow" not in _engine_ids(stub)
+            # The server is fine afterwards.
+            assert client.complete(messages=CAPITAL_QUESTION, max_tokens=8,
+                                   temperature=0).usage.completion_tokens > 0
+    finally:
+        running.stop()
 
 
 def test_the_default_engine_cannot_be_removed(engines):

@@ -7,6 +7,8 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from server.monitoring import hardware
+
 from tests.conftest import CAPITAL_QUESTION
 
 PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0;q=0.9,"
@@ -137,7 +139,9 @@ def test_hardware_info_shows_this_machine(http):
     assert cpu["brand"] and cpu["architecture"]
     assert {"performance_cores", "efficiency_cores", "base_frequency_ghz", "max_frequency_ghz"} <= set(cpu)
     assert info["memory"]["total_gb"] == pytest.approx(psutil.virtual_memory().total / 1e9)
-    assert info["gpu"] is None and info["gpus"] == []  # NVML absent: no GPU, no error
+    expected = hardware.Nvml().gpus()  # [] without NVML or a GPU: no GPU, and no error
+    assert [g["name"] for g in info["gpus"]] == [g["name"] for g in expected]
+    assert (info["gpu"] is None) == (not expected)
     assert set(info["thermal"]) == {"cpu_temperature_c", "thermal_state", "throttling"}
     assert info["python_version"].count(".") == 2 and info["os_version"]
     assert "mlx_version" in info and "chip_type" in info and "chip_variant" in info
@@ -152,7 +156,8 @@ def test_hardware_metrics_show_this_process(http):
     metrics = answer.get_json()
     assert len(metrics["cpu"]["performance_core_usage"]) == psutil.cpu_count()
     assert len(metrics["cpu"]["load_average"]) == 3
-    assert metrics["metal"] is None  # no GPU here
+    # Impetus's accelerator block: the first GPU, when there is one.
+    assert (metrics["metal"] is None) == (not hardware.Nvml().gpus())
     process = metrics["process"]
     assert process["pid"] == os.getpid()  # the test process hosts the server
     assert process["threads"] > 1 and process["memory_mb"] > 10 and process["file_descriptors"] > 3
@@ -223,7 +228,8 @@ def test_benchmark_returns_real_measurements(http):
     assert body["tokens_per_second"] > 0 and body["first_token_latency_ms"] > 0
     assert body["total_time_seconds"] == pytest.approx(sum(s["time_seconds"] for s in body["samples"]))
     assert body["memory_usage_mb"] > 10
-    assert body["gpu_utilization_percent"] is None  # no GPU here
+    if not hardware.Nvml().gpus():
+        assert body["gpu_utilization_percent"] is None
 
 
 @pytest.mark.parametrize("path, payload, status", [

@@ -12,6 +12,7 @@ import requests
 from websockets.sync.client import connect
 
 from tests.conftest import BAN_END_OF_GENERATION
+from tests.helpers import wait_for
 
 
 def kebab(prompt: str, session_id: str | None = None, **extra) -> dict:
@@ -53,7 +54,7 @@ def test_a_kebab_case_chat_streams_raw_tokens_and_keeps_the_history(http):
                        {"role": "assistant", "content": answers[1]}]
 
     assert http.post(f"/chat/history/{session_id}/rollback", json={"amount": 2}).get_json() == {"status": "ok"}
-    assert len(http.get(f"/chat/history/{session_id}").get_json()) == 3
+    assert http.get(f"/chat/history/{session_id}").get_json() == history[:3]
     for amount in (-1, 3):
         response = http.post(f"/chat/history/{session_id}/rollback", json={"amount": amount})
         assert response.status_code == 400 and "amount" in response.get_json()["error"]
@@ -129,6 +130,24 @@ def test_conversation_id_continues_a_server_side_session(http):
         **body, "messages": [{"role": "user", "content": "Third"}]}).get_json()["usage"]["prompt_tokens"]
 
 
+def test_use_cache_decides_whether_a_turn_reuses_the_conversation_s_kv(http):
+    conversation = f"cache-{uuid.uuid4()}"
+    body = {"max_tokens": 4, "temperature": 0, "conversation_id": conversation,
+            "messages": [{"role": "system", "content": "You are terse. " * 20},
+                         {"role": "user", "content": "Hello"}]}
+    first = http.post("/v1/chat/completions", json=body).get_json()["usage"]
+    # A new conversation computes its prompt (at most the template's opening tokens are shared
+    # with whatever a free sequence last held).
+    assert first["prompt_tokens_details"]["cached_tokens"] < 8
+    turn = {**body, "messages": [{"role": "user", "content": "And again"}]}
+    reused = http.post("/v1/chat/completions", json={**turn, "use_cache": True}).get_json()["usage"]
+    # The whole earlier conversation (system prompt, first turn) came from the session's KV.
+    assert reused["prompt_tokens_details"]["cached_tokens"] > first["prompt_tokens"]
+    recomputed = http.post("/v1/chat/completions", json={**turn, "use_cache": False}).get_json()
+    assert recomputed["usage"]["prompt_tokens_details"] == {"cached_tokens": 0}
+    assert recomputed["usage"]["prompt_tokens"] > reused["prompt_tokens"]
+
+
 def test_a_second_turn_while_one_runs_is_409(bridge):
     session_id = f"busy-{uuid.uuid4()}"
     long_turn = kebab("Write a long story.", session_id, **{"max-token": 400})
@@ -176,3 +195,28 @@ def test_the_session_service_is_also_served_natively_by_the_transcoder(http):
     assert branched["session"]["messageCount"] == 1
     assert http.delete(f"/v1/sessions/{session_id}").status_code == 200
     assert http.get(f"/v1/sessions/{session_id}").status_code == 404
+
+
+def test_a_client_that_leaves_mid_turn_leaves_the_history_as_it_was(bridge):
+    base, session_id = bridge.base_url, f"leave-{uuid.uuid4()}"
+    assert requests.post(f"{base}/chat/completions", json=kebab("Hi", session_id),
+                         timeout=120).status_code == 200
+    before = requests.get(f"{base}/chat/history/{session_id}", timeout=30).json()
+    story = kebab("Write a long story.", session_id, **{"max-token": 400})
+    with requests.post(f"{base}/chat/completions", json=story, stream=True, timeout=120) as left:
+        assert left.status_code == 200
+        next(left.iter_content(chunk_size=None))  # the turn is running; then the client leaves
+
+    def idle() -> bool:  # a rollback of nothing is refused (409) only while a turn runs
+        return requests.post(f"{base}/chat/history/{session_id}/rollback", json={"amount": 0},
+                             timeout=30).status_code == 200
+
+    wait_for(idle, timeout=60)
+    assert requests.get(f"{base}/chat/history/{session_id}", timeout=30).json() == before
+
+
+def test_plain_http_to_the_websocket_route_says_to_upgrade(http):
+    response = http.get("/chat/ws")
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "/chat/ws speaks WebSocket: send an Upgrade: "
+                                             "websocket request"}

@@ -89,7 +89,11 @@ def test_key_over_budget_gets_429_with_headers_and_another_key_is_untouched(limi
         assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         trailers = dict(caught.value.trailing_metadata())
         assert trailers["x-ratelimit-remaining"] == trailers["x-rate-limit-remaining"] == "0"
-        assert int(trailers["retry-after"]) > 0
+        assert trailers["x-ratelimit-limit"] == refused.headers["X-RateLimit-Limit"] == "3"
+        # The window moves on by the second between the two answers: equal, give or take one.
+        assert abs(int(trailers["retry-after"]) - int(refused.headers["Retry-After"])) <= 1
+        assert abs(int(trailers["x-ratelimit-reset"])
+                   - int(refused.headers["X-RateLimit-Reset"])) <= 1
         _, call = engines.ListEngines.with_call(engine_service_pb2.ListEnginesRequest(),
                                                 metadata=(("x-api-key", KEY_B),))
         assert dict(call.trailing_metadata())["x-ratelimit-remaining"] == "1"
@@ -109,6 +113,13 @@ def test_key_over_budget_gets_429_with_headers_and_another_key_is_untouched(limi
                         headers=bearer(ADMIN_KEY))
     assert cleared.status_code == 200 and cleared.get_json()["cleared_clients"] == 1
     assert http.get("/v1/models", headers=bearer(KEY_A)).status_code == 200
+
+    # clear_all gives every client its whole budget back.
+    assert http.get("/v1/models", headers={"X-API-Key": KEY_B}).headers["X-RateLimit-Remaining"] == "0"
+    everyone = http.post("/v1/auth/clear", json={"clear_all": True}, headers=bearer(ADMIN_KEY))
+    assert everyone.status_code == 200 and everyone.get_json()["cleared_clients"] == 2
+    for key in (KEY_A, KEY_B):
+        assert http.get("/v1/models", headers={"X-API-Key": key}).headers["X-RateLimit-Remaining"] == "2"
 
 
 def test_keyless_clients_are_limited_by_their_own_address_through_the_bridge():
@@ -240,6 +251,20 @@ def test_cors_wildcard_is_never_sent_with_credentials():
         assert "Access-Control-Allow-Credentials" not in response.headers
 
 
+def test_an_origin_added_through_the_auth_config_is_allowed_at_once():
+    settings = make_settings(cors={"allowed_origins": ["https://a.example"]})
+    with running(settings, wait_loaded=False) as (_, http):
+        newcomer = {"Origin": "https://new.example"}
+        assert "Access-Control-Allow-Origin" not in http.get("/v1/models", headers=newcomer).headers
+        changed = http.put("/v1/auth/config", json={"cors": {
+            "allowed_origins": ["https://a.example", "https://new.example"]}})
+        assert changed.status_code == 200
+        assert http.get("/v1/models", headers=newcomer).headers[
+            "Access-Control-Allow-Origin"] == "https://new.example"
+        assert http.get("/v1/auth/config").get_json()["cors"]["allowed_origins"] == [
+            "https://a.example", "https://new.example"]
+
+
 # -- size, time and concurrency limits ----------------------------------------------------------
 
 
@@ -287,6 +312,10 @@ def test_too_many_concurrent_streams_are_refused_at_once_and_the_server_recovers
             assert "concurrent requests" in caught.value.details()
             busy = http.post("/v1/completions", json={"prompt": "Hi", "max_tokens": 1})
             assert busy.status_code == 503 and busy.headers["Retry-After"] == "1"
+            # Refused at once, not queued behind the running streams: both still hold their
+            # sequences (900 tokens each) after the two refusals came back. (Read in process: a
+            # gRPC call to ask would be refused too.)
+            assert server.backend().stats().active == 2
             for stream in streams:
                 stream.cancel()
             wait_for(lambda: server.server.security.in_flight == 0, timeout=30)

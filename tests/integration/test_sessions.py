@@ -37,22 +37,27 @@ def sc(session_server):
         yield c
 
 
-def test_ten_turns_keep_their_order_and_survive_a_restart(store_path, sc, session_server):
-    session = sc.create_session("ten-turns", system_prompt="You are terse.")
-    finals = []
-    for i in range(10):
-        deltas = turn(sc, session.session_id, f"Say the number {i}.")
-        final = deltas[-1]
-        assert final.finish_reason is not None and final.message_count == 2 * (i + 1)
-        finals.append(final)
-    history = sc.history("ten-turns")
+def test_ten_turns_keep_their_order_and_survive_a_restart():
+    store_path = f"{tempfile.mkdtemp(prefix='tokenwire-restart-')}/sessions.db"
+    first = ServerThread(make_settings(sessions={"store_path": store_path})).start()
+    try:
+        with Client(first.target, timeout=240) as sc:
+            session = sc.create_session("ten-turns", system_prompt="You are terse.")
+            finals = []
+            for i in range(10):
+                deltas = turn(sc, session.session_id, f"Say the number {i}.")
+                final = deltas[-1]
+                assert final.finish_reason is not None and final.message_count == 2 * (i + 1)
+                finals.append(final)
+            history = sc.history("ten-turns")
+    finally:
+        first.stop()  # the server is gone before the next one opens the database
     assert [m["role"] for m in history] == ["user", "assistant"] * 10
     assert [m["content"] for m in history[::2]] == [f"Say the number {i}." for i in range(10)]
     # Every follow-up turn found the session's KV resident and reused the whole earlier prompt.
     assert all(f.reused_prompt_tokens > 0.8 * finals[i - 1].usage.total_tokens
                for i, f in enumerate(finals) if i > 0)
 
-    # A new server on the same database sees the same sessions.
     restarted = ServerThread(make_settings(sessions={"store_path": store_path})).start()
     try:
         with Client(restarted.target, timeout=240) as again:
