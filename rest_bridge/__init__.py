@@ -18,7 +18,8 @@ def create_app(config: BridgeConfig | None = None, *, channel: grpc.Channel | No
     """The bridge app. `channel` lets tests share one; otherwise the app opens and owns its own."""
     from rest_bridge import cors, socketio_events, tracing, transcoder
     from rest_bridge.routes import (docs, foundry, foundry_monitoring, impetus, impetus_monitoring,
-                                    kolosal, kolosal_auth, monitoring, openai, rust_sessions)
+                                    kolosal, kolosal_auth, monitoring, openai, rust_sessions,
+                                    web_ui)
 
     config = config or BridgeConfig()
     app = Flask(__name__)
@@ -38,6 +39,7 @@ def create_app(config: BridgeConfig | None = None, *, channel: grpc.Channel | No
     app.register_blueprint(impetus.blueprint)
     app.register_blueprint(foundry.blueprint)
     app.register_blueprint(rust_sessions.blueprint)
+    app.register_blueprint(web_ui.blueprint)
     for family in (monitoring, impetus_monitoring, foundry_monitoring):
         app.register_blueprint(family.blueprint)
     app.register_blueprint(transcoder.build_blueprint())

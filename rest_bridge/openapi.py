@@ -61,10 +61,11 @@ FAMILY_DOCS: tuple[str, ...] = (
     "rest_bridge.routes.monitoring",
     "rest_bridge.routes.impetus_monitoring",
     "rest_bridge.routes.foundry_monitoring",
+    "rest_bridge.routes.web_ui",
 )
 
 #: Endpoints that are not API routes and stay out of the document.
-EXCLUDED_ENDPOINTS = frozenset({"static", "docs.asset"})
+EXCLUDED_ENDPOINTS = frozenset({"static", "docs.asset", "web_ui.asset"})
 
 #: Where the proto sources are looked for, to read comments (a checkout has them; a wheel not).
 PROTO_ROOTS: tuple[Path, ...] = (Path(__file__).resolve().parent.parent / "proto",)

@@ -1,0 +1,405 @@
+// The built-in chat page (reference document 003's "Web UI"), on the session API only:
+// POST /chat/completions (kebab-case body, raw-token SSE, the session id in X-Session-Id),
+// GET /sessions, GET|DELETE /chat/history/{id}, POST /chat/history/{id}/rollback,
+// POST /v1/sessions/{id}:branch, GET /models and GET /readiness.
+// Every text from the server reaches the page through textContent, never as HTML.
+"use strict";
+
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const SETTINGS_KEY = "tokenwire.chat.settings";
+  const DEFAULTS = {temperature: 0.7, topP: 0.95, topK: 40, maxTokens: 512, repeatPenalty: 1.1,
+                    systemPrompt: "", stop: "", apiKey: ""};
+  const FIELDS = {temperature: "set-temperature", topP: "set-top-p", topK: "set-top-k",
+                  maxTokens: "set-max-tokens", repeatPenalty: "set-repeat-penalty",
+                  systemPrompt: "set-system-prompt", stop: "set-stop", apiKey: "set-api-key"};
+  const READINESS_EVERY_MS = 5000;
+
+  const state = {sessionId: null, messages: [], controller: null, branchAt: null,
+                 settings: loadSettings()};
+
+  // -- settings ---------------------------------------------------------------------------
+
+  function loadSettings() {
+    try {
+      return Object.assign({}, DEFAULTS, JSON.parse(localStorage.getItem(SETTINGS_KEY) || "{}"));
+    } catch (e) {
+      return Object.assign({}, DEFAULTS);
+    }
+  }
+
+  function bindSettings() {
+    for (const [key, id] of Object.entries(FIELDS)) {
+      const field = $(id);
+      field.value = state.settings[key];
+      field.addEventListener("change", () => {
+        state.settings[key] = field.value;
+        localStorage.setItem(SETTINGS_KEY, JSON.stringify(state.settings));
+      });
+    }
+    $("toggle-settings").addEventListener("click", () => {
+      const panel = $("settings");
+      panel.hidden = !panel.hidden;
+      $("toggle-settings").setAttribute("aria-expanded", String(!panel.hidden));
+    });
+  }
+
+  // -- talking to the bridge ------------------------------------------------------------------
+
+  function headers(json) {
+    const h = {};
+    if (json) h["Content-Type"] = "application/json";
+    if (state.settings.apiKey) h["Authorization"] = "Bearer " + state.settings.apiKey;
+    return h;
+  }
+
+  async function errorText(response) {
+    try {
+      const body = await response.json();
+      const error = body.error;
+      return typeof error === "string" ? error : (error && error.message) || body.message ||
+        JSON.stringify(body);
+    } catch (e) {
+      return response.status + " " + response.statusText;
+    }
+  }
+
+  async function api(method, path, body) {
+    const response = await fetch(path, {method: method, headers: headers(body !== undefined),
+                                        body: body === undefined ? undefined : JSON.stringify(body)});
+    if (!response.ok) throw new Error(await errorText(response));
+    return response.status === 204 ? null : response.json();
+  }
+
+  // One SSE event ("event:" and "data:" lines); data lines join with "\n", as the server split them.
+  function parseEvent(block) {
+    let type = "message";
+    const data = [];
+    for (const line of block.split("\n")) {
+      if (line.startsWith("event:")) type = line.slice(6).trim();
+      else if (line.startsWith("data: ")) data.push(line.slice(6));
+      else if (line.startsWith("data:")) data.push(line.slice(5));
+    }
+    return {type: type, data: data.length ? data.join("\n") : null};
+  }
+
+  // -- rendering --------------------------------------------------------------------------
+
+  function button(label, onClick, className) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = label;
+    if (className) b.className = className;
+    b.addEventListener("click", onClick);
+    return b;
+  }
+
+  // Text with ``` fenced code blocks, each with a copy button.
+  function fillContent(element, text) {
+    element.replaceChildren();
+    text.split("```").forEach((part, i) => {
+      if (i % 2 === 0) {
+        if (part) element.appendChild(document.createTextNode(part));
+        return;
+      }
+      const newline = part.indexOf("\n");
+      const language = newline > 0 ? part.slice(0, newline).trim() : "";
+      const code = newline >= 0 ? part.slice(newline + 1) : part;
+      const pre = document.createElement("pre");
+      const codeElement = document.createElement("code");
+      if (language) codeElement.dataset.language = language;
+      codeElement.textContent = code;
+      pre.appendChild(codeElement);
+      pre.appendChild(button("Copy", () => navigator.clipboard.writeText(code)));
+      element.appendChild(pre);
+    });
+  }
+
+  function messageNode(message, index) {
+    const node = document.createElement("article");
+    node.className = "message " + message.role;
+    node.dataset.index = String(index);
+    const content = document.createElement("div");
+    content.className = "content";
+    fillContent(content, message.content);
+    node.appendChild(content);
+    const actions = document.createElement("div");
+    actions.className = "actions";
+    if (message.role === "user") actions.appendChild(button("Edit", () => startEdit(index)));
+    if (message.role === "assistant" && index === state.messages.length - 1) {
+      actions.appendChild(button("Regenerate", regenerate));
+    }
+    if (actions.childElementCount) node.appendChild(actions);
+    return node;
+  }
+
+  function render() {
+    const box = $("messages");
+    box.replaceChildren(...state.messages.map(messageNode));
+    box.scrollTop = box.scrollHeight;
+  }
+
+  function showError(text) {
+    $("error").textContent = text;
+    $("error").hidden = !text;
+  }
+
+  function busy(on) {
+    $("send").disabled = on;
+    $("stop").hidden = !on;
+  }
+
+  // "loading", "streaming" or "idle", on <body data-state>: for styles, and for anything that
+  // drives the page (a browser test waits for "idle").
+  function pageState(name) {
+    document.body.dataset.state = name;
+  }
+
+  function counter(tokens, firstAt) {
+    const seconds = (performance.now() - firstAt) / 1000;
+    const rate = tokens > 1 && seconds > 0 ? ((tokens - 1) / seconds).toFixed(1) : "…";
+    $("counter").textContent = tokens + " tokens · " + rate + " tok/s";
+  }
+
+  // -- sessions ---------------------------------------------------------------------------
+
+  async function refreshSessions() {
+    let ids = [];
+    try {
+      ids = await api("GET", "/sessions");
+    } catch (e) {
+      showError(e.message);
+      return;
+    }
+    const list = $("sessions");
+    list.replaceChildren(...ids.map((id) => {
+      const item = document.createElement("li");
+      if (id === state.sessionId) item.className = "current";
+      item.appendChild(button(id, () => openSession(id), "open"));
+      item.appendChild(button("×", () => deleteSession(id), "delete"));
+      return item;
+    }));
+  }
+
+  async function openSession(id) {
+    if (state.controller) return;
+    try {
+      state.messages = await api("GET", "/chat/history/" + encodeURIComponent(id));
+      state.sessionId = id;
+      cancelEdit();
+      showError("");
+      render();
+      await refreshSessions();
+    } catch (e) {
+      showError(e.message);
+    }
+  }
+
+  async function deleteSession(id) {
+    try {
+      await api("DELETE", "/chat/history/" + encodeURIComponent(id));
+      if (id === state.sessionId) newChat();
+      await refreshSessions();
+    } catch (e) {
+      showError(e.message);
+    }
+  }
+
+  function newChat() {
+    if (state.controller) return;
+    state.sessionId = null;
+    state.messages = [];
+    cancelEdit();
+    showError("");
+    $("counter").textContent = "";
+    render();
+    refreshSessions();
+  }
+
+  // -- a turn -----------------------------------------------------------------------------
+
+  function requestBody(text) {
+    const s = state.settings;
+    const body = {"model-name": $("model").value, prompt: text, "max-token": Number(s.maxTokens),
+                  temperature: Number(s.temperature), "top-p": Number(s.topP),
+                  "top-k": Number(s.topK), "repeat-penalty": Number(s.repeatPenalty)};
+    if (state.sessionId) body["session-id"] = state.sessionId;
+    else if (s.systemPrompt) body["system-prompt"] = s.systemPrompt;
+    const stop = String(s.stop).split("\n").map((x) => x.trim()).filter(Boolean);
+    if (stop.length) body.stop = stop;
+    return body;
+  }
+
+  async function send(text) {
+    if (state.controller || !text.trim()) return;
+    showError("");
+    if (state.branchAt !== null) {
+      // Edit-and-regenerate: a new session holding the history before the edited message.
+      // The page shows the system prompt as the first message; the session counts it apart.
+      const shown = state.messages.length && state.messages[0].role === "system" ? 1 : 0;
+      try {
+        const branch = await api("POST", "/v1/sessions/" + encodeURIComponent(state.sessionId) +
+                                 ":branch", {message_count: state.branchAt - shown});
+        const session = branch.session;
+        state.sessionId = session.sessionId || session.session_id;
+        state.messages = state.messages.slice(0, state.branchAt);
+      } catch (e) {
+        showError(e.message);
+        return;
+      }
+      cancelEdit();
+    }
+    const body = requestBody(text);
+    state.messages.push({role: "user", content: text}, {role: "assistant", content: ""});
+    render();
+    const reply = state.messages[state.messages.length - 1];
+    const target = $("messages").lastElementChild.querySelector(".content");
+    state.controller = new AbortController();
+    busy(true);
+    pageState("streaming");
+    let tokens = 0;
+    let firstAt = null;
+    try {
+      const response = await fetch("/chat/completions", {
+        method: "POST", headers: headers(true), body: JSON.stringify(body),
+        signal: state.controller.signal});
+      if (!response.ok) throw new Error(await errorText(response));
+      state.sessionId = response.headers.get("X-Session-Id") || state.sessionId;
+      const reader = response.body.getReader();
+      const decoder = new TextDecoder();
+      let buffered = "";
+      for (;;) {
+        const chunk = await reader.read();
+        if (chunk.done) break;
+        buffered += decoder.decode(chunk.value, {stream: true});
+        let end;
+        while ((end = buffered.indexOf("\n\n")) >= 0) {
+          const event = parseEvent(buffered.slice(0, end));
+          buffered = buffered.slice(end + 2);
+          if (event.type === "error") {
+            let message = event.data;
+            try { message = JSON.parse(event.data).error || message; } catch (e) { /* raw */ }
+            throw new Error(typeof message === "string" ? message : JSON.stringify(message));
+          }
+          if (event.data === null) continue;  // a comment or keep-alive
+          reply.content += event.data;
+          tokens += 1;
+          if (firstAt === null) firstAt = performance.now();
+          fillContent(target, reply.content);
+          counter(tokens, firstAt);
+        }
+      }
+    } catch (e) {
+      if (e.name !== "AbortError") showError(e.message);
+    } finally {
+      state.controller = null;
+      busy(false);
+    }
+    // The server's history is the truth: a stopped or failed turn was not stored.
+    if (state.sessionId) await openSession(state.sessionId);
+    else render();
+    pageState("idle");
+  }
+
+  async function regenerate() {
+    const lastUser = state.messages.length - 2;
+    if (state.controller || lastUser < 0 || state.messages[lastUser].role !== "user") return;
+    const text = state.messages[lastUser].content;
+    try {
+      await api("POST", "/chat/history/" + encodeURIComponent(state.sessionId) + "/rollback",
+                {amount: 2});
+    } catch (e) {
+      showError(e.message);
+      return;
+    }
+    state.messages = state.messages.slice(0, lastUser);
+    await send(text);
+  }
+
+  function startEdit(index) {
+    if (state.controller) return;
+    state.branchAt = index;
+    $("input").value = state.messages[index].content;
+    $("editing").hidden = false;
+    $("input").focus();
+  }
+
+  function cancelEdit() {
+    state.branchAt = null;
+    $("editing").hidden = true;
+  }
+
+  function exportHistory() {
+    const data = {session_id: state.sessionId, exported_at: new Date().toISOString(),
+                  messages: state.messages};
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(new Blob([JSON.stringify(data, null, 2)],
+                                             {type: "application/json"}));
+    link.download = "chat-" + (state.sessionId || "new") + ".json";
+    link.click();
+    URL.revokeObjectURL(link.href);
+  }
+
+  // -- the page ---------------------------------------------------------------------------
+
+  async function checkReadiness() {
+    const status = $("status");
+    try {
+      const response = await fetch("/readiness", {headers: headers(false)});
+      status.className = "status " + (response.ok ? "ready" : "loading");
+      status.textContent = response.ok ? "ready" : "model loading";
+    } catch (e) {
+      status.className = "status offline";
+      status.textContent = "offline";
+    }
+  }
+
+  async function loadModels() {
+    try {
+      const answer = await api("GET", "/models");
+      $("model").replaceChildren(...answer.models.map((id) => {
+        const option = document.createElement("option");
+        option.value = option.textContent = id;
+        return option;
+      }));
+    } catch (e) {
+      showError(e.message);
+    }
+  }
+
+  function wire() {
+    bindSettings();
+    $("new-chat").addEventListener("click", newChat);
+    $("export").addEventListener("click", exportHistory);
+    $("stop").addEventListener("click", () => state.controller && state.controller.abort());
+    $("cancel-edit").addEventListener("click", cancelEdit);
+    $("composer").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const text = $("input").value;
+      $("input").value = "";
+      send(text);
+    });
+    $("input").addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey) {
+        event.preventDefault();
+        $("composer").requestSubmit();
+      }
+    });
+  }
+
+  // A link such as /?q=Hello&system=Be%20brief&temperature=0 starts a chat with that message;
+  // system and temperature apply to that chat only (they are not saved).
+  async function start() {
+    wire();
+    checkReadiness();
+    setInterval(checkReadiness, READINESS_EVERY_MS);
+    await Promise.all([loadModels(), refreshSessions()]);
+    const params = new URLSearchParams(location.search);
+    if (params.has("system")) state.settings.systemPrompt = params.get("system");
+    if (params.has("temperature")) state.settings.temperature = params.get("temperature");
+    if (params.get("q")) await send(params.get("q"));
+    pageState("idle");
+  }
+
+  start();
+})();
