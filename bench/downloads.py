@@ -21,7 +21,6 @@ import argparse
 import hashlib
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "clients" / "python")]
 
+from harness import min_median_max  # noqa: E402
 from tests.e2e.cli_process import ServeProcess  # noqa: E402
 from tests.file_server import FileServer, embedded_gguf  # noqa: E402
 from tokenwire import Client  # noqa: E402
@@ -124,9 +124,10 @@ def main() -> int:
     print(f"\n  file: {mib:.1f} MiB over loopback, {args.rounds} rounds after one warm-up")
     medians = {}
     for side, values in times.items():
-        medians[side] = statistics.median(values)
-        print(f"  {side:<10} seconds min / median / max {min(values):.2f} / {medians[side]:.2f} / "
-              f"{max(values):.2f}   MiB/s median {mib / medians[side]:.0f}")
+        s = min_median_max(values)
+        medians[side] = s["median"]
+        print(f"  {side:<10} seconds min / median / max {s['min']:.2f} / {s['median']:.2f} / "
+              f"{s['max']:.2f}   MiB/s median {mib / s['median']:.0f}")
     for baseline in ("python", "curl"):
         print(f"  throughput ratio tokenwire / {baseline}: "
               f"{medians[baseline] / medians['tokenwire']:.2f}")

@@ -20,6 +20,7 @@ import grpc
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent)]
 
 import server.app as app_module  # noqa: E402
+from harness import min_median_max  # noqa: E402
 from tests.helpers import ServerThread, make_settings  # noqa: E402
 from tokenwire.v1 import generation_service_pb2 as pb  # noqa: E402
 from tokenwire.v1 import generation_service_pb2_grpc as pb_grpc  # noqa: E402
@@ -49,31 +50,35 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--calls", type=int, default=200)
     args = parser.parse_args()
-    monitored = ServerThread(make_settings()).start()
-    original = app_module.ObservabilityInterceptor
-    app_module.ObservabilityInterceptor = PassThrough
+    sides: dict[str, ServerThread] = {}
+    channels: dict[str, grpc.Channel] = {}
     try:
-        bare = ServerThread(make_settings()).start()
-    finally:
-        app_module.ObservabilityInterceptor = original
-    sides = {"monitored": monitored, "bare": bare}
-    results: dict[str, list[float]] = {name: [] for name in sides}
-    channels = {name: grpc.insecure_channel(s.target) for name, s in sides.items()}
-    stubs = {name: pb_grpc.GenerationServiceStub(ch) for name, ch in channels.items()}
-    for name in sides:  # warm-up
-        round_ms(stubs[name], 20)
-    for _ in range(args.rounds):
-        for name in sides:
-            results[name].append(round_ms(stubs[name], args.calls))
-    for name, values in results.items():
-        print(f"{name:9s} Tokenize median ms per round: min {min(values):.3f} "
-              f"median {statistics.median(values):.3f} max {max(values):.3f}")
-    ratio = statistics.median(results["monitored"]) / statistics.median(results["bare"])
+        sides["monitored"] = ServerThread(make_settings()).start()
+        original = app_module.ObservabilityInterceptor
+        app_module.ObservabilityInterceptor = PassThrough
+        try:
+            sides["bare"] = ServerThread(make_settings()).start()
+        finally:
+            app_module.ObservabilityInterceptor = original
+        results: dict[str, list[float]] = {name: [] for name in sides}
+        channels = {name: grpc.insecure_channel(s.target) for name, s in sides.items()}
+        stubs = {name: pb_grpc.GenerationServiceStub(ch) for name, ch in channels.items()}
+        for name in sides:  # warm-up
+            round_ms(stubs[name], 20)
+        for _ in range(args.rounds):
+            for name in sides:
+                results[name].append(round_ms(stubs[name], args.calls))
+    finally:  # a failed run leaves no server behind
+        for ch in channels.values():
+            ch.close()
+        for s in sides.values():
+            s.stop()
+    summary = {name: min_median_max(values) for name, values in results.items()}
+    for name, s in summary.items():
+        print(f"{name:9s} Tokenize median ms per round: min {s['min']:.3f} "
+              f"median {s['median']:.3f} max {s['max']:.3f}")
+    ratio = summary["monitored"]["median"] / summary["bare"]["median"]
     print(f"ratio monitored / bare (medians): {ratio:.3f}")
-    for ch in channels.values():
-        ch.close()
-    for s in sides.values():
-        s.stop()
 
 
 if __name__ == "__main__":

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import datetime
 
+from rest_bridge.grpc_client import forwarded_metadata, grpc_client
 from rest_bridge.http_json import boolean_field, integer_field
 from tokenwire.v1 import download_service_pb2 as download_pb
 from tokenwire.v1 import engine_service_pb2 as engine_pb
+from tokenwire.v1 import model_service_pb2 as model_pb
 
 ENGINE_STATUS = {
     engine_pb.ENGINE_STATUS_LOADING: "loading",
@@ -31,8 +33,6 @@ DOWNLOAD_TYPE = {download_pb.DOWNLOAD_TYPE_REGULAR: "regular",
                  download_pb.DOWNLOAD_TYPE_STARTUP: "startup"}
 ACTIVE_DOWNLOADS = (download_pb.DOWNLOAD_STATUS_DOWNLOADING,
                     download_pb.DOWNLOAD_STATUS_CREATING_ENGINE)
-TERMINAL_DOWNLOADS = (download_pb.DOWNLOAD_STATUS_COMPLETED, download_pb.DOWNLOAD_STATUS_FAILED,
-                      download_pb.DOWNLOAD_STATUS_CANCELLED)
 
 #: Deadline of calls that load or unload models: a large model takes minutes to load, and an
 #: unload waits for requests in flight (engine.unload_grace_seconds); the bridge's default unary
@@ -82,3 +82,11 @@ def load_params(body: dict) -> engine_pb.LoadParams:
         if value is not None:
             setattr(params, name, value)
     return params
+
+
+def catalog_entry(name: str) -> model_pb.CatalogModel | None:
+    """The catalog model whose name or model id is `name` (case-insensitive), or None."""
+    catalog = grpc_client().models.ListCatalogModels(model_pb.ListCatalogModelsRequest(),
+                                                     metadata=forwarded_metadata()).models
+    key = name.lower()
+    return next((m for m in catalog if key in (m.name.lower(), m.model_id.lower())), None)

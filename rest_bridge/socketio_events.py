@@ -26,6 +26,7 @@ from flask import Flask
 from rest_bridge import monitoring_shapes as shapes
 from rest_bridge.cors import allowed_origin
 from rest_bridge.grpc_client import GrpcClient
+from rest_bridge.model_views import DOWNLOAD_STATUS, ENGINE_STATUS
 from rest_bridge.policy import EXTENSION as POLICY_EXTENSION
 from rest_bridge.policy import PolicyCache
 from tokenwire.v1 import auth_service_pb2 as auth_pb
@@ -42,7 +43,6 @@ CHECK_TIMEOUT_S = 10.0
 # Refused handshakes: the OpenAI error type and HTTP status the REST routes would answer with.
 REFUSALS = {grpc.StatusCode.UNAUTHENTICATED: ("authentication_error", 401),
             grpc.StatusCode.PERMISSION_DENIED: ("permission_error", 403)}
-ENGINE_STATUS_NAMES = {1: "loading", 2: "loaded", 3: "failed", 4: "unloaded", 5: "unloading"}
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def _model_status_shaper() -> Callable[[object], Iterable[dict]]:
             if last.get(engine.engine_id) != key:
                 last[engine.engine_id] = key
                 yield {"model_id": engine.engine_id,
-                       "status": ENGINE_STATUS_NAMES.get(engine.status, "unknown"),
+                       "status": ENGINE_STATUS.get(engine.status, "unknown"),
                        "is_default": engine.is_default, "error": engine.error or None,
                        "server_ready": message.status.ready, "timestamp": shapes.iso()}
 
@@ -89,7 +89,7 @@ def _hardware(message: hw_pb.WatchHardwareMetricsResponse) -> Iterator[dict]:
 def _download_progress(message) -> Iterator[dict]:
     d = message.download
     yield {"model_id": d.model_id, "download_id": d.download_id,
-           "status": dl_pb.DownloadStatus.Name(d.status).removeprefix("DOWNLOAD_STATUS_").lower(),
+           "status": DOWNLOAD_STATUS.get(d.status, "unknown"),
            "progress_percent": d.percent, "downloaded_bytes": d.downloaded_bytes,
            "total_bytes": d.total_bytes if d.HasField("total_bytes") else None,
            "speed_bytes_per_second": d.speed_bytes_per_second,

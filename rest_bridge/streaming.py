@@ -111,6 +111,12 @@ class TextEvents:
         return f"{self._head}{_json(text)}{self._tail}\n\n".encode()
 
 
+def sse_response(events: Iterable[bytes]) -> Response:
+    """An SSE response streaming `events` as they are produced (no buffering on the way)."""
+    return Response(stream_with_context(events), mimetype="text/event-stream",
+                    headers=SSE_HEADERS, direct_passthrough=True)
+
+
 def stream_response(call: PeekedCall, render: Callable[[PeekedCall], Iterable[bytes]],
                     on_error: Callable[[BaseException], bytes], mimetype: str) -> Response:
     """Streams `render(call)`; a failure after the headers went out is written with `on_error`."""

@@ -9,6 +9,7 @@ import sys
 import grpc
 from google.protobuf.json_format import MessageToDict
 
+from rest_bridge.model_views import human_size  # the size format the REST families use
 from tokenwire.errors import from_rpc_error
 from tokenwire.v1 import model_service_pb2 as pb
 from tokenwire.v1 import model_service_pb2_grpc as pb_grpc
@@ -20,13 +21,6 @@ def add_parser(commands) -> None:
     models.add_argument("--catalog", action="store_true", help="list the downloadable catalog instead")
     models.add_argument("--category", default="", help="with --catalog: only this category")
     models.add_argument("--json", action="store_true", help="print JSON instead of a table")
-
-
-def _size(size_bytes: int) -> str:
-    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
-        if size_bytes >= scale:
-            return f"{size_bytes / scale:.1f} {unit}"
-    return f"{size_bytes} B"
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -51,12 +45,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.catalog:
         rows = [["NAME", "SIZE", "QUANT", "PARAMS", "CATEGORIES", "DOWNLOADED", "LOADED"]]
-        rows += [[m.name, _size(m.size_bytes), m.quantization, m.parameters, ",".join(m.categories),
+        rows += [[m.name, human_size(m.size_bytes), m.quantization, m.parameters, ",".join(m.categories),
                   "yes" if m.is_downloaded else "no", "yes" if m.is_loaded else "no"]
                  for m in answer.models]
     else:
         rows = [["NAME", "SIZE", "QUANT", "PARAMS", "ARCH", "ENGINES", "LOADED"]]
-        rows += [[m.name + (" (embedded)" if m.embedded else ""), _size(m.size_bytes),
+        rows += [[m.name + (" (embedded)" if m.embedded else ""), human_size(m.size_bytes),
                   m.metadata.quantization or "?", m.metadata.size_label or "?",
                   m.metadata.architecture or (m.problem and "unreadable") or "?",
                   ",".join(m.engine_ids) or "-", "yes" if m.loaded else "no"]

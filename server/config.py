@@ -220,11 +220,6 @@ class ModelSpec(_Section):
             raise ValueError(f"the URL's {exc.violations[0].description}") from None
         return value
 
-    @property
-    def download_url(self) -> str | None:
-        """The URL to fetch the model from, when `path` is one."""
-        return self.path if "://" in self.path else None
-
 
 class EngineSettings(_Section):
     """Defaults for every engine, and the model given on the command line."""

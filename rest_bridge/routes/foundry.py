@@ -14,17 +14,17 @@ from typing import Iterator
 from urllib.parse import urlsplit
 
 import grpc
-from flask import Blueprint, Response, jsonify, request, stream_with_context
+from flask import Blueprint, jsonify, request
 
 from rest_bridge import errors
 from rest_bridge.errors import HttpError
 from rest_bridge.grpc_client import forwarded_metadata, grpc_client
 from rest_bridge.http_json import (boolean_field, integer_field, json_object_or_empty,
                                    number_field, string_field)
-from rest_bridge.model_views import (DOWNLOAD_STATUS, LIFECYCLE_TIMEOUT_S, MB, engine_status,
-                                     human_size, iso_time, now_iso)
+from rest_bridge.model_views import (DOWNLOAD_STATUS, LIFECYCLE_TIMEOUT_S, MB, catalog_entry,
+                                     engine_status, human_size, iso_time, now_iso)
 from rest_bridge.rpc_map import calls, check_admin_routes_first
-from rest_bridge.streaming import sse_event
+from rest_bridge.streaming import sse_event, sse_response
 from tokenwire.v1 import download_service_pb2 as download_pb
 from tokenwire.v1 import engine_service_pb2 as engine_pb
 from tokenwire.v1 import model_service_pb2 as model_pb
@@ -103,13 +103,6 @@ def _started(engine: engine_pb.Engine, model_name: str) -> dict:
             "api_key": None}
 
 
-def _catalog_entry(model_name: str) -> model_pb.CatalogModel | None:
-    catalog = grpc_client().models.ListCatalogModels(model_pb.ListCatalogModelsRequest(),
-                                                     metadata=forwarded_metadata()).models
-    key = model_name.lower()
-    return next((m for m in catalog if key in (m.name.lower(), m.model_id.lower())), None)
-
-
 def _progress_text(d: download_pb.Download) -> str:
     total = d.total_bytes if d.HasField("total_bytes") else 0
     return (f"Downloaded: {d.percent:.1f}% ({d.downloaded_bytes / MB:.0f} MB / {total / MB:.0f} MB)"
@@ -146,7 +139,7 @@ def _download(entry: model_pb.CatalogModel) -> Iterator[str | download_pb.Downlo
 def _ensure_downloaded(model_name: str, options: StartOptions) -> Iterator[str]:
     """Foundry's `auto_download`: a catalog model not on disk is refused or downloaded first.
     Yields progress lines."""
-    entry = _catalog_entry(model_name)
+    entry = catalog_entry(model_name)
     if entry is None or entry.is_downloaded:
         yield "Model found locally"
         return  # a local model or file (or unknown: the switch says model_not_found)
@@ -227,8 +220,7 @@ def start_stream():
             body = errors.foundry_body(errors.failure_of(exc))["error"]
             yield sse_event({"type": "error", **body})
 
-    return Response(stream_with_context(events()), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return sse_response(events())
 
 
 @blueprint.post("/stop")
@@ -361,7 +353,7 @@ def delete_model(model_name: str):
        DOWNLOADS + "WatchDownload")
 def download_model(model_name: str):
     """Downloads a catalog model and answers when it is on disk."""
-    entry = _catalog_entry(model_name)
+    entry = catalog_entry(model_name)
     if entry is None:
         raise HttpError(404, f"Model '{model_name}' not found in registry", code="model_not_found")
     started = time.monotonic()
@@ -384,7 +376,7 @@ def download_model(model_name: str):
 @calls(MODELS + "ListCatalogModels", DOWNLOADS + "StartDownload", DOWNLOADS + "WatchDownload")
 def download_model_stream(model_name: str):
     """Downloads a catalog model, reporting progress as server-sent events."""
-    entry = _catalog_entry(model_name)
+    entry = catalog_entry(model_name)
     if entry is None:
         raise HttpError(404, f"Model '{model_name}' not found in registry", code="model_not_found")
 
@@ -399,8 +391,7 @@ def download_model_stream(model_name: str):
         except Exception as exc:  # the stream has begun: errors become its last event
             yield sse_event({"type": "error", **errors.foundry_body(errors.failure_of(exc))["error"]})
 
-    return Response(stream_with_context(events()), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return sse_response(events())
 
 
 # -- configuration -----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import queue
 import threading
 
 import grpc
-from flask import Blueprint, Response, jsonify, request, stream_with_context
+from flask import Blueprint, jsonify, request
 
 from rest_bridge import errors
 from rest_bridge import monitoring_shapes as shapes
@@ -15,7 +15,7 @@ from rest_bridge.errors import HttpError
 from rest_bridge.grpc_client import forwarded_metadata, grpc_client
 from rest_bridge.routes.monitoring import GET_STATUS, server_status
 from rest_bridge.rpc_map import calls, check_admin_routes_first
-from rest_bridge.streaming import SSE_HEADERS, sse_event
+from rest_bridge.streaming import sse_event, sse_response
 from tokenwire.v1 import log_service_pb2 as log_pb
 
 PREFIX = "/iblink/v1/foundry-local"
@@ -108,8 +108,7 @@ def log_stream():
         finally:
             call.cancel()
 
-    return Response(stream_with_context(events()), mimetype="text/event-stream",
-                    headers=SSE_HEADERS, direct_passthrough=True)
+    return sse_response(events())
 
 
 # -- documentation of these routes (the family convention of rest_bridge.openapi) ----------------

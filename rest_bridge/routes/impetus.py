@@ -14,7 +14,8 @@ from rest_bridge import errors
 from rest_bridge.errors import HttpError
 from rest_bridge.grpc_client import forwarded_metadata, grpc_client
 from rest_bridge.http_json import boolean_field, json_object, string_field
-from rest_bridge.model_views import GB, LIFECYCLE_TIMEOUT_S, engine_status, iso_time, megabytes
+from rest_bridge.model_views import (GB, LIFECYCLE_TIMEOUT_S, catalog_entry, engine_status,
+                                     iso_time, megabytes)
 from rest_bridge.rpc_map import calls, check_admin_routes_first
 from tokenwire.v1 import download_service_pb2 as download_pb
 from tokenwire.v1 import engine_service_pb2 as engine_pb
@@ -153,10 +154,8 @@ def download():
     if started.HasField("total_bytes"):
         size = started.total_bytes
     else:  # not known until the server answers: the catalog's published size
-        catalog = client.models.ListCatalogModels(model_pb.ListCatalogModelsRequest(),
-                                                  metadata=metadata).models
-        size = next((m.size_bytes for m in catalog if model_id.lower() in
-                     (m.name.lower(), m.model_id.lower())), 0)
+        entry = catalog_entry(model_id)
+        size = entry.size_bytes if entry is not None else 0
     return jsonify({"success": True, "message": "Model download started",
                     "data": {"model_id": model_id, "download_id": started.download_id,
                              "estimated_size_gb": round(size / GB, 2)}})

@@ -4,14 +4,16 @@ POST /api/models/benchmark/{model_id}. Errors use Impetus's body:
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 
 from rest_bridge import errors
 from rest_bridge import monitoring_shapes as shapes
 from rest_bridge.errors import HttpError
 from rest_bridge.grpc_client import forwarded_metadata, grpc_client
-from rest_bridge.routes.monitoring import (GET_PROMETHEUS, GET_STATUS, prometheus_response,
-                                           server_status)
+from rest_bridge.http_json import (boolean_field, integer_field, json_object_or_empty,
+                                   number_field)
+from rest_bridge.routes.monitoring import (GET_PROMETHEUS, GET_STATUS, health_answer,
+                                           prometheus_response, server_status)
 from rest_bridge.rpc_map import calls
 from tokenwire.v1 import benchmark_service_pb2 as bench_pb
 from tokenwire.v1 import hardware_service_pb2 as hw_pb
@@ -20,19 +22,12 @@ blueprint = Blueprint("impetus_monitoring", __name__)
 
 errors.register_family(blueprint, errors.impetus_body)
 
+def optional_boolean(body: dict, name: str) -> bool | None:
+    return boolean_field(body, name, default=None)
+
+
 MODES = {"efficiency": hw_pb.PERFORMANCE_MODE_EFFICIENCY, "balanced": hw_pb.PERFORMANCE_MODE_BALANCED,
          "performance": hw_pb.PERFORMANCE_MODE_PERFORMANCE}
-
-
-def _json_object() -> dict:
-    body = request.get_json(silent=True)
-    if request.content_length and body is None:
-        raise HttpError(400, "the body is not valid JSON")
-    if body is None:
-        return {}
-    if not isinstance(body, dict):
-        raise HttpError(400, "the body must be a JSON object")
-    return body
 
 
 @blueprint.get("/api/hardware/info")
@@ -66,7 +61,7 @@ def get_performance_mode():
 @calls("tokenwire.v1.HardwareService/SetPerformanceMode")
 def set_performance_mode():
     """Sets efficiency, balanced or performance: decode threads and prompt batch of every engine."""
-    mode = _json_object().get("mode")
+    mode = json_object_or_empty().get("mode")
     if mode not in MODES:
         raise HttpError(400, f"mode must be one of {', '.join(MODES)}", param="mode")
     answer = grpc_client().hardware.SetPerformanceMode(hw_pb.SetPerformanceModeRequest(mode=MODES[mode]),
@@ -74,18 +69,12 @@ def set_performance_mode():
     return jsonify({"success": True, **shapes.performance_mode(answer)})
 
 
-def _answer(body: dict, ok: bool):
-    response = jsonify(body)
-    response.status_code = 200 if ok else 503
-    return response
-
-
 @blueprint.get("/api/health")
 @calls(GET_STATUS)
 def health():
     """Basic health: 503 while the default engine loads or the server drains."""
     s = server_status()
-    return _answer({"status": shapes.health_status_word(s), "timestamp": shapes.iso(),
+    return health_answer({"status": shapes.health_status_word(s), "timestamp": shapes.iso(),
                     "version": s.version, "uptime_seconds": s.uptime_seconds}, s.ready)
 
 
@@ -95,7 +84,7 @@ def ready():
     """Kubernetes readiness probe."""
     s = server_status()
     checks = {c.key: c.healthy for c in s.checks}
-    return _answer({"ready": s.ready, "timestamp": shapes.iso(),
+    return health_answer({"ready": s.ready, "timestamp": shapes.iso(),
                     "checks": {"memory_available": checks.get("memory_available", False),
                                "models_loaded": s.engines.loaded > 0 and s.ready,
                                # tokenwire runs llama.cpp; MLX is reported as absent, honestly.
@@ -143,28 +132,16 @@ def prometheus_metrics():
     return prometheus_response()
 
 
-def _field(body: dict, name: str, kind):
-    value = body.get(name)
-    if value is None:
-        return None
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise HttpError(400, f"{name} must be true or false", param=name)
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
-        raise HttpError(400, f"{name} must be {'an integer' if kind is int else 'a number'}", param=name)
-    return kind(value)
-
-
 @blueprint.post("/api/models/benchmark/<path:model_id>")
 @calls("tokenwire.v1.BenchmarkService/RunBenchmark")
 def benchmark(model_id: str):
     """Real generations on the model: tokens/s, first-token latency, memory, per sample."""
-    body = _json_object()
+    body = json_object_or_empty()
     pb = bench_pb.RunBenchmarkRequest(engine_id=model_id)
-    for name, kind in (("num_samples", int), ("max_tokens", int), ("temperature", float),
-                       ("include_warmup", bool), ("include_memory_test", bool)):
-        value = _field(body, name, kind)
+    for name, read in (("num_samples", integer_field), ("max_tokens", integer_field),
+                       ("temperature", number_field), ("include_warmup", optional_boolean),
+                       ("include_memory_test", optional_boolean)):
+        value = read(body, name)
         if value is not None:
             setattr(pb, name, value)
     # A benchmark runs as long as it takes; no deadline beyond the client's patience.

@@ -55,7 +55,8 @@ def _exposition_asked() -> str | None:
     return None
 
 
-def _health_answer(body: dict, ready: bool):
+def health_answer(body: dict, ready: bool):
+    """A health body: 200 when ready, 503 otherwise (what probes and load balancers read)."""
     response = jsonify(body)
     response.status_code = 200 if ready else 503
     return response
@@ -68,7 +69,7 @@ def health():
     """Health: one body with every field Kolosal, Kai and the Rust service document; 503 while
     the default engine loads or the server drains."""
     status = server_status()
-    return _health_answer(shapes.superset_health(status), status.ready)
+    return health_answer(shapes.superset_health(status), status.ready)
 
 
 @blueprint.get("/readiness")
@@ -76,7 +77,7 @@ def health():
 def readiness():
     """Readiness (doc 003): ready when the default engine is loaded and the server not draining."""
     status = server_status()
-    return _health_answer({"status": "ready" if status.ready else "not_ready",
+    return health_answer({"status": "ready" if status.ready else "not_ready",
                            "models_available": status.engines.loaded,
                            "timestamp": shapes.iso(), "message": status.message}, status.ready)
 

@@ -319,7 +319,11 @@ def chat_completions():
         call = _session_chat(body) if in_session else _open_stream(body, _chat_request)
         return _sse(call, _chat_chunks(call, body, include_usage))
     if in_session:
-        messages = list(_session_chat(body))
+        call = _session_chat(body)
+        try:
+            messages = list(call)  # the first arrived already (PeekedCall): errors were raised
+        finally:
+            call.cancel()  # no-op after the last message; stops the turn if reading failed
         last = messages[-1]
         result = svc_pb.CompleteResponse(text="".join(m.text for m in messages), model=last.model,
                                          finish_reason=last.finish_reason, usage=last.usage,

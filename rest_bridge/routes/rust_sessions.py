@@ -14,7 +14,6 @@ Raw SSE: each token is one event, `data: <text>` (a token holding a newline span
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, Iterator
 
 import grpc
@@ -288,15 +287,11 @@ def rollback(session_id: str):
 
 # -- models -----------------------------------------------------------------------------------
 
-_QUANTIZATION = re.compile(r"[.-](I?Q\d[\w]*|F16|F32|BF16)\.gguf$", re.IGNORECASE)
-
-
 def _model_info(engine: engine_pb.Engine) -> dict:
     name = engine.model_path.rsplit("/", 1)[-1]
-    quantization = _QUANTIZATION.search(name)
     return {"id": engine.engine_id, "name": name.removesuffix(".gguf"),
             "context_length": engine.n_ctx or None,
-            "quantization": quantization.group(1).upper() if quantization else None}
+            "quantization": engine.model.quantization or None}  # from the GGUF header
 
 
 @blueprint.get("/models")

@@ -33,11 +33,7 @@ class KvParking:
         self.budget_bytes = budget_bytes
         self.used_bytes = 0
         self._entries: collections.OrderedDict[str, _Parked] = collections.OrderedDict()
-        self.parked_total = 0
         self.restored_total = 0
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
     def tokens(self, key: str) -> list[int] | None:
         entry = self._entries.get(key)
@@ -57,25 +53,30 @@ class KvParking:
         size = llama_cpp.llama_state_seq_get_size(self._ctx, seq_id)
         if size == 0 or size > self.budget_bytes:
             return False
-        while self.used_bytes + size > self.budget_bytes and self._entries:
-            _, oldest = self._entries.popitem(last=False)
-            self.used_bytes -= oldest.size
         state = (ctypes.c_uint8 * size)()
         written = llama_cpp.llama_state_seq_get_data(self._ctx, state, size, seq_id)
         if written == 0:
-            return False
+            return False  # read before making room: a failed copy evicts nobody
+        while self.used_bytes + written > self.budget_bytes and self._entries:
+            _, oldest = self._entries.popitem(last=False)
+            self.used_bytes -= oldest.size
         self._entries[key] = _Parked(list(tokens), state, written)
         self.used_bytes += written
-        self.parked_total += 1
         return True
 
-    def restore(self, key: str, seq_id: int) -> list[int] | None:
-        """Loads `key`'s parked KV into sequence `seq_id` (emptied first) and forgets the copy;
-        the tokens it holds, or None (sequence left empty) if there is none or it fails."""
+    def take(self, key: str) -> "_Parked | None":
+        """Removes `key`'s parked copy and hands it over (for `load`), so that parking something
+        else meanwhile cannot evict it."""
         entry = self._entries.pop(key, None)
+        if entry is not None:
+            self.used_bytes -= entry.size
+        return entry
+
+    def load(self, entry: "_Parked | None", seq_id: int) -> list[int] | None:
+        """Loads a copy `take` handed over into sequence `seq_id` (emptied first); its tokens,
+        or None (sequence left empty) if there is none or llama.cpp refuses it."""
         if entry is None:
             return None
-        self.used_bytes -= entry.size
         llama_cpp.llama_memory_seq_rm(self._memory, seq_id, -1, -1)
         if llama_cpp.llama_state_seq_set_data(self._ctx, entry.state, entry.size, seq_id) == 0:
             log.warning("could not restore a parked KV cache of %d tokens; prefilling instead",

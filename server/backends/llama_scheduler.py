@@ -141,8 +141,6 @@ class SchedulerStats:
     tokens_per_second: float
     tokens_generated_total: int
     prompt_tokens_reused_total: int
-    kv_parked_sessions: int
-    kv_parked_bytes: int
     kv_restored_total: int
     cancelled_total: int
     max_steps_after_cancel: int
@@ -221,8 +219,6 @@ class Scheduler:
             tokens_per_second=sum(recent) / RATE_WINDOW_S,
             tokens_generated_total=self._tokens_total,
             prompt_tokens_reused_total=self._reused_total,
-            kv_parked_sessions=len(self._parking),
-            kv_parked_bytes=self._parking.used_bytes,
             kv_restored_total=self._parking.restored_total,
             cancelled_total=self._cancelled_total,
             max_steps_after_cancel=self._max_steps_after_cancel,
@@ -351,14 +347,17 @@ class Scheduler:
         prefix = min(self._common_prefix(parked, prompt), len(prompt) - 1)
         if prefix <= reuse:
             return reuse
+        # Taken first: evicting the slot's previous owner parks it, which may make room by
+        # evicting the oldest copies, this one included.
+        entry = self._parking.take(key)
         if slot.owner == key:
             self._forget(slot)
         else:
             self._evict(slot)
-        restored = self._parking.restore(key, slot.seq_id)
+        restored = self._parking.load(entry, slot.seq_id)
         if restored is None:
             return 0
-        slot.cached, slot.owner = list(restored), key
+        slot.cached, slot.owner = restored, key
         return prefix
 
     def _evict(self, slot: _Slot, keep: int = 0) -> None:

@@ -272,11 +272,6 @@ class DownloadManager:
         self._launch(job)
         return self._current(job)
 
-    def final_path(self, request: DownloadRequest) -> Path:
-        """Where the download `request` asks for would land (raises what StartDownload would for
-        a bad URL or name)."""
-        return self.models_dir / self._source(request)[2]
-
     def _source(self, request: DownloadRequest) -> tuple[str, str, str, str]:
         """(url, catalog name, file name, expected sha256) from the request and the catalog."""
         if bool(request.url) == bool(request.catalog_name):

@@ -252,16 +252,20 @@ class EngineManager:
                     raise ModelNotFound(engine_id, list(self._engines))
                 engine = self.add(engine_id, self._factory(engine_id, path, params), params)
                 created = True
+            unloaded_previous = False
             try:
                 if previous is not None and previous is not engine and previous.state is EngineState.LOADED:
                     if engine.state is not EngineState.LOADED and not self._fits(engine, excluding=None):
                         self._check_budget(engine, excluding=previous.id)  # fits alone, or raises
                         await self._unload(previous, force=False)
+                        unloaded_previous = True
                 await self._load(engine, raise_errors=True)
             except TokenwireError:
                 if created:
                     del self._engines[engine.id]
                     self._changed()
+                if unloaded_previous:  # the switch failed: the old default serves again
+                    await self._load(previous, raise_errors=False)
                 raise
             old_id = self.default_id
             self.default_id = engine.id

@@ -144,11 +144,13 @@ class ModelLibrary:
     async def delete(self, name: str, *, force: bool) -> tuple[LocalModel, list[str]]:
         """Deletes a local model; refused while an engine uses it unless `force` (which removes
         those engines first). Returns the model and the removed engines' ids."""
-        check_file_name(name)
-        model = self.store.find(name)
+        # A catalog id may hold a "/" (HuggingFaceTB/…): looked up before the name is judged as
+        # a file name, which is what it must be otherwise.
+        entry = self.catalog.find(name)
+        model = self.local_for(entry) if entry is not None else None
         if model is None:
-            entry = self.catalog.find(name)
-            model = self.local_for(entry) if entry is not None else None
+            check_file_name(name)
+            model = self.store.find(name)
         if model is None:
             self.store.delete(name)  # raises the store's NOT_FOUND
         users = self.engines.using_path(str(model.path))

@@ -34,9 +34,6 @@ class ModelStore:
         self.directory = Path(directory).expanduser()
         self.embedded = embedded
 
-    def ensure_directory(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-
     def list(self) -> list[LocalModel]:
         models = []
         if self.embedded is not None and self.embedded.is_file():
@@ -51,11 +48,6 @@ class ModelStore:
         """A model by its name or file name (case-insensitive), or None."""
         key = name.lower().removesuffix(MODEL_SUFFIX)
         return next((m for m in self.list() if m.name.lower() == key), None)
-
-    def path_for(self, filename: str) -> Path:
-        """Where a model with this file name lives (whether or not it exists yet)."""
-        check_file_name(filename)
-        return self.directory / filename
 
     def delete(self, name: str) -> LocalModel:
         """Deletes a model file; the caller has made sure no engine still uses it."""

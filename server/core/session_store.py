@@ -150,7 +150,15 @@ class SqliteSessionStore(SessionStore):
             return self.db
 
         def __exit__(self, exc_type, exc, tb) -> None:
-            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+            if exc_type:
+                self.db.execute("ROLLBACK")
+                return
+            try:
+                self.db.execute("COMMIT")
+            except BaseException:
+                # This thread's connection is reused: never leave it inside a transaction.
+                self.db.execute("ROLLBACK")
+                raise
 
     def _transaction(self) -> "_Tx":
         return self._Tx(self._connection())

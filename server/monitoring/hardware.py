@@ -16,8 +16,6 @@ import psutil
 
 log = logging.getLogger(__name__)
 
-GB = 1e9
-
 
 def _cpu_brand() -> str:
     if sys.platform == "darwin":

@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from server.config import Settings
     from server.core.engines import EngineManager
 
-MODES = ("efficiency", "balanced", "performance")
 EFFICIENCY_MAX_BATCH = 128
 
 

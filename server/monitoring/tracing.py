@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TRACER_NAME = "tokenwire.server"
-EXPORTERS = ("none", "console", "otlp")
 _configured = False
 
 

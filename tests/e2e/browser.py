@@ -10,10 +10,11 @@ import shutil
 import subprocess
 import tempfile
 import threading
-import time
 
 import pytest
 from websockets.sync.client import connect
+
+from tests.helpers import wait_for
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # A sandboxed, offline machine: no first-run work, no background network traffic.
@@ -36,19 +37,15 @@ class Page:
         return result["result"].get("value")
 
     def wait_for(self, expression: str, timeout: float = 60.0):
-        """Polls until the expression is truthy; while the page is still loading it may throw."""
-        deadline = time.monotonic() + timeout
-        last_error = None
-        while True:
+        """Polls until the expression is truthy; while the page is still loading it may throw,
+        which counts as not yet."""
+        def value():
             try:
-                value = self.evaluate(expression)
-                if value:
-                    return value
-            except AssertionError as error:
-                last_error = error
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the page never made {expression!r} true ({last_error})")
-            time.sleep(0.1)
+                return self.evaluate(expression)
+            except AssertionError:
+                return None
+
+        return wait_for(value, timeout=timeout, interval=0.1)
 
 
 class Browser:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 
 import grpc
-import pytest
 
 from rest_bridge import create_app
 from rest_bridge.config import BridgeConfig

@@ -11,7 +11,6 @@ import pytest
 import requests
 from websockets.sync.client import connect
 
-from tests.conftest import BAN_END_OF_GENERATION
 from tests.helpers import wait_for
 
 

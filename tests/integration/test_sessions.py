@@ -223,3 +223,18 @@ def test_more_sessions_than_sequences_park_and_restore_their_kv(park_mb):
             # from another session's cache; the session's own answer is prefilled again.
             assert seconds[sid].reused_prompt_tokens < history_tokens - 12
     assert (status.kv_restored_total > 0) == bool(park_mb)
+
+
+def test_a_session_s_parked_kv_survives_parking_the_sequence_s_other_owner():
+    """One sequence and room to park one conversation: A's cache is parked when B takes the
+    sequence; on A's next turn, parking B must not push A's copy out before A is restored."""
+    server = ServerThread(make_settings(engine={"n_parallel": 1, "kv_park_mb": 2})).start()
+    try:
+        with Client(server.target, timeout=240) as c:
+            a, b = (c.create_session().session_id for _ in range(2))
+            first = turn(c, a, "Tell me about the number 7.", max_tokens=12)[-1]
+            turn(c, b, "Tell me about the number 9.", max_tokens=12)  # parks A
+            again = turn(c, a, "Why?", max_tokens=4)[-1]  # parks B, restores A
+    finally:
+        server.stop()
+    assert again.reused_prompt_tokens >= first.usage.total_tokens - 2
