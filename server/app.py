@@ -124,6 +124,7 @@ class TokenwireServer:
         grace = self.settings.server.shutdown_grace_seconds if grace_seconds is None else grace_seconds
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
+        self.downloads.end_watches()
         finished = await self.engines.drain(grace)
         # The engines are done, but the calls that used them may still be sending their last
         # messages: stopping the listener now would cut those off.
@@ -218,7 +219,7 @@ async def create_server(
     creator = EnginesFromDownloads(engines, settings, library)
     resolver = catalog or _catalog_resolver(library.catalog)
     downloads = DownloadManager(settings.downloads, lambda: store.directory, catalog=resolver,
-                                on_downloaded=creator)
+                                on_downloaded=creator, on_abandoned=creator.forget)
     engine_service_pb2_grpc.add_EngineServiceServicer_to_server(
         EngineServicer(engines, library, settings, backends=("llama_cpp",),
                        download_then_add=creator.download_then_add(downloads)), grpc_server)

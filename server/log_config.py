@@ -31,8 +31,8 @@ def configure_logging(settings: LoggingSettings) -> None:
                                 else logging.StreamHandler(sys.stderr))
     handler.setFormatter(logging.Formatter(FORMAT))
     handler.addFilter(_AtRootLevel())
+    handler.addFilter(AccessLogFilter(settings.access_log))  # before redacting what it drops
     handler.addFilter(REDACTOR)
-    handler.addFilter(AccessLogFilter(settings.access_log))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.level)

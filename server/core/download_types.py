@@ -13,6 +13,8 @@ from typing import Awaitable, Callable
 CatalogResolver = Callable[[str], "tuple[str, str, str | None] | None"]
 # Called with (model_id, final path) after a verified download that asked for auto_load.
 OnDownloaded = Callable[[str, Path], Awaitable[None]]
+# Called with the model_id when a download that asked for auto_load fails or is cancelled.
+OnAbandoned = Callable[[str], None]
 
 
 class DownloadStatus(enum.Enum):

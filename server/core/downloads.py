@@ -31,7 +31,7 @@ from server.core.download_http import Aborted, TransferError
 from server.core.download_transfer import Job, Transfer, unlink, write_state
 from server.core.download_types import (CancelAllOutcome, CancelOutcome, CatalogResolver,
                                         DownloadRequest, DownloadSnapshot, DownloadStatus,
-                                        DownloadType, OnDownloaded, now_ms)
+                                        DownloadType, OnAbandoned, OnDownloaded, now_ms)
 from server.errors import (AlreadyExists, CatalogEntryNotFound, DownloadLimitReached,
                            DownloadNotFound, EngineUnavailable, InvalidArgument, PreconditionFailed)
 
@@ -74,16 +74,19 @@ class Subscription:
 class DownloadManager:
     def __init__(self, settings: DownloadSettings, models_dir: ModelsDir, *,
                  catalog: CatalogResolver | None = None,
-                 on_downloaded: OnDownloaded | None = None):
+                 on_downloaded: OnDownloaded | None = None,
+                 on_abandoned: OnAbandoned | None = None):
         self.settings = settings
         self._models_dir = models_dir
         self._catalog = catalog
         self._on_downloaded = on_downloaded
+        self._on_abandoned = on_abandoned
         self._jobs: dict[str, Job] = {}  # insertion order = start order
         self._subscriptions: set[Subscription] = set()
         self._tickers: dict[str, asyncio.Task] = {}
         self._executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="download")
         self._closing = False
+        self._watches_ended = False
 
     @property
     def models_dir(self) -> Path:
@@ -128,7 +131,7 @@ class DownloadManager:
     def subscribe(self, download_id: str | None = None):
         """Events published from now on; read the current state after subscribing."""
         subscription = Subscription(download_id)
-        if self._closing:
+        if self._watches_ended:
             subscription.close()
         self._subscriptions.add(subscription)
         try:
@@ -220,11 +223,18 @@ class DownloadManager:
             # Known now, so the first event already shows where the download resumes.
             downloaded_bytes=kept, resumed_from_bytes=kept)
 
+    def end_watches(self) -> None:
+        """Ends every watch stream, and any opened later, with UNAVAILABLE SERVER_DRAINING;
+        transfers go on. A draining server calls it first: its in-flight calls include the
+        watches, which would otherwise hold the shutdown for the whole grace period."""
+        self._watches_ended = True
+        for subscription in list(self._subscriptions):
+            subscription.close()
+
     async def close(self, timeout: float = 10.0) -> None:
         """Stops running transfers, keeping their partial files for a resume at the next start."""
         self._closing = True
-        for subscription in list(self._subscriptions):
-            subscription.close()
+        self.end_watches()
         running = [job for job in self._jobs.values() if job.status is DownloadStatus.DOWNLOADING]
         for job in running:
             job.abort.set("shutdown")
@@ -456,6 +466,8 @@ class DownloadManager:
         job.end_time_unix_ms = now_ms()
         self._stop_ticker(job)
         self._publish(job)
+        if job.auto_load and status is not DownloadStatus.COMPLETED and self._on_abandoned:
+            self._on_abandoned(job.model_id)
 
     def _stop_ticker(self, job: Job) -> None:
         ticker = self._tickers.pop(job.download_id, None)

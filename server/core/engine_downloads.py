@@ -65,6 +65,11 @@ class EnginesFromDownloads:
             self._unregistered_engine_id(model_id, path), self._params(), True)
         await self._engines.create(pending.engine_id, str(path), pending.params, load=pending.load)
 
+    def forget(self, model_id: str) -> None:
+        """The download manager's hook for a download that failed or was cancelled: the engine
+        it was to create is no longer pending, so its id is free again."""
+        self._pending.pop(model_id, None)
+
     def _unregistered_engine_id(self, model_id: str, path: Path) -> str:
         """A catalog model's engine is named by its catalog id ("Qwen/Qwen2.5-…"), which is what
         clients of Impetus and Foundry then send as `model`; anything else by the download's id."""

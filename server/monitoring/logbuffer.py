@@ -51,6 +51,11 @@ class RedactingFilter(logging.Filter):
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
+        # The console and the ring buffer both carry this filter; the record is the same object
+        # and the first pass has rewritten it already.
+        if getattr(record, "tokenwire_redacted", False):
+            return True
+        record.tokenwire_redacted = True
         message = record.getMessage()
         redacted = self.redact(message)
         if redacted != message or record.args:

@@ -569,3 +569,20 @@ def test_a_bad_model_url_in_the_config_is_a_config_error():
         with pytest.raises(ConfigError) as error:
             settings_with_models([{"id": "m", "path": url}])
         assert "models.0.path" in str(error.value) and problem in str(error.value)
+
+
+def test_a_failed_add_engine_download_frees_the_engine_id(dl_server, dl, files):
+    """AddEngine with a URL reserves the engine id while it downloads; a download that fails
+    gives the id back, so the user can retry with a good URL."""
+    from tokenwire.v1 import engine_service_pb2 as engine_pb
+    from tokenwire.v1 import engine_service_pb2_grpc as engine_grpc
+
+    with grpc.insecure_channel(dl_server.target) as channel:
+        engines = engine_grpc.EngineServiceStub(channel)
+        first = engines.AddEngine(engine_pb.AddEngineRequest(engine_id="retry-me",
+                                                             model=files.url("missing.gguf")))
+        assert finish(dl, first.download_id)[-1].status == "failed"
+        retry = engines.AddEngine(engine_pb.AddEngineRequest(engine_id="retry-me",
+                                                             model=files.url(GGUF)))
+        assert finish(dl, retry.download_id)[-1].status == "completed"
+        assert engines.GetEngine(engine_pb.GetEngineRequest(engine_id="retry-me")).engine

@@ -104,3 +104,31 @@ def test_an_engine_closed_twice_at_once_frees_its_native_state_once():
 
     asyncio.run(load_then_close_twice())
     assert backend.health().detail == "scheduler not running"
+
+
+def test_a_drain_ends_download_watches_at_once_instead_of_waiting_out_the_grace():
+    """A client watching downloads (`tokenwire pull`, the socket.io relay) holds a call open
+    with nothing to finish: the drain ends it with UNAVAILABLE, and the shutdown completes
+    without spending its grace period on it."""
+    running = ServerThread(make_settings()).start()
+    try:
+        with Client(running.target, timeout=120) as client:
+            watch = client.watch_downloads()
+            ended: list[BaseException] = []
+
+            def read() -> None:
+                try:
+                    for _ in watch:
+                        pass
+                except BaseException as exc:  # the end of the watch is what is under test
+                    ended.append(exc)
+
+            reader = threading.Thread(target=read)
+            reader.start()
+            wait_for(lambda: running.server.security.in_flight == 1)
+            shutdown = asyncio.run_coroutine_threadsafe(running.server.shutdown(120), running.loop)
+            reader.join(30)
+            assert isinstance(ended[0], UnavailableError) and ended[0].reason == "SERVER_DRAINING"
+            assert shutdown.result(30) is True  # long before the 120 s grace
+    finally:
+        running.stop()
