@@ -214,7 +214,7 @@ async def create_server(
                       ErrorInterceptor()],
         options=_grpc_options(settings))
     generation_service_pb2_grpc.add_GenerationServiceServicer_to_server(
-        GenerationServicer(engines, observer=monitoring.observer), grpc_server)
+        GenerationServicer(engines), grpc_server)
     server_backends = tuple(backends) + ("openai_upstream",)
     creator = EnginesFromDownloads(engines, settings, library)
     resolver = catalog or _catalog_resolver(library.catalog)

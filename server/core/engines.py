@@ -27,6 +27,7 @@ import psutil
 from server.backends.base import Backend
 from server.config import LoadParams
 from server.core import gguf_info
+from server.core.types import Delta, GenerationRequest
 from server.errors import (AlreadyExists, EngineUnavailable, MemoryBudgetExceeded, ModelNotFound,
                            PreconditionFailed, TokenwireError)
 
@@ -103,6 +104,8 @@ class Engine:
 
 
 Listener = Callable[["EngineManager"], None]
+#: Watches a generation as it streams (metrics, spans): (engine id, request, deltas) -> deltas.
+Observe = Callable[[str, GenerationRequest, AsyncIterator[Delta]], AsyncIterator[Delta]]
 BackendFactory = Callable[[str, str, LoadParams], Backend]
 
 
@@ -121,6 +124,7 @@ class EngineManager:
         self._in_flight = 0
         self._lifecycle = asyncio.Lock()
         self._background: set[asyncio.Task] = set()
+        self.observe: Observe | None = None  # set by the monitoring hub
 
     # -- observation ---------------------------------------------------------------------------
 
@@ -410,6 +414,18 @@ class EngineManager:
             raise EngineUnavailable(f"engine '{engine_id}' is {engine.state.value}{detail}",
                                     reason="ENGINE_NOT_LOADED")
         return engine
+
+    async def generate(self, engine: Engine, request: GenerationRequest) -> AsyncIterator[Delta]:
+        """Every generation goes through here (the generation RPCs, session turns): the
+        backend's deltas, watched by the observer, with the engine's last speed kept."""
+        deltas = engine.backend.generate(request)
+        if self.observe is not None:
+            deltas = self.observe(engine.id, request, deltas)
+        async with contextlib.aclosing(deltas) as stream:  # a client that leaves stops it now
+            async for delta in stream:
+                if delta.finish is not None:
+                    engine.record_generation(delta.finish.timings.tokens_per_second)
+                yield delta
 
     @contextlib.asynccontextmanager
     async def lease(self, model_id: str) -> AsyncIterator[Engine]:

@@ -149,7 +149,7 @@ class SessionManager:
                 cache_key=session_id, reuse_cache=self._kv_reuse and turn.reuse_cache)
             async with self._engines.lease(session.model) as engine:
                 answer: list[str] = []
-                async for delta in engine.backend.generate(request):
+                async for delta in self._engines.generate(engine, request):
                     answer.append(delta.text)
                     if delta.finish is None:
                         yield TurnDelta(session_id, engine.id, delta)

@@ -24,6 +24,7 @@ class Monitoring:
         self.hardware = Hardware()
         self.metrics = Metrics(engines, self.hardware)
         self.observer = GenerationObserver(self.metrics)
+        engines.observe = self.observer.observe  # every generation, whoever asks for it
         self.status = StatusReporter(engines)
         self.tuner = PerformanceTuner(engines, settings)
         self.logs = LogBuffer(settings.logging.buffer_size)

@@ -1,6 +1,6 @@
 """Watches each generation as it streams: metrics when it finishes or fails, and engine spans from
-the timings it reports. The servicer wraps the backend's iterator with `observe`, so backends
-stay unaware of monitoring."""
+the timings it reports. EngineManager.generate wraps every backend iterator with `observe` (the
+generation RPCs and session turns alike), so backends stay unaware of monitoring."""
 
 from __future__ import annotations
 

@@ -8,15 +8,10 @@ import grpc
 
 from server import convert
 from server.core.engines import EngineManager
-from server.monitoring.observer import GenerationObserver
 from tokenwire.v1 import generation_service_pb2 as pb
 from tokenwire.v1 import generation_service_pb2_grpc as pb_grpc
 
 REQUEST_ID_KEY = "x-request-id"
-
-
-def _unobserved(engine_id, request, deltas):
-    return deltas
 
 
 def _request_id(context: grpc.aio.ServicerContext) -> str:
@@ -30,27 +25,19 @@ def _request_id(context: grpc.aio.ServicerContext) -> str:
 
 
 class GenerationServicer(pb_grpc.GenerationServiceServicer):
-    def __init__(self, engines: EngineManager, observer: GenerationObserver | None = None):
+    def __init__(self, engines: EngineManager):
         self._engines = engines
-        self._observe = observer.observe if observer else _unobserved
-
-    def _deltas(self, engine, domain):
-        return self._observe(engine.id, domain, engine.backend.generate(domain))
 
     async def Generate(self, request: pb.GenerateRequest, context):
         domain = convert.generation_request_from_pb(request, request_id=_request_id(context))
         async with self._engines.lease(request.model) as engine:
-            async for delta in self._deltas(engine, domain):
-                if delta.finish is not None:
-                    engine.record_generation(delta.finish.timings.tokens_per_second)
+            async for delta in self._engines.generate(engine, domain):
                 yield convert.delta_to_pb(delta, engine.id)
 
     async def Complete(self, request: pb.CompleteRequest, context) -> pb.CompleteResponse:
         domain = convert.generation_request_from_pb(request, request_id=_request_id(context))
         async with self._engines.lease(request.model) as engine:
-            deltas = [delta async for delta in self._deltas(engine, domain)]
-            if deltas and deltas[-1].finish is not None:
-                engine.record_generation(deltas[-1].finish.timings.tokens_per_second)
+            deltas = [delta async for delta in self._engines.generate(engine, domain)]
         return convert.completion_to_pb(deltas, engine.id)
 
     async def Tokenize(self, request: pb.TokenizeRequest, context) -> pb.TokenizeResponse:

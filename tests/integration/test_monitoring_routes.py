@@ -278,3 +278,15 @@ def test_the_python_client_reads_status_metrics_and_hardware(client):
     snapshot = client.hardware_metrics()
     assert snapshot.memory.total_bytes == psutil.virtual_memory().total
     assert snapshot.process.threads > 1
+
+
+def test_a_session_turn_is_counted_like_any_chat(http):
+    """Session turns generate through the same engine path as the generation RPCs, so they
+    reach the generation metrics too (and the inference stats built from them)."""
+    before = _samples(http.get("/api/health/metrics").get_data(as_text=True))
+    answer = http.post("/chat/completions", json={"model-name": "default", "prompt": "Hi",
+                                                  "max-token": 3, "temperature": 0})
+    assert answer.status_code == 200 and answer.get_data()  # the whole turn, streamed
+    after = _samples(http.get("/api/health/metrics").get_data(as_text=True))
+    for name in ("tokenwire_generation_requests_total", "tokenwire_completion_tokens_total"):
+        assert _value(after, name, engine="default") > _value(before, name, engine="default")
