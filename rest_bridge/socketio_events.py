@@ -1,11 +1,12 @@
 """socket.io at /socket.io/ (Impetus, doc 001): `model_status`, `hardware_metrics`,
 `download_progress` and `inference_stats`, each fed from a gRPC watch stream.
 
-python-socketio runs in threading mode, which gunicorn's gthread workers serve (long-polling, and
-websocket through simple-websocket). Each event has one source in EVENT_SOURCES: a function that
-opens its server stream and one that shapes each message. A source's pump thread starts with the
-first client, relays to every connected client, and reopens its stream after an error (the server
-restarting, or draining) with a growing pause.
+python-socketio runs in threading mode, which both of the bridge's servers support (long-polling,
+and websocket through simple-websocket); it is set up on the first request to /socket.io/. Each
+event has one source in EVENT_SOURCES: a function that opens its server stream and one that
+shapes each message. A source's pump thread starts with the first client, relays to every
+connected client, and reopens its stream after an error (the server restarting, or draining) with
+a growing pause.
 
 A client's API key is checked when it connects (the methods behind the events it will get); the
 relay's own streams are vouched for by the bridge secret, at user level. Origins follow the
@@ -17,10 +18,9 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import grpc
-import socketio
 from flask import Flask
 
 from rest_bridge import monitoring_shapes as shapes
@@ -34,6 +34,9 @@ from tokenwire.v1 import download_service_pb2 as dl_pb
 from tokenwire.v1 import hardware_service_pb2 as hw_pb
 from tokenwire.v1 import metrics_service_pb2 as metrics_pb
 from tokenwire.v1 import status_service_pb2 as status_pb
+
+if TYPE_CHECKING:
+    import socketio
 
 log = logging.getLogger(__name__)
 
@@ -205,8 +208,40 @@ def _allow_origin(policies: PolicyCache, eio) -> Callable[[str | None, dict], bo
     return allowed
 
 
+SOCKETIO_PATH = "socket.io"
+SOCKETIO_PREFIX = f"/{SOCKETIO_PATH}/"
+
+
+class _OnFirstUse:
+    """Routes /socket.io/ to a socket.io app built on the first request there. python-socketio
+    (and the HTTP client libraries its client half imports) costs about 6 MiB that a bridge no
+    socket.io client talks to never needs."""
+
+    def __init__(self, app, build: Callable[[object], object]) -> None:
+        self._app, self._build = app, build
+        self._built = None
+        self._lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        if not environ.get("PATH_INFO", "").startswith(SOCKETIO_PREFIX):
+            return self._app(environ, start_response)
+        with self._lock:
+            if self._built is None:
+                self._built = self._build(self._app)
+        return self._built(environ, start_response)
+
+
 def init_app(app: Flask, client: GrpcClient,
-             sources: dict[str, EventSource | None] = EVENT_SOURCES) -> socketio.Server:
+             sources: dict[str, EventSource | None] = EVENT_SOURCES) -> None:
+    """Serves socket.io at /socket.io/, set up on its first request."""
+    app.wsgi_app = _OnFirstUse(app.wsgi_app, lambda wsgi_app: _socketio_app(app, wsgi_app, client,
+                                                                            sources))
+
+
+def _socketio_app(app: Flask, wsgi_app, client: GrpcClient,
+                  sources: dict[str, EventSource | None]):
+    import socketio
+
     policies: PolicyCache = app.extensions[POLICY_EXTENSION]
     sio = socketio.Server(async_mode="threading", cors_credentials=False)
     sio.eio.cors_allowed_origins = _allow_origin(policies, sio.eio)
@@ -229,6 +264,5 @@ def init_app(app: Flask, client: GrpcClient,
         relay.start()
         sio.start_background_task(relay.welcome, sid)
 
-    app.wsgi_app = socketio.WSGIApp(sio, app.wsgi_app, socketio_path="socket.io")
     app.extensions["tokenwire.socketio"] = relay
-    return sio
+    return socketio.WSGIApp(sio, wsgi_app, socketio_path=SOCKETIO_PATH)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import llama_cpp
+from server.backends.llama_bindings import llama_cpp
 from typing import AsyncIterator
 
 from server.backends.base import Backend, BackendHealth, BackendInfo, Embedding

@@ -14,7 +14,7 @@ import ctypes
 import logging
 from dataclasses import dataclass
 
-import llama_cpp
+from server.backends.llama_bindings import llama_cpp
 
 log = logging.getLogger(__name__)
 

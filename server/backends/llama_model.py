@@ -12,8 +12,7 @@ from __future__ import annotations
 import ctypes
 import threading
 
-import llama_cpp
-from llama_cpp import _logger as llama_logger
+from server.backends.llama_bindings import llama_cpp, llama_logger
 
 from server.config import LoadParams
 from server.errors import EngineFailure

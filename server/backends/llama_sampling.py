@@ -3,7 +3,7 @@ share sampler state (penalty history, RNG)."""
 
 from __future__ import annotations
 
-import llama_cpp
+from server.backends.llama_bindings import llama_cpp
 
 from server.core.types import Sampling
 

@@ -38,10 +38,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import llama_cpp
-import numpy as np
-
 from server.backends.base import Embedding
+from server.backends.llama_bindings import llama_cpp
 from server.backends.llama_kv_park import KvParking
 from server.backends.llama_model import LlamaModel
 from server.backends.llama_sampling import build_sampler
@@ -554,6 +552,8 @@ class Scheduler:
                      EngineFailure(f"engine '{self.engine_id}' failed to embed: {exc}"))
 
     def _embed(self, job: EmbedJob, seq: int) -> list[Embedding]:
+        import numpy as np  # ~10 MiB resident: loaded by the first embedding, not by every server
+
         model = self.model
         results: list[Embedding] = []
         llama_cpp.llama_set_embeddings(model.ctx, True)

@@ -3,6 +3,7 @@ the nvidia-ml-py package) the GPU list is empty, never an error."""
 
 from __future__ import annotations
 
+import ctypes
 import importlib.metadata
 import logging
 import os
@@ -58,11 +59,26 @@ def _version(distribution: str) -> str | None:
         return None
 
 
+def _nvml_library_loads() -> bool:
+    """Whether NVIDIA's management library is there, tried the way pynvml loads it on Linux.
+    pynvml itself is a large module (about 2 MiB resident), not worth importing without it."""
+    if not sys.platform.startswith("linux"):
+        return True  # pynvml knows where to look elsewhere
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")
+    except OSError:
+        return False
+    return True
+
+
 class Nvml:
     """NVIDIA GPUs through NVML, initialised once; `available` is False without a driver."""
 
     def __init__(self):
         self._nvml = None
+        if not _nvml_library_loads():
+            log.debug("NVML unavailable (no libnvidia-ml): reporting no GPUs")
+            return
         try:
             import pynvml
 

@@ -25,7 +25,7 @@ def _version(distribution: str) -> str:
 
 
 def _gpu_offload() -> bool:
-    import llama_cpp  # already loaded by the backend; asks the build, not the machine
+    from server.backends.llama_bindings import llama_cpp  # asks the build, not the machine
 
     return bool(llama_cpp.llama_supports_gpu_offload())
 

@@ -75,6 +75,15 @@ def test_no_nvml_means_no_gpus_not_an_error(monkeypatch):
     assert not nvml.available and nvml.gpus() == []
 
 
+def test_without_nvidias_library_pynvml_is_not_even_imported(monkeypatch):
+    if hardware._nvml_library_loads():
+        pytest.skip("this machine has libnvidia-ml")
+    monkeypatch.delitem(sys.modules, "pynvml", raising=False)
+    nvml = hardware.Nvml()
+    assert not nvml.available and nvml.gpus() == []
+    assert "pynvml" not in sys.modules
+
+
 def test_nvml_gpus_are_reported_with_what_each_board_supports(monkeypatch):
     class NVMLError(Exception):
         pass
@@ -94,6 +103,7 @@ def test_nvml_gpus_are_reported_with_what_each_board_supports(monkeypatch):
         nvmlDeviceGetTemperature=lambda h, sensor: 41,
         nvmlDeviceGetPowerUsage=unsupported)
     monkeypatch.setitem(sys.modules, "pynvml", fake)
+    monkeypatch.setattr(hardware, "_nvml_library_loads", lambda: True)
     (gpu,) = hardware.Nvml().gpus()
     assert gpu["name"] == "NVIDIA H100 80GB HBM3" and gpu["vendor"] == "NVIDIA"
     assert gpu["memory_utilization_percent"] == 25.0
