@@ -9,6 +9,8 @@ end-of-generation token banned through logit_bias (-100), so each stream yields 
 Servers (--servers, comma-separated; each started here on a free loopback port):
 
   tokenwire-sse     `tokenwire serve --parallel 8`; POST /v1/completions through its REST bridge
+                    (in the server process, serve's default)
+  tokenwire-sse-gunicorn  the same with `--bridge gunicorn` (the bridge in gunicorn's processes)
   tokenwire-grpc    the same server; the Python client's generate() over gRPC
   llama-server      llama.cpp's server (--llama-server PATH, see build_llama_server.sh), -np 8
   llama-cpp-python  `python -m llama_cpp.server` (bench/requirements.txt), requests serialized
@@ -59,7 +61,8 @@ from harness import (N_CTX, RESULTS_DIR, BenchError, ServerProcess, eog_tokens, 
 from server.config import embedded_model_path, physical_cores
 from tokenwire import Client
 
-SERVERS = ("tokenwire-sse", "tokenwire-grpc", "llama-server", "llama-cpp-python")
+SERVERS = ("tokenwire-sse", "tokenwire-sse-gunicorn", "tokenwire-grpc", "llama-server",
+           "llama-cpp-python")
 DEFAULT_LEVELS = "1,4,8,16"
 SLOTS = 8                  # default --slots: tokenwire --parallel, llama-server -np
 RSS_LEVEL = 8              # the level whose peak RSS the target compares
@@ -237,7 +240,10 @@ class Tokenwire(Server):
         self.protocol = "grpc" if name == "tokenwire-grpc" else "sse"
         self.threads = threads
         self.failed_starts: list[str] = []
-        self.process = ServerProcess(threads, ["--parallel", str(slots)])
+        self.args = ["--parallel", str(slots)]
+        if name.endswith("-gunicorn"):
+            self.args += ["--bridge", "gunicorn"]
+        self.process = ServerProcess(threads, self.args)
         self.command = self.process.args
 
     @property
@@ -245,12 +251,12 @@ class Tokenwire(Server):
         return self.process.proc.pid if self.process.proc else None
 
     def start(self) -> None:
-        # tokenwire serve sometimes fails to start its REST bridge (SIGABRT in the child while
-        # gRPC threads run in the parent; seen under load). That says nothing about its speed:
+        # With --bridge gunicorn, tokenwire serve sometimes failed to start its REST bridge
+        # (SIGABRT in the child while gRPC threads run in the parent; seen under load). That says nothing about its speed:
         # retry, and count the failed starts in the results.
         for attempt in range(1, START_ATTEMPTS + 1):
             # A new ServerProcess per start: each has its own log and ports.
-            self.process = ServerProcess(self.threads, ["--parallel", str(self.slots)])
+            self.process = ServerProcess(self.threads, self.args)
             try:
                 self.process.start()
                 break
@@ -592,7 +598,7 @@ def print_targets(all_checks: dict[str, list[dict]]) -> None:
     print()
     for pair, checks in all_checks.items():
         for c in checks:
-            verdict = ("PASS" if c["pass"] else "FAIL") if pair.startswith("tokenwire-sse") \
+            verdict = ("PASS" if c["pass"] else "FAIL") if pair.startswith("tokenwire-sse /") \
                 else ("pass" if c["pass"] else "miss") + " (info)"
             print(f"{pair}: {c['target']}: {c['tokenwire']:.1f} vs {c['baseline']:.1f}, "
                   f"ratio {c['ratio']:.3f} (target {c['bound']}): {verdict}")
@@ -685,7 +691,7 @@ def main(argv: list[str] | None = None) -> int:
     print_tables(summary, args.levels)
     checks: dict[str, list[dict]] = {}
     names = [s.name for s in servers]
-    for ours in ("tokenwire-sse", "tokenwire-grpc"):
+    for ours in ("tokenwire-sse", "tokenwire-sse-gunicorn", "tokenwire-grpc"):
         for theirs in ("llama-server", "baseline-url", "llama-cpp-python"):
             if ours in names and theirs in names:
                 checks[f"{ours} / {theirs}"] = check_targets(summary, ours, theirs)

@@ -218,7 +218,8 @@ class _Streaming:
 def _client_socket() -> socket.socket | None:
     if not has_request_context():
         return None
-    return request.environ.get("gunicorn.socket")
+    environ = request.environ
+    return environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
 
 
 def _client_gone(sock: socket.socket) -> bool:

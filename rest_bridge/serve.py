@@ -1,10 +1,17 @@
-"""Runs the bridge under gunicorn's threaded workers, in a child process.
+"""Runs the bridge for `tokenwire serve` and `tokenwire bridge`, in one of two ways.
 
-gunicorn forks, and forking a process that already runs gRPC threads is unsafe, so the bridge is
-always its own process. The parent binds the listening socket itself and hands its descriptor to
-gunicorn (`fd://`), so `--port 0` works and the caller knows the port before gunicorn starts.
-With gthread each open stream holds one worker thread, so the thread count bounds concurrent
-streams; responses are written as the app yields them (SSE is never buffered).
+- **in-process** (`serve`'s default): werkzeug's threaded server on threads of the calling process
+  (rest_bridge.threaded_server). One interpreter and one copy of gRPC serve both the server and the
+  bridge.
+- **gunicorn**: gthread workers in a child process. This is the one choice for `tokenwire bridge`.
+  gunicorn forks, and forking a process that already runs gRPC threads is unsafe, so this bridge is
+  always its own process. The parent binds the listening socket itself and hands its descriptor to
+  gunicorn (`fd://`), so `--port 0` works and the caller knows the port before gunicorn starts.
+  With gthread each open stream holds one worker thread, so the thread count bounds concurrent
+  streams.
+
+Either way, responses are written as the app yields them (SSE is never buffered), and stopping
+closes the listening socket first and lets the requests in flight finish.
 """
 
 from __future__ import annotations
@@ -14,13 +21,17 @@ import os
 import socket
 import subprocess
 import sys
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Literal
 
 from rest_bridge import gunicorn_conf
 from rest_bridge.config import BridgeConfig
 
-# gunicorn's own knobs for the bridge.
+# Threads (gunicorn) or connections (in-process) served at once, unless the caller says.
 DEFAULT_THREADS = 64
+
+BridgeRuntime = Literal["in-process", "gunicorn"]
 
 
 @dataclass(frozen=True)
@@ -31,8 +42,66 @@ class BridgeProcessOptions:
     graceful_timeout_s: float = 30.0
     log_level: str = "info"
     access_log: bool = False
-    #: How long an idle keep-alive connection stays open (the server's idle_timeout).
+    #: How long an idle keep-alive connection stays open (the server's idle_timeout). gunicorn only:
+    #: the in-process server closes every connection after its response.
     keepalive_s: float = 5.0
+    #: How long a new connection may take to send its request line and headers (in-process only).
+    header_timeout_s: float = 30.0
+    runtime: BridgeRuntime = "gunicorn"
+
+
+class RunningBridge(ABC):
+    """A started bridge, whichever way it runs: its port, and how it ends."""
+
+    port: int
+
+    @abstractmethod
+    def wait(self) -> int | None:
+        """Blocks until the bridge stops serving (on its own, or after stop()); its exit status."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stops accepting connections; requests in flight go on."""
+
+    @abstractmethod
+    def finish(self, timeout: float) -> bool:
+        """Waits up to `timeout` for requests in flight, then ends them; False if it had to."""
+
+
+class GunicornBridge(RunningBridge):
+    def __init__(self, process: subprocess.Popen, port: int) -> None:
+        self.process, self.port = process, port
+
+    def wait(self) -> int | None:
+        return self.process.wait()
+
+    def stop(self) -> None:
+        self.process.terminate()  # gunicorn: stop accepting, finish in-flight requests, exit
+
+    def finish(self, timeout: float) -> bool:
+        try:
+            self.process.wait(timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            return False
+
+
+class InProcessBridge(RunningBridge):
+    def __init__(self, server) -> None:  # rest_bridge.threaded_server.ThreadedBridgeServer
+        self.server, self.port = server, server.port
+
+    def wait(self) -> int | None:
+        self.server.wait_stopped()
+        return 1 if self.server.failure is not None else 0
+
+    def stop(self) -> None:
+        self.server.stop_accepting()
+
+    def finish(self, timeout: float) -> bool:
+        # Connection threads are daemons: whatever is left ends with the process.
+        return self.server.wait_idle(timeout)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -66,14 +135,30 @@ def gunicorn_command(sock: socket.socket, options: BridgeProcessOptions) -> list
     return command + ["rest_bridge.wsgi:app"]
 
 
-def start_bridge(config: BridgeConfig, options: BridgeProcessOptions) -> tuple[subprocess.Popen, int]:
-    """Starts gunicorn serving the bridge; returns the process and the bound port."""
+def start_bridge(config: BridgeConfig, options: BridgeProcessOptions) -> RunningBridge:
+    """Starts the bridge as `options.runtime` says; it serves when this returns."""
     sock = bind(options.host, options.port)
     try:
-        port = sock.getsockname()[1]
-        env = {**os.environ, **config.to_env(), gunicorn_conf.PARENT_PID_ENV: str(os.getpid())}
-        process = subprocess.Popen(gunicorn_command(sock, options), pass_fds=(sock.fileno(),),
-                                   env=env)
+        if options.runtime == "in-process":
+            return _start_in_process(sock, config, options)
+        return _start_gunicorn(sock, config, options)
     finally:
-        sock.close()  # gunicorn holds its own copy
-    return process, port
+        sock.close()  # the server holds its own copy
+
+
+def _start_gunicorn(sock: socket.socket, config: BridgeConfig,
+                    options: BridgeProcessOptions) -> GunicornBridge:
+    env = {**os.environ, **config.to_env(), gunicorn_conf.PARENT_PID_ENV: str(os.getpid())}
+    process = subprocess.Popen(gunicorn_command(sock, options), pass_fds=(sock.fileno(),), env=env)
+    return GunicornBridge(process, sock.getsockname()[1])
+
+
+def _start_in_process(sock: socket.socket, config: BridgeConfig,
+                      options: BridgeProcessOptions) -> InProcessBridge:
+    from rest_bridge import create_app
+    from rest_bridge.threaded_server import ThreadedBridgeServer
+
+    server = ThreadedBridgeServer(sock, create_app(config), max_connections=options.threads,
+                                  header_timeout_s=options.header_timeout_s)
+    server.start()
+    return InProcessBridge(server)

@@ -21,7 +21,7 @@ def trace_metadata() -> tuple[tuple[str, str], ...]:
 def _start() -> None:
     parent = propagate.extract({key.lower(): value for key, value in request.headers.items()})
     name = f"{request.method} {request.url_rule.rule if request.url_rule else request.path}"
-    span = trace.get_tracer(TRACER_NAME).start_span(
+    span = trace.get_tracer(TRACER_NAME, tracer_provider=_provider).start_span(
         name, context=parent, kind=trace.SpanKind.SERVER,
         attributes={"http.request.method": request.method, "url.path": request.path})
     g.tokenwire_span = span
@@ -53,14 +53,17 @@ def init_app(app: Flask) -> None:
     app.teardown_request(_end)
 
 
-_configured = False
+# The bridge's own provider, not OpenTelemetry's global one: when the bridge runs inside the server
+# process, the server has installed the global provider under its own service name.
+_provider = None
 
 
 def configure_tracing(exporter: str, *, service_name: str, otlp_endpoint: str = "") -> None:
-    """Installs an SDK tracer provider in the bridge process; "none" (the default) installs
-    nothing. (The server process configures its own in server.monitoring.tracing.)"""
-    global _configured
-    if exporter == "none" or _configured:
+    """Sets up the bridge's tracer provider; "none" (the default) sets up nothing, and the spans are
+    no-ops unless a global provider exists. (The server configures its own in
+    server.monitoring.tracing.)"""
+    global _provider
+    if exporter == "none" or _provider is not None:
         return
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -74,5 +77,4 @@ def configure_tracing(exporter: str, *, service_name: str, otlp_endpoint: str = 
         span_exporter = ConsoleSpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     provider.add_span_processor(BatchSpanProcessor(span_exporter))
-    trace.set_tracer_provider(provider)
-    _configured = True
+    _provider = provider

@@ -14,6 +14,7 @@ import os
 import secrets
 import signal
 import sys
+import threading
 import typing
 from typing import Any, Sequence
 
@@ -86,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     bridge.add_argument("--request-timeout", type=float, default=30.0,
                         help="deadline of each non-streaming gRPC call, in seconds (504 past it)")
     bridge.add_argument("--log-level", default="INFO")
+    bridge.add_argument("--runtime", choices=("gunicorn", "in-process"), default="gunicorn",
+                        help="gunicorn's threaded workers in a child process, or werkzeug's "
+                             "threaded server in this process (one process, less memory)")
 
     gen = commands.add_parser("generate", help="stream a reply from a running server")
     gen.add_argument("prompt", help="what to ask; sent as a user chat message unless --raw")
@@ -152,7 +156,9 @@ def _bridge_options(settings: Settings, port: int):
         graceful_timeout_s=settings.server.shutdown_grace_seconds,
         log_level=settings.logging.level,
         access_log=settings.logging.access_log,
-        keepalive_s=settings.server.idle_timeout)
+        keepalive_s=settings.server.idle_timeout,
+        header_timeout_s=min(settings.server.request_timeout, settings.server.idle_timeout),
+        runtime=settings.server.bridge)
 
 
 def _local_target(host: str, port: int) -> str:
@@ -185,13 +191,13 @@ async def _serve(settings: Settings) -> int:
                                  request_timeout_s=settings.server.request_timeout,
                                  bridge_secret=settings.auth.bridge_secret.get_secret_value())
     try:
-        bridge, rest_port = start_bridge(bridge_config, _bridge_options(settings, settings.server.port))
+        bridge = start_bridge(bridge_config, _bridge_options(settings, settings.server.port))
     except OSError as exc:
         print(f"tokenwire: cannot start the REST bridge on port {settings.server.port}: {exc}",
               file=sys.stderr)
         await server.shutdown(0)
         return 1
-    print(f"tokenwire: REST listening on {settings.server.host}:{rest_port}", flush=True)
+    print(f"tokenwire: REST listening on {settings.server.host}:{bridge.port}", flush=True)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -202,16 +208,14 @@ async def _serve(settings: Settings) -> int:
     await asyncio.wait({bridge_exit, stopped}, return_when=asyncio.FIRST_COMPLETED)
     status = 0
     if bridge_exit.done():
-        log.error("the REST bridge exited unexpectedly (status %s); stopping", bridge.returncode)
+        log.error("the REST bridge exited unexpectedly (status %s); stopping", bridge_exit.result())
         status = 1
     else:
-        bridge.terminate()  # gunicorn: stop accepting, finish in-flight requests, exit
+        bridge.stop()
     log.info("shutting down: draining for up to %.1fs", settings.server.shutdown_grace_seconds)
     await server.shutdown()
-    try:
-        await asyncio.wait_for(bridge_exit, timeout=settings.server.shutdown_grace_seconds + 10)
-    except asyncio.TimeoutError:
-        bridge.kill()
+    # The drain ended the streams the bridge relays; its requests end with them.
+    await asyncio.to_thread(bridge.finish, settings.server.shutdown_grace_seconds + 10)
     stopped.cancel()
     log.info("stopped")
     return status
@@ -227,16 +231,28 @@ def _bridge(args: argparse.Namespace) -> int:
                           request_timeout_s=args.request_timeout,
                           bridge_secret=os.environ.get("TOKENWIRE_AUTH_BRIDGE_SECRET", ""))
     options = BridgeProcessOptions(host=args.host, port=args.port,
-                                   threads=args.threads or DEFAULT_THREADS, log_level=args.log_level)
+                                   threads=args.threads or DEFAULT_THREADS, log_level=args.log_level,
+                                   runtime=args.runtime)
+    if args.runtime == "in-process":
+        from server.config import LoggingSettings
+        from server.log_config import configure_logging
+
+        configure_logging(LoggingSettings(level=args.log_level))
     try:
-        process, port = start_bridge(config, options)
+        bridge = start_bridge(config, options)
     except OSError as exc:
         print(f"tokenwire: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
-    print(f"tokenwire: REST listening on {args.host}:{port}", flush=True)
+    print(f"tokenwire: REST listening on {args.host}:{bridge.port}", flush=True)
+    stop = threading.Event()
+    threading.Thread(target=lambda: (bridge.wait(), stop.set()), name="bridge-exit",
+                     daemon=True).start()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda received, _frame: process.send_signal(received))
-    status = process.wait()
+        signal.signal(signum, lambda _received, _frame: stop.set())
+    stop.wait()
+    bridge.stop()  # stop accepting; requests in flight finish
+    bridge.finish(options.graceful_timeout_s + 10)
+    status = bridge.wait()
     return 0 if status in (0, -signal.SIGTERM, -signal.SIGINT) else status
 
 

@@ -81,10 +81,12 @@ def bridge_app(server):
 
 @pytest.fixture(scope="session")
 def bridge(server):
-    """The REST bridge as users run it: `tokenwire bridge` (gunicorn) in front of the real server."""
+    """The REST bridge over real HTTP in front of the real server, as `tokenwire serve` runs it by
+    default: werkzeug's threaded server (`tokenwire bridge --runtime in-process`). Tests that need
+    gunicorn start their own BridgeProcess."""
     from tests.e2e.cli_process import BridgeProcess
 
-    running = BridgeProcess(server.target).start()
+    running = BridgeProcess(server.target, runtime="in-process").start()
     yield running
     assert running.stop() == 0
 

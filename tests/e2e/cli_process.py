@@ -72,12 +72,13 @@ class ServeProcess:
 
 
 class BridgeProcess:
-    """`tokenwire bridge` (gunicorn) in front of a gRPC server."""
+    """`tokenwire bridge` in front of a gRPC server: gunicorn (its default) or in-process."""
 
-    def __init__(self, grpc_target: str, *args: str, env: dict[str, str] | None = None):
+    def __init__(self, grpc_target: str, *args: str, env: dict[str, str] | None = None,
+                 runtime: str = "gunicorn"):
         self.args = [TOKENWIRE, "bridge", "--grpc-target", grpc_target, "--host", "127.0.0.1",
                      "--port", "0", "--max-request-size", str(64 * 1024), "--request-timeout", "600",
-                     *args]
+                     "--runtime", runtime, *args]
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen | None = None
         self.port = 0

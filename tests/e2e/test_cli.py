@@ -6,6 +6,8 @@ import os
 import subprocess
 import threading
 
+import pytest
+
 from tests.conftest import BAN_END_OF_GENERATION
 from tests.e2e.cli_process import TOKENWIRE, ServeProcess
 from tests.helpers import wait_for
@@ -107,9 +109,11 @@ def _port_answers(port: int) -> bool:
         return False
 
 
-def test_a_killed_server_takes_its_rest_bridge_with_it():
-    """SIGKILL runs no shutdown code; the bridge notices its parent is gone and frees the port."""
-    served = ServeProcess().start()
+@pytest.mark.parametrize("bridge", ["in-process", "gunicorn"])
+def test_a_killed_server_takes_its_rest_bridge_with_it(bridge):
+    """SIGKILL runs no shutdown code; a gunicorn bridge notices its parent is gone and frees the
+    port (an in-process one goes with the process)."""
+    served = ServeProcess("--bridge", bridge).start()
     try:
         assert _port_answers(served.rest_port)
         served.kill()
