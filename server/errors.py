@@ -77,7 +77,9 @@ class ModelNotFound(TokenwireError):
 
 
 class EngineUnavailable(TokenwireError):
-    """The engine exists but cannot serve now: loading, failed, or the server is draining."""
+    """The engine exists but cannot serve now: loading, failed, or the server is draining; also
+    anything the request needs that cannot be reached now (an upstream, a DNS resolver), where
+    the same request may succeed when retried."""
 
     reason = "ENGINE_UNAVAILABLE"
 

@@ -103,6 +103,21 @@ class Job:
             start_time_unix_ms=self.start_time_unix_ms, end_time_unix_ms=self.end_time_unix_ms)
 
 
+class FinalNameTaken(TransferError):
+    """A file took the download's final name while it ran, and force is off.
+
+    Neither file is deleted: the one under the final name is someone's data (another download,
+    or a user copying the model in), and the verified .part file is the user's download. Both
+    it and its state stay, so a retry with force (or after removing the other file) finishes
+    from them: its ranged request answers 416, and nothing is fetched again unless the server's
+    file changed meanwhile (If-Range)."""
+
+    def __init__(self, job: Job):
+        super().__init__("FILE_EXISTS", f"{job.final_path} appeared while the download ran and was "
+                         f"left as it is; the verified download is kept: start it again with "
+                         f"force to replace the file with it (its bytes are reused)")
+
+
 class Transfer:
     """Moves one job's bytes. `headers_received(job)` is called (from the worker thread) once a
     response's size is known, so the manager can publish it at once."""
@@ -248,18 +263,49 @@ class Transfer:
                                 f"{job.expected_sha256}; the file was deleted")
         with open(job.part_path, "rb+") as f:
             os.fsync(f.fileno())
-        if not job.abort.commit():
-            raise Aborted(job.abort.why)
-        if job.final_path.exists() and not job.force:
-            raise TransferError("FILE_EXISTS", f"{job.final_path} appeared during the download; "
-                                f"start it again with force to replace it")
-        os.replace(job.part_path, job.final_path)
-        _fsync_dir(job.final_path.parent)
-        unlink(job.state_path)
         with job.lock:
             if job.total_bytes is None:
                 job.total_bytes = job.downloaded_bytes
+        if not job.abort.commit():
+            raise Aborted(job.abort.why)
+        _move_into_place(job)
+        _fsync_dir(job.final_path.parent)
+        unlink(job.state_path)
         return digest
+
+
+def name_taken(job: Job) -> bool:
+    """Whether something other than the job's own .part file holds its final name (a dangling
+    link counts: it is not ours to replace)."""
+    return os.path.lexists(job.final_path) and not _same_file(job.part_path, job.final_path)
+
+
+def _move_into_place(job: Job) -> None:
+    """Gives the verified .part file its final name. Without force, os.link fails when the name
+    is taken, where checking exists() before os.replace would overwrite a file that appears in
+    between; the .part name goes only once the final one holds the bytes."""
+    if job.force:
+        os.replace(job.part_path, job.final_path)
+        return
+    try:
+        os.link(job.part_path, job.final_path)
+    except FileExistsError:
+        pass  # taken, or already ours: a crash between link and unlink left both names
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+        if not name_taken(job):  # no hard links here (FAT, some network shares): the racy
+            os.replace(job.part_path, job.final_path)  # check is the best this filesystem has
+            return
+    if name_taken(job):
+        write_state(job)  # with total_bytes known, so a retry sees that every byte is here
+        raise FinalNameTaken(job)
+    unlink(job.part_path)
+
+
+# os.link errors that mean the filesystem has no hard links, not that the name is taken.
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV,
+                            errno.EMLINK, errno.ENOSYS})
 
 
 def _content_range_total(header: str | None, offset: int) -> int | None:
@@ -307,6 +353,13 @@ def _truncate(path: Path) -> None:
 def unlink(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _fsync_dir(path: Path) -> None:

@@ -4,7 +4,9 @@ Each download's bytes go to `<models_dir>/.partial/<filename>.part`, with its de
 `<filename>.json` beside it, so a server that stops or crashes resumes the download with an HTTP
 Range request when it starts again. Only a complete file whose SHA-256 matches (when one is known)
 is fsynced and renamed to its final name; a failed or cancelled download deletes its temporary
-file, so the final name never holds a partial or unverified file.
+file, so the final name never holds a partial or unverified file. One failure keeps it: a file
+that took the final name during the download (FILE_EXISTS) is not replaced without force, and the
+verified bytes wait in `.partial` for a retry with force.
 
 The transfer itself runs in a thread (blocking http.client reads), one per download; everything
 else, and all the state that callers see, lives on the event loop. Callers see immutable
@@ -20,6 +22,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -28,7 +31,8 @@ from typing import AsyncIterator, Callable, Iterable
 from server.config import DownloadSettings
 from server.core import download_sources as sources
 from server.core.download_http import Aborted, TransferError
-from server.core.download_transfer import Job, Transfer, unlink, write_state
+from server.core.download_transfer import (FinalNameTaken, Job, Transfer, name_taken, unlink,
+                                           write_state)
 from server.core.download_types import (CancelAllOutcome, CancelOutcome, CatalogResolver,
                                         DownloadRequest, DownloadSnapshot, DownloadStatus,
                                         DownloadType, OnAbandoned, OnDownloaded, now_ms)
@@ -193,6 +197,11 @@ class DownloadManager:
                 continue
             if any(j.filename == job.filename and not j.status.terminal for j in self._jobs.values()):
                 continue
+            if not job.force and name_taken(job):
+                # It could only end in FILE_EXISTS; its bytes stay for a retry with force.
+                log.info("download %s of %s is not resumed: %s exists; start it again with force "
+                         "to replace it", job.download_id, job.filename, job.final_path)
+                continue
             log.info("resuming download %s of %s (%s)", job.download_id, job.filename, job.url)
             self._launch(job)
 
@@ -323,8 +332,7 @@ class DownloadManager:
         try:
             addresses = await loop.run_in_executor(None, sources.resolve, parsed.host, parsed.port)
         except OSError as exc:
-            raise InvalidArgument.single("url", f"cannot resolve host {parsed.host}: {exc}",
-                                         reason="UNRESOLVABLE_HOST") from None
+            raise _resolve_error(parsed.host, exc) from None
         refusal = sources.address_refusal(parsed.host, addresses)
         if refusal is not None:
             raise refusal
@@ -427,7 +435,8 @@ class DownloadManager:
             log.info("download %s cancelled", job.download_id)
             return
         except TransferError as exc:
-            self._discard(job)
+            if not isinstance(exc, FinalNameTaken):  # that one keeps its verified bytes
+                self._discard(job)
             self._fail(job, exc.reason, exc.message, exc.http_status)
             return
         except Exception as exc:  # a disk or programming error must still end the download
@@ -477,6 +486,22 @@ class DownloadManager:
     def _discard(self, job: Job) -> None:
         unlink(job.part_path)
         unlink(job.state_path)
+
+
+# Resolver answers that the name has no address: the same URL will keep failing, so it is a bad
+# argument. Any other failure (EAI_AGAIN: no answer in time; EAI_FAIL: the DNS server failed;
+# no network yet) may pass, as the transfer's retries assume: UNAVAILABLE, which clients retry.
+_NAME_HAS_NO_ADDRESS = frozenset(getattr(socket, name) for name in ("EAI_NONAME", "EAI_NODATA")
+                                 if hasattr(socket, name))
+
+
+def _resolve_error(host: str, exc: OSError) -> InvalidArgument | EngineUnavailable:
+    why = exc.strerror or str(exc) or type(exc).__name__
+    if isinstance(exc, socket.gaierror) and exc.errno in _NAME_HAS_NO_ADDRESS:
+        return InvalidArgument.single("url", f"cannot resolve host {host}: {why}",
+                                      reason="UNRESOLVABLE_HOST")
+    return EngineUnavailable(f"cannot resolve host {host} now ({why}); retry later",
+                             reason="DNS_UNAVAILABLE")
 
 
 def _why_not_cancelled(status: DownloadStatus) -> str:

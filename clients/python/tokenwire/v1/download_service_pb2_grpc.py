@@ -100,8 +100,11 @@ class DownloadServiceServicer:
 
         Status codes:
         OK                  the download started.
-        INVALID_ARGUMENT    the URL is malformed or not http/https, or the model id, file name or
-        expected SHA-256 is invalid (path traversal, separators, NUL, ...).
+        INVALID_ARGUMENT    the URL is malformed or not http/https, its host name does not exist
+        (UNRESOLVABLE_HOST), or the model id, file name or expected SHA-256 is
+        invalid (path traversal, separators, NUL, ...).
+        UNAVAILABLE         the host cannot be resolved now (DNS_UNAVAILABLE: retry later), or the
+        server is draining.
         NOT_FOUND           the catalog has no model with this name.
         PERMISSION_DENIED   the URL's host resolves to a private, loopback or link-local address
         and the server's configuration does not allow those.

@@ -1,0 +1,225 @@
+"""Failure paths of the download manager that change what a client must do next: a host name that
+does not resolve at StartDownload (retry later, or fix the URL), and a file that takes the final
+name while a download runs (the user's file and the downloaded bytes are both kept)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import socket
+
+import grpc
+import pytest
+
+from rest_bridge import create_app
+from rest_bridge.config import BridgeConfig
+from server.core import download_sources
+from server.core.download_transfer import Job, Transfer
+from server.core.download_types import DownloadType
+from server.core.downloads import DownloadManager
+from tests.file_server import FileServer, copy_embedded_gguf
+from tests.helpers import ServerThread, make_settings, wait_for
+from tokenwire import AlreadyExistsError, Client, InvalidArgumentError, UnavailableError
+
+MiB = 1024 * 1024
+GGUF = "smollm2.gguf"
+REMOTE_URL = "https://models.example/org/model-q4.gguf"
+TEMPORARY = (socket.EAI_AGAIN, "Temporary failure in name resolution")
+NO_SUCH_NAME = (socket.EAI_NONAME, "Name or service not known")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("served")
+    copy_embedded_gguf(root, GGUF)
+    served = FileServer(root).start()
+    yield served
+    served.stop()
+
+
+@pytest.fixture(scope="module")
+def gguf_sha256(files) -> str:
+    return hashlib.sha256((files.root / GGUF).read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="module")
+def dl_server(models_dir):
+    settings = make_settings(
+        model_store={"directory": str(models_dir)},
+        downloads={"allow_private_addresses": True, "max_retries": 2,
+                   "retry_backoff_seconds": 0.01, "progress_interval_seconds": 0.05})
+    running = ServerThread(settings).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def dl(dl_server):
+    with Client(dl_server.target, timeout=240) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def dl_http(dl_server):
+    with grpc.insecure_channel(dl_server.target) as channel:
+        app = create_app(BridgeConfig(grpc_target=dl_server.target, request_timeout_s=600),
+                         channel=channel)
+        app.testing = True
+        yield app.test_client()
+
+
+@pytest.fixture(autouse=True)
+def _reset_file_server(files):
+    yield
+    files.release()
+
+
+@pytest.fixture
+def resolver_fails(dl_server, monkeypatch):
+    """Makes StartDownload's address check (on here) meet a resolver failing with (errno, text)."""
+    limits = dl_server.settings.downloads
+    limits.allow_private_addresses = False
+
+    def fail_with(failure: tuple[int, str]) -> None:
+        def resolve(host: str, port: int) -> list[str]:
+            raise socket.gaierror(*failure)
+
+        monkeypatch.setattr(download_sources, "resolve", resolve)
+
+    yield fail_with
+    limits.allow_private_addresses = True
+
+
+def finish(client: Client, download_id: str) -> list:
+    return list(client.watch_download(download_id, timeout=240))
+
+
+def sha256_of(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# -- a host name that does not resolve --------------------------------------------------------
+
+
+def test_a_temporary_dns_failure_is_unavailable_so_clients_retry(dl, resolver_fails, models_dir):
+    resolver_fails(TEMPORARY)
+    with pytest.raises(UnavailableError) as error:
+        dl.start_download(REMOTE_URL)
+    assert error.value.reason == "DNS_UNAVAILABLE"
+    assert "models.example" in error.value.message and "Temporary failure" in error.value.message
+    assert dl.list_downloads(model_id="model-q4") == []
+    assert not (models_dir / "model-q4.gguf").exists()
+
+
+def test_a_name_that_does_not_exist_is_an_invalid_url(dl, resolver_fails):
+    resolver_fails(NO_SUCH_NAME)
+    with pytest.raises(InvalidArgumentError) as error:
+        dl.start_download(REMOTE_URL)
+    assert error.value.reason == "UNRESOLVABLE_HOST"
+    (violation,) = error.value.violations
+    assert violation.field == "url" and "models.example" in violation.description
+    assert dl.list_downloads(model_id="model-q4") == []
+
+
+@pytest.mark.parametrize("failure,native,kolosal", [(TEMPORARY, 503, 503),
+                                                    (NO_SUCH_NAME, 400, 422)])
+def test_dns_failures_over_rest(dl_http, resolver_fails, failure, native, kolosal):
+    """The native route and Kolosal's (which documents 422 for a URL it will not fetch) agree
+    with gRPC: a temporary failure is 503 with Retry-After, a name that does not exist is not."""
+    resolver_fails(failure)
+    started = dl_http.post("/v1/model-downloads", json={"url": REMOTE_URL})
+    assert started.status_code == native
+    assert ("Retry-After" in started.headers) == (native == 503)
+    added = dl_http.post("/engines", json={"engine_id": "dns-engine", "model_path": REMOTE_URL})
+    assert added.status_code == kolosal, added.get_json()
+    assert ("Retry-After" in added.headers) == (kolosal == 503)
+
+
+# -- a file that takes the final name while the download runs ---------------------------------
+
+
+def test_a_file_that_appears_during_the_download_is_not_replaced_and_the_bytes_are_kept(
+        dl, files, models_dir, gguf_sha256):
+    files.pause(4 * MiB)
+    started = dl.start_download(files.url(GGUF), filename="appeared.gguf",
+                                expected_sha256=gguf_sha256)
+    wait_for(lambda: dl.get_download(started.download_id).downloaded_bytes == 4 * MiB, timeout=60)
+    final = models_dir / "appeared.gguf"
+    final.write_bytes(b"the user's own file")  # copied in by hand, or by another download
+    files.release()
+
+    done = finish(dl, started.download_id)[-1]
+    assert done.status == "failed" and done.error_reason == "FILE_EXISTS"
+    assert str(final) in done.error and "force" in done.error
+    assert final.read_bytes() == b"the user's own file"
+    part = models_dir / ".partial" / "appeared.gguf.part"
+    assert sha256_of(part) == gguf_sha256  # the verified download is kept, not deleted
+    assert (models_dir / ".partial" / "appeared.gguf.json").exists()
+
+    with pytest.raises(AlreadyExistsError) as error:  # without force, nothing changes
+        dl.start_download(files.url(GGUF), filename="appeared.gguf")
+    assert error.value.reason == "FILE_EXISTS" and sha256_of(part) == gguf_sha256
+
+    mark = files.mark()
+    retried = dl.start_download(files.url(GGUF), filename="appeared.gguf",
+                                expected_sha256=gguf_sha256, force=True)
+    done = finish(dl, retried.download_id)[-1]
+    assert done.status == "completed" and done.sha256 == gguf_sha256, done.error
+    assert done.resumed_from_bytes == done.total_bytes  # every byte was already here
+    assert files.bytes_sent_since(mark) == 0  # finished from the kept bytes, none fetched again
+    assert sha256_of(final) == gguf_sha256
+    assert not part.exists() and not (models_dir / ".partial" / "appeared.gguf.json").exists()
+
+
+def _kept_download(models_dir, *, final_content: bytes | None, link: bool = False) -> Job:
+    """A verified .part file with its state, as a download blocked at its finish leaves them."""
+    partial = models_dir / ".partial"
+    partial.mkdir()
+    part = partial / "taken.gguf.part"
+    part.write_bytes(b"verified bytes")
+    job = Job(download_id="dl-kept", model_id="taken", url="http://127.0.0.1:9/taken.gguf",
+              catalog_name="", filename="taken.gguf", final_path=models_dir / "taken.gguf",
+              part_path=part, state_path=partial / "taken.gguf.json", expected_sha256="",
+              auto_load=False, force=False, download_type=DownloadType.REGULAR,
+              start_time_unix_ms=1, validator='"v1"', total_bytes=part.stat().st_size)
+    job.state_path.write_text(json.dumps(job.persisted()))
+    if link:
+        os.link(part, job.final_path)
+    elif final_content is not None:
+        job.final_path.write_bytes(final_content)
+    return job
+
+
+def test_a_kept_download_whose_name_is_taken_is_not_resumed_at_start(tmp_path):
+    """Resuming it could only end in FILE_EXISTS again; its bytes wait for a retry with force."""
+    job = _kept_download(tmp_path, final_content=b"the user's own file")
+    settings = make_settings(model_store={"directory": str(tmp_path)}).downloads
+
+    async def start_then_close() -> list:
+        manager = DownloadManager(settings, tmp_path)
+        await manager.start()
+        listed = manager.list()
+        await manager.close()
+        return listed
+
+    assert asyncio.run(start_then_close()) == []
+    assert job.final_path.read_bytes() == b"the user's own file"
+    assert job.part_path.read_bytes() == b"verified bytes" and job.state_path.exists()
+
+
+def test_a_finish_interrupted_after_linking_completes_when_run_again(tmp_path):
+    """A crash between linking the final name and deleting the .part leaves one file under both
+    names: that is this download's own file, not a conflict."""
+    job = _kept_download(tmp_path, final_content=None, link=True)
+    settings = make_settings(model_store={"directory": str(tmp_path)}).downloads
+    digest = hashlib.sha256(b"verified bytes").hexdigest()
+    assert Transfer(settings, lambda j: None)._commit(job, digest) == digest
+    assert job.final_path.read_bytes() == b"verified bytes"
+    assert not job.part_path.exists() and not job.state_path.exists()
