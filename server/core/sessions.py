@@ -7,7 +7,9 @@ with the tokens that cache holds, and only the new message is prefilled.
 
 The user message and the answer are appended in one store transaction, after the engine's last
 delta and before it is handed on: a caller that saw the end of the stream finds the turn in the
-history, and a turn that is cancelled or fails appends nothing.
+history, and a turn that is cancelled or fails appends nothing. A session that a turn creates
+(`create_if_missing`) is stored in that same transaction, so a first turn that fails leaves no
+empty session behind; until then its id is held like a running turn's.
 """
 
 from __future__ import annotations
@@ -77,12 +79,24 @@ class SessionManager:
         finally:
             self._busy.discard(session_id)
 
+    @contextlib.contextmanager
+    def _new(self, session_id: str) -> Iterator[None]:
+        """Guards an explicit creation (CreateSession, a branch) like a turn. A turn that creates
+        its session stores it only with its answer, so the id is taken while such a turn runs
+        (SessionExists, as once it is stored), and a turn on an id being created is refused
+        (SessionBusy): the two never both store the id."""
+        if session_id in self._busy:
+            raise SessionExists(session_id)
+        with self._turn(session_id):
+            yield
+
     # -- management ----------------------------------------------------------------------------
 
     async def create(self, record: SessionRecord) -> SessionRecord:
         if not record.id:
             record = replace(record, id=new_session_id())
-        return await self._run(self.store.create, record)
+        with self._new(record.id):
+            return await self._run(self.store.create, record)
 
     async def get(self, session_id: str) -> tuple[SessionRecord, list[ChatMessage]]:
         record = await self._run(self.store.get, session_id)
@@ -111,29 +125,36 @@ class SessionManager:
                 "message_count", f"must be between 0 and the {len(messages)} messages the history "
                                  f"holds (got {count})")
         branch = replace(record, id=new_id or new_session_id())
-        return await self._run(self.store.create, branch, messages[:count])
+        with self._new(branch.id):
+            return await self._run(self.store.create, branch, messages[:count])
 
     # -- turns ---------------------------------------------------------------------------------
 
-    async def _open(self, turn: ChatTurn, session_id: str) -> SessionRecord:
-        if not turn.create_if_missing:
-            return await self._run(self.store.get, session_id)
+    async def _open(self, turn: ChatTurn, session_id: str) -> tuple[SessionRecord, bool]:
+        """The session, and whether the turn is to create it: a session that does not exist yet
+        is stored with its first answer, so a first turn that fails leaves nothing behind."""
         try:
-            return await self._run(self.store.get, session_id)
+            return await self._run(self.store.get, session_id), False
         except SessionNotFound:
-            pass
-        self._engines.describe(turn.model or self._engines.default_id)  # no session for a bad model
-        record = SessionRecord(id=session_id, model=turn.model, system_prompt=turn.system_prompt)
-        try:
-            return await self._run(self.store.create, record)
-        except SessionExists:  # created by CreateSession meanwhile
-            return await self._run(self.store.get, session_id)
+            if not turn.create_if_missing:
+                raise
+        return SessionRecord(id=session_id, model=turn.model, system_prompt=turn.system_prompt), True
+
+    async def _store(self, session: SessionRecord, new: bool, history: list[ChatMessage],
+                     exchange: list[ChatMessage], system_prompt: str | None,
+                     change_prompt: bool) -> SessionRecord:
+        """One transaction either way: the new session with its first exchange, or the exchange
+        appended to the history the turn was answered from."""
+        if new:
+            return await self._run(self.store.create, session, exchange)
+        return await self._run(self.store.append, session.id, len(history), exchange,
+                               system_prompt=system_prompt, set_system_prompt=change_prompt)
 
     async def chat(self, turn: ChatTurn) -> AsyncIterator[TurnDelta]:
         session_id = turn.session_id or new_session_id()
         with self._turn(session_id):
-            session = await self._open(turn, session_id)
-            history = await self._run(self.store.messages, session_id)
+            session, new = await self._open(turn, session_id)
+            history = [] if new else await self._run(self.store.messages, session_id)
             change_prompt = turn.system_prompt is not None and turn.system_prompt != session.system_prompt
             system_prompt = turn.system_prompt if change_prompt else session.system_prompt
             user = ChatMessage("user", turn.content)
@@ -154,8 +175,7 @@ class SessionManager:
                     if delta.finish is None:
                         yield TurnDelta(session_id, engine.id, delta)
                         continue
-                    stored = await self._run(
-                        self.store.append, session_id, len(history),
-                        [user, ChatMessage("assistant", "".join(answer))],
-                        system_prompt=system_prompt, set_system_prompt=change_prompt)
+                    stored = await self._store(
+                        session, new, history, [user, ChatMessage("assistant", "".join(answer))],
+                        system_prompt, change_prompt)
                     yield TurnDelta(session_id, engine.id, delta, stored.message_count)

@@ -48,19 +48,43 @@ def test_a_deep_link_streams_the_answer_into_a_new_session(bridge, http):
     assert listed == [next(iter(new)) + "×"]
 
 
+REGENERATE = ".message.assistant .actions button"
+CURRENT = "document.querySelector('li.current .open').textContent"
+SHOWN = """Array.from(document.querySelectorAll('#messages .message'))
+    .map(m => [m.className, m.querySelector('.content').textContent])"""
+
+
+def click_and_settle(page, selector: str) -> None:
+    """Clicks a button that starts a turn and waits for the page to be idle after it. The page's
+    states are recorded as they change: a failing turn can pass through 'streaming' faster than
+    a poll would see it."""
+    page.evaluate("""(() => {
+        if (!window.pageStates) {
+            new MutationObserver((records) => records.forEach((r) => pageStates.push(r.oldValue)))
+                .observe(document.body, {attributeFilter: ['data-state'], attributeOldValue: true});
+        }
+        window.pageStates = [];
+    })()""")
+    page.evaluate(f"document.querySelector({selector!r}).click()")
+    page.wait_for("pageStates.includes('streaming') && document.body.dataset.state === 'idle'",
+                  timeout=120)
+
+
 def test_regenerate_and_edit_as_a_branch_keep_the_server_history_in_step(bridge, http):
     query = urlencode({"q": "Name a colour.", "temperature": "0"})
     with Browser() as browser:
         page = browser.open(f"{bridge.base_url}/?{query}")
         page.wait_for("document.body.dataset.state === 'idle'", timeout=120)
-        first = page.evaluate("document.querySelector('li.current .open').textContent")
+        first = page.evaluate(CURRENT)
 
-        # Regenerate: the last exchange is rolled back on the server and asked again.
-        page.evaluate("document.querySelector('.message.assistant .actions button').click()")
-        page.wait_for("document.body.dataset.state === 'streaming'")
-        page.wait_for("document.body.dataset.state === 'idle'", timeout=120)
-        history = http.get(f"/chat/history/{first}").get_json()
+        # Regenerate: the question is asked again on a branch without the last exchange; once
+        # the answer is stored, the branch replaces the session.
+        click_and_settle(page, REGENERATE)
+        regenerated = page.evaluate(CURRENT)
+        assert regenerated != first and http.get(f"/chat/history/{first}").status_code == 404
+        history = http.get(f"/chat/history/{regenerated}").get_json()
         assert [m["role"] for m in history] == ["user", "assistant"]
+        assert history[0]["content"] == "Name a colour."
 
         # Edit the question: a new session branches off before it; the original is untouched.
         page.evaluate("document.querySelector('.message.user .actions button').click()")
@@ -69,8 +93,43 @@ def test_regenerate_and_edit_as_a_branch_keep_the_server_history_in_step(bridge,
                                   document.getElementById('composer').requestSubmit(); })()""")
         page.wait_for("document.body.dataset.state === 'streaming'")
         page.wait_for("document.body.dataset.state === 'idle'", timeout=120)
-        branch = page.evaluate("document.querySelector('li.current .open').textContent")
-    assert branch != first
-    assert http.get(f"/chat/history/{first}").get_json() == history
+        branch = page.evaluate(CURRENT)
+    assert branch != regenerated
+    assert http.get(f"/chat/history/{regenerated}").get_json() == history
     assert [m["content"] for m in http.get(f"/chat/history/{branch}").get_json()
             if m["role"] == "user"] == ["Name a fruit."]
+
+
+def test_a_regenerate_that_fails_keeps_the_previous_exchange(bridge, http, server):
+    query = urlencode({"q": "Name a colour.", "temperature": "0"})
+    with Browser() as browser:
+        page = browser.open(f"{bridge.base_url}/?{query}")
+        page.wait_for("document.body.dataset.state === 'idle'", timeout=120)
+        first, shown = page.evaluate(CURRENT), page.evaluate(SHOWN)
+        history, sessions = http.get(f"/chat/history/{first}").get_json(), http.get("/sessions").get_json()
+
+        def assert_kept(error: str) -> None:
+            assert http.get(f"/chat/history/{first}").get_json() == history
+            assert http.get("/sessions").get_json() == sessions  # the failed branch is gone
+            assert page.evaluate(SHOWN) == shown and page.evaluate(CURRENT) == first
+            assert page.evaluate("document.getElementById('error').hidden") is False
+            assert error in page.evaluate("document.getElementById('error').textContent")
+
+        # The network fails: the new turn never reaches the server.
+        page.evaluate("""(() => {
+            const online = window.fetch;
+            window.fetch = (url, options) => url === '/chat/completions'
+                ? Promise.reject(new TypeError('Failed to fetch')) : online(url, options);
+            window.reconnect = () => { window.fetch = online; };
+        })()""")
+        click_and_settle(page, REGENERATE)
+        assert_kept("Failed to fetch")
+        page.evaluate("reconnect()")
+
+        # The server refuses it: the engine is unloaded (and loaded again for the other tests).
+        server.call(server.server.engines.unload("default"))
+        try:
+            click_and_settle(page, REGENERATE)
+        finally:
+            server.call(server.server.engines.load("default", raise_errors=True))
+        assert_kept("unloaded")

@@ -86,6 +86,20 @@ def test_bad_chat_bodies_get_documented_errors(http, body, status):
     assert isinstance(response.get_json()["error"], str)
 
 
+def test_a_first_turn_that_fails_leaves_no_session(http, server):
+    too_long = "hello " * (server.backend().info().n_ctx + 100)
+    kebab_id, conversation = f"fail-{uuid.uuid4()}", f"fail-conv-{uuid.uuid4()}"
+    assert http.post("/chat/completions", json=kebab(too_long, kebab_id)).status_code == 400
+    refused = http.post("/v1/chat/completions", json={
+        "messages": [{"role": "user", "content": too_long}], "max_tokens": 4,
+        "conversation_id": conversation})
+    assert refused.status_code == 400
+    listed = http.get("/sessions").get_json()
+    for session_id in (kebab_id, conversation):
+        assert session_id not in listed
+        assert http.get(f"/chat/history/{session_id}").status_code == 404
+
+
 def test_completions_answer_text_model_tokens_or_raw_sse(http):
     body = {"model": "default", "prompt": "Once upon a time", "max_tokens": 5, "temperature": 0}
     answer = http.post("/completions", json=body).get_json()

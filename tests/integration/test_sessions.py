@@ -122,6 +122,8 @@ def _idle(client: Client, session_id: str) -> bool:
     try:
         client.rollback_session(session_id, 0)  # refused with SESSION_BUSY while a turn runs
         return True
+    except NotFoundError:  # a first turn that ended without storing its session
+        return True
     except FailedPreconditionError:
         return False
 
@@ -170,6 +172,48 @@ def test_create_if_missing_picks_an_id_and_applies_the_system_prompt(sc):
     turn(sc, session_id, "Again", create_if_missing=True, system_prompt="Be polite.")
     assert sc.get_session(session_id).system_prompt == "Be polite."
     assert len(sc.history(session_id)) == 4
+
+
+def _absent(client: Client, session_id: str) -> bool:
+    with pytest.raises(NotFoundError):
+        client.get_session(session_id)
+    return session_id not in [s.session_id for s in client.list_sessions()]
+
+
+def test_a_first_turn_that_fails_or_is_cancelled_leaves_no_session(sc, session_server):
+    too_long = "hello " * (session_server.backend().info().n_ctx + 100)
+    with pytest.raises(InvalidArgumentError) as err:
+        turn(sc, "first-too-long", too_long, create_if_missing=True)
+    assert err.value.reason == "CONTEXT_LENGTH_EXCEEDED"
+    assert _absent(sc, "first-too-long")
+
+    stream = sc.chat("first-cancelled", "Write a long story.", max_tokens=400, create_if_missing=True,
+                     logit_bias=BAN_END_OF_GENERATION, **GREEDY)
+    next(stream)
+    stream.close()  # cancels the first turn mid-answer
+    wait_for(lambda: _idle(sc, "first-cancelled"), timeout=60)
+    assert _absent(sc, "first-cancelled")
+    # Explicit creation still makes an empty session.
+    assert sc.create_session("first-created").message_count == 0
+    assert sc.history("first-created") == []
+
+
+def test_a_first_turn_holds_its_new_id_until_its_answer_is_stored(sc):
+    sc.create_session("trunk-for-racing")
+    first = sc.chat("first-racing", "Write a long story.", max_tokens=400, create_if_missing=True,
+                    logit_bias=BAN_END_OF_GENERATION, **GREEDY)
+    next(first)
+    with pytest.raises(FailedPreconditionError) as err:
+        turn(sc, "first-racing", "Me too", create_if_missing=True)
+    assert err.value.reason == "SESSION_BUSY"
+    for create in (lambda: sc.create_session("first-racing"),
+                   lambda: sc.branch_session("trunk-for-racing", 0, new_session_id="first-racing")):
+        with pytest.raises(AlreadyExistsError):
+            create()
+    with pytest.raises(NotFoundError):  # no empty session is visible while the answer streams
+        sc.get_session("first-racing")
+    assert list(first)[-1].message_count == 2
+    assert [m["role"] for m in sc.history("first-racing")] == ["user", "assistant"]
 
 
 def test_session_kv_survives_unrelated_traffic_and_reuse_can_be_turned_off(sc):

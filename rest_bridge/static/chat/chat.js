@@ -1,7 +1,7 @@
 // The built-in chat page (reference document 003's "Web UI"), on the session API only:
 // POST /chat/completions (kebab-case body, raw-token SSE, the session id in X-Session-Id),
-// GET /sessions, GET|DELETE /chat/history/{id}, POST /chat/history/{id}/rollback,
-// POST /v1/sessions/{id}:branch, GET /models and GET /readiness.
+// GET /sessions, GET|DELETE /chat/history/{id}, POST /v1/sessions/{id}:branch, GET /models and
+// GET /readiness.
 // Every text from the server reaches the page through textContent, never as HTML.
 "use strict";
 
@@ -181,11 +181,15 @@
     }));
   }
 
+  async function fetchHistory(id) {
+    state.messages = await api("GET", "/chat/history/" + encodeURIComponent(id));
+    state.sessionId = id;
+  }
+
   async function openSession(id) {
     if (state.controller) return;
     try {
-      state.messages = await api("GET", "/chat/history/" + encodeURIComponent(id));
-      state.sessionId = id;
+      await fetchHistory(id);
       cancelEdit();
       showError("");
       render();
@@ -230,25 +234,36 @@
     return body;
   }
 
+  // A new session holding the history before the message at `index` becomes the page's one.
+  // The page shows the system prompt as the first message; the session counts it apart.
+  async function branchBefore(index) {
+    const shown = state.messages.length && state.messages[0].role === "system" ? 1 : 0;
+    const branch = await api("POST", "/v1/sessions/" + encodeURIComponent(state.sessionId) +
+                             ":branch", {message_count: index - shown});
+    state.sessionId = branch.session.sessionId || branch.session.session_id;
+    state.messages = state.messages.slice(0, index);
+  }
+
   async function send(text) {
     if (state.controller || !text.trim()) return;
     showError("");
     if (state.branchAt !== null) {
       // Edit-and-regenerate: a new session holding the history before the edited message.
-      // The page shows the system prompt as the first message; the session counts it apart.
-      const shown = state.messages.length && state.messages[0].role === "system" ? 1 : 0;
       try {
-        const branch = await api("POST", "/v1/sessions/" + encodeURIComponent(state.sessionId) +
-                                 ":branch", {message_count: state.branchAt - shown});
-        const session = branch.session;
-        state.sessionId = session.sessionId || session.session_id;
-        state.messages = state.messages.slice(0, state.branchAt);
+        await branchBefore(state.branchAt);
       } catch (e) {
         showError(e.message);
         return;
       }
       cancelEdit();
     }
+    await answer(text);
+    await settle();
+  }
+
+  // Streams one turn into the page; true when its answer was stored: the server stores a turn
+  // before its last token, so that is when the stream ended without an error or a stop.
+  async function answer(text) {
     const body = requestBody(text);
     state.messages.push({role: "user", content: text}, {role: "assistant", content: ""});
     render();
@@ -264,7 +279,6 @@
         method: "POST", headers: headers(true), body: JSON.stringify(body),
         signal: state.controller.signal});
       if (!response.ok) throw new Error(await errorText(response));
-      state.sessionId = response.headers.get("X-Session-Id") || state.sessionId;
       const reader = response.body.getReader();
       const decoder = new TextDecoder();
       let buffered = "";
@@ -289,31 +303,64 @@
           counter(tokens, firstAt);
         }
       }
+      // A new chat's session is stored with its first answer: a failed first turn leaves none.
+      state.sessionId = response.headers.get("X-Session-Id") || state.sessionId;
+      return true;
     } catch (e) {
       if (e.name !== "AbortError") showError(e.message);
+      return false;
     } finally {
       state.controller = null;
       busy(false);
     }
-    // The server's history is the truth: a stopped or failed turn was not stored.
-    if (state.sessionId) await openSession(state.sessionId);
-    else render();
+  }
+
+  // The server's history is the truth: a stopped or failed turn was not stored. The turn's
+  // error stays on show (opening a session would clear it).
+  async function settle() {
+    if (state.sessionId) {
+      try {
+        await fetchHistory(state.sessionId);
+      } catch (e) {
+        showError(e.message);
+      }
+      render();
+      await refreshSessions();
+    } else {
+      render();
+    }
     pageState("idle");
   }
 
+  // Regenerate answers again in a branch without the last exchange, so that a failed or stopped
+  // answer leaves the session and its previous answer as they were; a stored answer replaces
+  // the session with the branch.
   async function regenerate() {
     const lastUser = state.messages.length - 2;
     if (state.controller || lastUser < 0 || state.messages[lastUser].role !== "user") return;
     const text = state.messages[lastUser].content;
+    if (!state.sessionId) {  // the exchange was never stored: there is nothing to keep
+      state.messages = state.messages.slice(0, lastUser);
+      await send(text);
+      return;
+    }
+    const original = state.sessionId;
+    showError("");
     try {
-      await api("POST", "/chat/history/" + encodeURIComponent(state.sessionId) + "/rollback",
-                {amount: 2});
+      await branchBefore(lastUser);
     } catch (e) {
       showError(e.message);
       return;
     }
-    state.messages = state.messages.slice(0, lastUser);
-    await send(text);
+    const stored = await answer(text);
+    const discarded = stored ? original : state.sessionId;
+    if (!stored) state.sessionId = original;
+    try {
+      await api("DELETE", "/chat/history/" + encodeURIComponent(discarded));
+    } catch (e) {
+      if ($("error").hidden) showError(e.message);  // the turn's own error tells more
+    }
+    await settle();
   }
 
   function startEdit(index) {
