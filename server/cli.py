@@ -192,7 +192,7 @@ async def _serve(settings: Settings) -> int:
                                  bridge_secret=settings.auth.bridge_secret.get_secret_value())
     try:
         bridge = start_bridge(bridge_config, _bridge_options(settings, settings.server.port))
-    except OSError as exc:
+    except Exception as exc:  # the port, or (in-process) building the app: either way, stop cleanly
         print(f"tokenwire: cannot start the REST bridge on port {settings.server.port}: {exc}",
               file=sys.stderr)
         await server.shutdown(0)

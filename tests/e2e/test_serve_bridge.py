@@ -5,6 +5,8 @@ a SIGTERM lets a running SSE stream finish."""
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 import threading
 
 import psutil
@@ -13,7 +15,7 @@ import requests
 import socketio
 
 from tests.conftest import BAN_END_OF_GENERATION, CAPITAL_QUESTION
-from tests.e2e.cli_process import ServeProcess
+from tests.e2e.cli_process import TOKENWIRE, ServeProcess
 from tests.helpers import wait_for
 
 
@@ -75,3 +77,14 @@ def test_a_socketio_client_gets_events_over_a_websocket_from_the_in_process_brid
     finally:
         client.disconnect()
         served.kill()
+
+
+def test_a_rest_port_in_use_stops_the_server_with_a_clear_message():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = subprocess.run([TOKENWIRE, "serve", "--host", "127.0.0.1", "--grpc-port", "0",
+                                 "--port", str(port)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert f"cannot start the REST bridge on port {port}" in result.stderr
