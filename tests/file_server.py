@@ -4,6 +4,7 @@ It counts the body bytes it sends, so tests can tell how much a resumed download
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import importlib.util
 import shutil
@@ -13,6 +14,7 @@ import urllib.parse
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Iterator
 
 from server.config import EMBEDDED_MODEL_FILE, EMBEDDED_MODEL_PACKAGE
 
@@ -204,3 +206,18 @@ class FileServer:
                             served.bytes_sent += len(data)
 
         return Handler
+
+
+@contextlib.contextmanager
+def serving_embedded_gguf(root: Path, name: str, *,
+                          aliases: tuple[str, ...] = ()) -> Iterator[FileServer]:
+    """A FileServer on 127.0.0.1 serving a copy of the embedded model as `root/name` (and as
+    hard links named `aliases`, for tests that need one file per download)."""
+    copy_embedded_gguf(root, name)
+    for alias in aliases:
+        (root / alias).hardlink_to(root / name)
+    served = FileServer(root).start()
+    try:
+        yield served
+    finally:
+        served.stop()

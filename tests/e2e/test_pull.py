@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from tests.e2e.cli_process import TOKENWIRE, ServeProcess
-from tests.file_server import FileServer, copy_embedded_gguf
+from tests.file_server import serving_embedded_gguf
 from tests.helpers import wait_for
 from tokenwire import Client
 
@@ -19,11 +19,8 @@ GGUF = "smollm2.gguf"
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    root = tmp_path_factory.mktemp("served")
-    copy_embedded_gguf(root, GGUF)
-    served = FileServer(root).start()
-    yield served
-    served.stop()
+    with serving_embedded_gguf(tmp_path_factory.mktemp("served"), GGUF) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

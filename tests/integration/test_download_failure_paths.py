@@ -19,7 +19,7 @@ from server.core import download_sources
 from server.core.download_transfer import Job, Transfer
 from server.core.download_types import DownloadType
 from server.core.downloads import DownloadManager
-from tests.file_server import FileServer, copy_embedded_gguf
+from tests.file_server import serving_embedded_gguf
 from tests.helpers import ServerThread, make_settings, wait_for
 from tokenwire import AlreadyExistsError, Client, InvalidArgumentError, UnavailableError
 
@@ -32,11 +32,8 @@ NO_SUCH_NAME = (socket.EAI_NONAME, "Name or service not known")
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    root = tmp_path_factory.mktemp("served")
-    copy_embedded_gguf(root, GGUF)
-    served = FileServer(root).start()
-    yield served
-    served.stop()
+    with serving_embedded_gguf(tmp_path_factory.mktemp("served"), GGUF) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

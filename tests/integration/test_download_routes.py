@@ -13,7 +13,7 @@ import yaml
 from rest_bridge import create_app
 from rest_bridge.config import BridgeConfig
 from tests.conftest import CAPITAL_QUESTION
-from tests.file_server import FileServer, copy_embedded_gguf
+from tests.file_server import serving_embedded_gguf
 from tests.helpers import ServerThread, make_settings, wait_for
 
 GGUF = "served-smollm2.gguf"
@@ -23,13 +23,11 @@ F = "/iblink/v1/foundry-local"
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    root = tmp_path_factory.mktemp("served")
-    copy_embedded_gguf(root, GGUF)
-    for name in ("cancel-delete", "cancel-post", "bulk-delete", "bulk-post"):
-        os.link(root / GGUF, root / f"{name}.gguf")  # one file per download that gets cancelled
-    served = FileServer(root).start()
-    yield served
-    served.stop()
+    # One file per download that gets cancelled.
+    aliases = tuple(f"{name}.gguf" for name in ("cancel-delete", "cancel-post", "bulk-delete",
+                                                 "bulk-post"))
+    with serving_embedded_gguf(tmp_path_factory.mktemp("served"), GGUF, aliases=aliases) as served:
+        yield served
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ from rest_bridge import create_app
 from rest_bridge.config import BridgeConfig
 from server.config import ConfigError, load_settings
 from tests.conftest import CAPITAL_QUESTION
-from tests.file_server import TLS_CERT, FileServer, copy_embedded_gguf
+from tests.file_server import TLS_CERT, FileServer, copy_embedded_gguf, serving_embedded_gguf
 from tests.helpers import ServerThread, make_settings, wait_for
 from tokenwire import (AlreadyExistsError, Client, InvalidArgumentError, NotFoundError,
                        PermissionDeniedError, ResourceExhaustedError, UnavailableError)
@@ -26,11 +26,8 @@ GGUF = "smollm2.gguf"
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    root = tmp_path_factory.mktemp("served")
-    copy_embedded_gguf(root, GGUF)
-    served = FileServer(root).start()
-    yield served
-    served.stop()
+    with serving_embedded_gguf(tmp_path_factory.mktemp("served"), GGUF) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
