@@ -166,7 +166,10 @@ def test_a_second_turn_while_one_runs_is_409(bridge):
     long_turn = kebab("Write a long story.", session_id, **{"max-token": 400})
     with requests.post(f"{bridge.base_url}/chat/completions", json=long_turn, stream=True, timeout=120) as first:
         assert first.status_code == 200
-        next(first.iter_content(chunk_size=None))
+        # Keep the iterator: a discarded one is closed at once, and with it the connection (the
+        # bridge answers `Connection: close`), which would end the first turn.
+        chunks = first.iter_content(chunk_size=None)
+        next(chunks)
         second = requests.post(f"{bridge.base_url}/chat/completions", json=kebab("Me too", session_id),
                                timeout=120)
         assert second.status_code == 409 and "another message" in second.json()["error"]
