@@ -35,7 +35,7 @@ BridgeRuntime = Literal["in-process", "gunicorn"]
 
 
 @dataclass(frozen=True)
-class BridgeProcessOptions:
+class BridgeOptions:
     host: str
     port: int
     threads: int = DEFAULT_THREADS
@@ -114,7 +114,7 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def gunicorn_command(sock: socket.socket, options: BridgeProcessOptions) -> list[str]:
+def gunicorn_command(sock: socket.socket, options: BridgeOptions) -> list[str]:
     command = [
         sys.executable, "-m", "gunicorn",
         "--worker-class", "gthread", "--workers", "1", "--threads", str(options.threads),
@@ -135,7 +135,7 @@ def gunicorn_command(sock: socket.socket, options: BridgeProcessOptions) -> list
     return command + ["rest_bridge.wsgi:app"]
 
 
-def start_bridge(config: BridgeConfig, options: BridgeProcessOptions) -> RunningBridge:
+def start_bridge(config: BridgeConfig, options: BridgeOptions) -> RunningBridge:
     """Starts the bridge as `options.runtime` says; it serves when this returns."""
     sock = bind(options.host, options.port)
     try:
@@ -147,14 +147,14 @@ def start_bridge(config: BridgeConfig, options: BridgeProcessOptions) -> Running
 
 
 def _start_gunicorn(sock: socket.socket, config: BridgeConfig,
-                    options: BridgeProcessOptions) -> GunicornBridge:
+                    options: BridgeOptions) -> GunicornBridge:
     env = {**os.environ, **config.to_env(), gunicorn_conf.PARENT_PID_ENV: str(os.getpid())}
     process = subprocess.Popen(gunicorn_command(sock, options), pass_fds=(sock.fileno(),), env=env)
     return GunicornBridge(process, sock.getsockname()[1])
 
 
 def _start_in_process(sock: socket.socket, config: BridgeConfig,
-                      options: BridgeProcessOptions) -> InProcessBridge:
+                      options: BridgeOptions) -> InProcessBridge:
     from rest_bridge import create_app
     from rest_bridge.threaded_server import ThreadedBridgeServer
 

@@ -145,9 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _bridge_options(settings: Settings, port: int):
-    from rest_bridge.serve import DEFAULT_THREADS, BridgeProcessOptions
+    from rest_bridge.serve import DEFAULT_THREADS, BridgeOptions
 
-    return BridgeProcessOptions(
+    return BridgeOptions(
         host=settings.server.host, port=port,
         # More threads than the server admits requests, so that past max_connections a client
         # gets the server's immediate 503 rather than waiting in gunicorn's accept queue.
@@ -223,14 +223,14 @@ async def _serve(settings: Settings) -> int:
 
 def _bridge(args: argparse.Namespace) -> int:
     from rest_bridge.config import BridgeConfig
-    from rest_bridge.serve import DEFAULT_THREADS, BridgeProcessOptions, start_bridge
+    from rest_bridge.serve import DEFAULT_THREADS, BridgeOptions, start_bridge
 
     # The same variable the server reads for auth.bridge_secret: set it for both processes so the
     # server rate-limits by the address of the bridge's clients.
     config = BridgeConfig(grpc_target=args.grpc_target, max_request_size=args.max_request_size,
                           request_timeout_s=args.request_timeout,
                           bridge_secret=os.environ.get("TOKENWIRE_AUTH_BRIDGE_SECRET", ""))
-    options = BridgeProcessOptions(host=args.host, port=args.port,
+    options = BridgeOptions(host=args.host, port=args.port,
                                    threads=args.threads or DEFAULT_THREADS, log_level=args.log_level,
                                    runtime=args.runtime)
     if args.runtime == "in-process":
@@ -240,8 +240,9 @@ def _bridge(args: argparse.Namespace) -> int:
         configure_logging(LoggingSettings(level=args.log_level))
     try:
         bridge = start_bridge(config, options)
-    except OSError as exc:
-        print(f"tokenwire: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+    except Exception as exc:  # as in _serve: the port, or building the in-process app
+        print(f"tokenwire: cannot start the REST bridge on {args.host}:{args.port}: {exc}",
+              file=sys.stderr)
         return 1
     print(f"tokenwire: REST listening on {args.host}:{bridge.port}", flush=True)
     stop = threading.Event()

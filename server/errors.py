@@ -76,17 +76,18 @@ class ModelNotFound(TokenwireError):
                          metadata={"model": model_id})
 
 
-class EngineUnavailable(TokenwireError):
-    """The engine exists but cannot serve now: loading, failed, or the server is draining; also
-    anything the request needs that cannot be reached now (an upstream, a DNS resolver), where
-    the same request may succeed when retried."""
+class Unavailable(TokenwireError):
+    """Something the request needs cannot serve it now (the server is draining, a DNS resolver
+    does not answer); the same request may succeed when retried."""
+
+    reason = "UNAVAILABLE"
+
+
+class EngineUnavailable(Unavailable):
+    """The engine exists but cannot serve now: loading, failed, unloading, or its upstream is
+    unreachable."""
 
     reason = "ENGINE_UNAVAILABLE"
-
-    def __init__(self, message: str, *, reason: str | None = None):
-        super().__init__(message)
-        if reason:
-            self.reason = reason
 
 
 class NotFound(TokenwireError):
@@ -208,7 +209,7 @@ class RateLimited(TokenwireError):
     reason = "RATE_LIMIT_EXCEEDED"
 
 
-class ServerBusy(TokenwireError):
+class ServerBusy(Unavailable):
     """The server already runs its configured maximum of concurrent requests."""
 
     reason = "TOO_MANY_CONCURRENT_REQUESTS"
@@ -225,7 +226,7 @@ class RequestTimeout(TokenwireError):
 STATUS_CODES: dict[type[TokenwireError], grpc.StatusCode] = {
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     ModelNotFound: grpc.StatusCode.NOT_FOUND,
-    EngineUnavailable: grpc.StatusCode.UNAVAILABLE,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
     QueueFull: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
     NotFound: grpc.StatusCode.NOT_FOUND,
@@ -240,7 +241,6 @@ STATUS_CODES: dict[type[TokenwireError], grpc.StatusCode] = {
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    ServerBusy: grpc.StatusCode.UNAVAILABLE,
     RequestTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,
     TokenwireError: grpc.StatusCode.INTERNAL,
     # Downloads. PERMISSION_DENIED for refused addresses: the URL is valid (INVALID_ARGUMENT would

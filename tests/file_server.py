@@ -27,7 +27,11 @@ def embedded_gguf() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / EMBEDDED_MODEL_FILE
 
 
-def copy_embedded_gguf(directory: Path, name: str = "smollm2.gguf") -> Path:
+#: The name tests serve the embedded model under.
+SERVED_GGUF = "smollm2.gguf"
+
+
+def copy_embedded_gguf(directory: Path, name: str = SERVED_GGUF) -> Path:
     target = directory / name
     shutil.copyfile(embedded_gguf(), target)
     return target

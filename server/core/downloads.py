@@ -37,7 +37,7 @@ from server.core.download_types import (CancelAllOutcome, CancelOutcome, Catalog
                                         DownloadRequest, DownloadSnapshot, DownloadStatus,
                                         DownloadType, OnAbandoned, OnDownloaded, now_ms)
 from server.errors import (AlreadyExists, CatalogEntryNotFound, DownloadLimitReached,
-                           DownloadNotFound, EngineUnavailable, InvalidArgument, PreconditionFailed)
+                           DownloadNotFound, InvalidArgument, PreconditionFailed, Unavailable)
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class Subscription:
         self._ready.clear()
         events, self._pending = list(self._pending.values()), {}
         if not events and self._closed:
-            raise EngineUnavailable("the server is shutting down", reason="SERVER_DRAINING")
+            raise Unavailable("the server is shutting down", reason="SERVER_DRAINING")
         return events
 
 
@@ -257,7 +257,7 @@ class DownloadManager:
     async def start_download(self, request: DownloadRequest,
                              download_type: DownloadType = DownloadType.REGULAR) -> DownloadSnapshot:
         if self._closing:
-            raise EngineUnavailable("the server is shutting down", reason="SERVER_DRAINING")
+            raise Unavailable("the server is shutting down", reason="SERVER_DRAINING")
         url, catalog_name, filename, expected = self._source(request)
         parsed = sources.check_url(url, "catalog_name" if catalog_name else "url")
         model_id = sources.check_model_id(
@@ -495,12 +495,12 @@ _NAME_HAS_NO_ADDRESS = frozenset(getattr(socket, name) for name in ("EAI_NONAME"
                                  if hasattr(socket, name))
 
 
-def _resolve_error(host: str, exc: OSError) -> InvalidArgument | EngineUnavailable:
+def _resolve_error(host: str, exc: OSError) -> InvalidArgument | Unavailable:
     why = exc.strerror or str(exc) or type(exc).__name__
     if isinstance(exc, socket.gaierror) and exc.errno in _NAME_HAS_NO_ADDRESS:
         return InvalidArgument.single("url", f"cannot resolve host {host}: {why}",
                                       reason="UNRESOLVABLE_HOST")
-    return EngineUnavailable(f"cannot resolve host {host} now ({why}); retry later",
+    return Unavailable(f"cannot resolve host {host} now ({why}); retry later",
                              reason="DNS_UNAVAILABLE")
 
 

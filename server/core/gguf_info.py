@@ -149,11 +149,11 @@ class _Header:
         if kind == _ARRAY:
             item_kind, count = self._unpack("IQ")
             if item_kind in _SCALARS:
-                self._take(self._bounded(count, struct.calcsize(_SCALARS[item_kind]))
-                           * struct.calcsize(_SCALARS[item_kind]))
+                size = struct.calcsize(_SCALARS[item_kind])
+                self._skip(self._bounded(count, size) * size)
             elif item_kind == _STRING:
                 for _ in range(self._bounded(count, 8)):
-                    self._skip_string()
+                    self._skip(self._unpack("Q")[0])
             else:  # arrays of arrays: no model key uses them
                 raise ValueError(f"an array of value type {item_kind}")
             return None
@@ -164,13 +164,15 @@ class _Header:
             raise ValueError(f"{count} entries do not fit in the rest of the file")
         return count
 
-    def _take(self, n: int) -> bytes:
-        end = self.at + n
-        if end > len(self.view):
+    def _skip(self, n: int) -> None:
+        if self.at + n > len(self.view):
             raise ValueError(f"truncated at byte {self.at}")
-        data = self.view[self.at:end]
-        self.at = end
-        return data
+        self.at += n
+
+    def _take(self, n: int) -> bytes:
+        start = self.at
+        self._skip(n)
+        return self.view[start:self.at]
 
     def _unpack(self, fmt: str) -> tuple:
         fmt = self.order + fmt
@@ -181,12 +183,6 @@ class _Header:
     def _string(self) -> str:
         (n,) = self._unpack("Q")
         return self._take(n).decode("utf-8", errors="replace")
-
-    def _skip_string(self) -> None:
-        (n,) = self._unpack("Q")
-        if self.at + n > len(self.view):
-            raise ValueError(f"truncated at byte {self.at}")
-        self.at += n
 
 
 def read_chat_template(path: str | os.PathLike) -> str | None:

@@ -19,31 +19,15 @@ from server.core import download_sources
 from server.core.download_transfer import Job, Transfer
 from server.core.download_types import DownloadType
 from server.core.downloads import DownloadManager
-from tests.file_server import serving_embedded_gguf
+from tests.file_server import SERVED_GGUF
 from tests.helpers import ServerThread, make_settings, wait_for
 from tokenwire import AlreadyExistsError, Client, InvalidArgumentError, UnavailableError
 
 MiB = 1024 * 1024
-GGUF = "smollm2.gguf"
+GGUF = SERVED_GGUF
 REMOTE_URL = "https://models.example/org/model-q4.gguf"
 TEMPORARY = (socket.EAI_AGAIN, "Temporary failure in name resolution")
 NO_SUCH_NAME = (socket.EAI_NONAME, "Name or service not known")
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    with serving_embedded_gguf(tmp_path_factory.mktemp("served"), GGUF) as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-def gguf_sha256(files) -> str:
-    return hashlib.sha256((files.root / GGUF).read_bytes()).hexdigest()
-
-
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("models")
 
 
 @pytest.fixture(scope="module")

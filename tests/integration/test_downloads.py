@@ -15,34 +15,18 @@ from rest_bridge import create_app
 from rest_bridge.config import BridgeConfig
 from server.config import ConfigError, load_settings
 from tests.conftest import CAPITAL_QUESTION
-from tests.file_server import TLS_CERT, FileServer, copy_embedded_gguf, serving_embedded_gguf
+from tests.file_server import SERVED_GGUF, TLS_CERT, FileServer, copy_embedded_gguf
 from tests.helpers import ServerThread, make_settings, wait_for
 from tokenwire import (AlreadyExistsError, Client, InvalidArgumentError, NotFoundError,
                        PermissionDeniedError, ResourceExhaustedError, UnavailableError)
 
 MiB = 1024 * 1024
-GGUF = "smollm2.gguf"
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    with serving_embedded_gguf(tmp_path_factory.mktemp("served"), GGUF) as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-def gguf_sha256(files) -> str:
-    return hashlib.sha256((files.root / GGUF).read_bytes()).hexdigest()
+GGUF = SERVED_GGUF
 
 
 @pytest.fixture(scope="module")
 def gguf_size(files) -> int:
     return (files.root / GGUF).stat().st_size
-
-
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("models")
 
 
 @pytest.fixture(scope="module")
