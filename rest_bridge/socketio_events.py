@@ -46,6 +46,7 @@ CHECK_TIMEOUT_S = 10.0
 # Refused handshakes: the OpenAI error type and HTTP status the REST routes would answer with.
 REFUSALS = {grpc.StatusCode.UNAUTHENTICATED: ("authentication_error", 401),
             grpc.StatusCode.PERMISSION_DENIED: ("permission_error", 403)}
+UNCHECKED = ("server_error", 503)  # the server did not answer the check: try again later
 
 
 @dataclass(frozen=True)
@@ -256,11 +257,12 @@ def _socketio_app(app: Flask, wsgi_app, client: GrpcClient,
             client.auth.CheckAccess(auth_pb.CheckAccessRequest(methods=methods), metadata=metadata,
                                     timeout=CHECK_TIMEOUT_S)
         except grpc.RpcError as error:
-            kind = REFUSALS.get(error.code())
-            if kind:  # the client sees {message, data: {type, status}} (socket.io's connect_error)
-                raise socketio.exceptions.ConnectionRefusedError(
-                    error.details(), {"type": kind[0], "status": kind[1]}) from None
-            log.debug("socket.io: access not checked (%s); the events will say", error.code())
+            # The client sees {message, data: {type, status}} (socket.io's connect_error). A check
+            # that could not run refuses too: the relay's streams are vouched for by the bridge
+            # secret, so an unchecked client would get events its key may not allow.
+            kind = REFUSALS.get(error.code(), UNCHECKED)
+            raise socketio.exceptions.ConnectionRefusedError(
+                error.details(), {"type": kind[0], "status": kind[1]}) from None
         relay.start()
         sio.start_background_task(relay.welcome, sid)
 

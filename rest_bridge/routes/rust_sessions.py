@@ -184,18 +184,21 @@ WS_ONLY = "/chat/ws speaks WebSocket: send an Upgrade: websocket request"
 def _plain_http_to_the_websocket_route(state) -> None:
     """werkzeug refuses a plain HTTP request to a WebSocket route while routing, before any
     blueprint sees it; say what the caller should do, in this family's error shape."""
-    state.app.register_error_handler(
-        WebsocketMismatch, lambda exc: errors.error_response(HttpError(400, WS_ONLY), error_body))
+    def answer(exc: WebsocketMismatch):
+        # werkzeug raises it both ways; a WebSocket upgrade sent to a plain route is not ours.
+        if request.path != "/chat/ws":
+            return exc
+        return errors.error_response(HttpError(400, WS_ONLY), error_body)
+
+    state.app.register_error_handler(WebsocketMismatch, answer)
 
 
 @blueprint.before_request
 def _websocket_only():
     """An upgrade is accepted only from a caller who may chat: a refused handshake is a plain
     401/403 the client can read, where a refusal after it could only close the socket."""
-    if request.endpoint != "rust_sessions.chat_ws":
+    if request.endpoint != "rust_sessions.chat_ws":  # routing let only upgrades through
         return
-    if request.headers.get("Upgrade", "").lower() != "websocket":
-        raise HttpError(400, WS_ONLY)  # addressed as ws:// without the upgrade (401 first)
     grpc_client().auth.CheckAccess(auth_pb.CheckAccessRequest(methods=list(WS_METHODS)))
 
 

@@ -147,8 +147,10 @@ class ModelLibrary:
         # A catalog id may hold a "/" (HuggingFaceTB/…): looked up before the name is judged as
         # a file name, which is what it must be otherwise.
         entry = self.catalog.find(name)
-        model = self.local_for(entry) if entry is not None else None
-        if model is None:
+        if entry is not None:
+            name = entry.filename  # a catalog model not downloaded yet: NOT_FOUND names its file
+            model = self.local_for(entry)
+        else:
             check_file_name(name)
             model = self.store.find(name)
         if model is None:

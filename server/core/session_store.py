@@ -151,14 +151,20 @@ class SqliteSessionStore(SessionStore):
 
         def __exit__(self, exc_type, exc, tb) -> None:
             if exc_type:
-                self.db.execute("ROLLBACK")
+                self._roll_back()
                 return
             try:
                 self.db.execute("COMMIT")
             except BaseException:
                 # This thread's connection is reused: never leave it inside a transaction.
-                self.db.execute("ROLLBACK")
+                self._roll_back()
                 raise
+
+        def _roll_back(self) -> None:
+            # SQLite may have rolled back already (SQLITE_FULL, IOERR): a second ROLLBACK would
+            # raise "no transaction is active" and hide the error that matters.
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
 
     def _transaction(self) -> "_Tx":
         return self._Tx(self._connection())

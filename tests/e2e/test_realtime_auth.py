@@ -115,3 +115,22 @@ def test_chat_ws_refuses_the_handshake_without_a_key(keyed_bridge):
         except Exception:  # the server closes the socket when the answer is complete
             pass
     assert frames and not any(f.startswith("__ERROR__:") for f in frames)
+
+
+def test_socketio_refuses_a_client_whose_key_cannot_be_checked():
+    """With the server gone, the key check cannot run: the client is refused (503), not let in to
+    receive events once the server is back."""
+    settings = make_settings(auth={"api_keys": [KEY_A], "bridge_secret": BRIDGE_SECRET})
+    server = ServerThread(settings).start()
+    bridge = BridgeProcess(server.target, runtime="in-process",
+                           env={"TOKENWIRE_AUTH_BRIDGE_SECRET": BRIDGE_SECRET}).start()
+    try:
+        server.stop()
+        received = {"model_status": [], "connect_error": []}
+        client = _socketio_client(received)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            client.connect(bridge.base_url, headers={"Authorization": f"Bearer {KEY_A}"},
+                           transports=["polling"], wait_timeout=30)
+        assert received["connect_error"][0]["data"] == {"type": "server_error", "status": 503}
+    finally:
+        bridge.stop()

@@ -277,6 +277,8 @@ def test_deleting_a_model_in_use_needs_force_and_reports_bytes_freed(engines, mo
 @pytest.mark.parametrize("name, code", [
     ("no-such-model", "NOT_FOUND"), ("../etc/passwd", "INVALID_ARGUMENT"),
     ("/etc/passwd", "INVALID_ARGUMENT"), ("%2e%2e", "INVALID_ARGUMENT"), ("a\0b", "INVALID_ARGUMENT"),
+    # A catalog model that was never downloaded: not found, though its id holds a "/".
+    ("HuggingFaceTB/SmolLM2-360M-Instruct-Q8_0-GGUF", "NOT_FOUND"),
 ])
 def test_deleting_unknown_or_unsafe_names_is_refused(models, name, code):
     assert _error(models.DeleteLocalModel, model_pb.DeleteLocalModelRequest(name=name)).code.name == code

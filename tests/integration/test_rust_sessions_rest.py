@@ -236,3 +236,9 @@ def test_plain_http_to_the_websocket_route_says_to_upgrade(http):
     assert response.status_code == 400
     assert response.get_json() == {"error": "/chat/ws speaks WebSocket: send an Upgrade: "
                                              "websocket request"}
+
+
+def test_a_websocket_upgrade_to_a_plain_route_is_not_told_about_chat_ws(http):
+    response = http.get("/v1/models", headers={"Upgrade": "websocket", "Connection": "Upgrade"})
+    assert response.status_code == 400
+    assert "/chat/ws" not in response.get_data(as_text=True)
