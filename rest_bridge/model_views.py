@@ -10,6 +10,7 @@ import datetime
 
 from rest_bridge.grpc_client import forwarded_metadata, grpc_client
 from rest_bridge.http_json import boolean_field, integer_field
+from tokenwire.sizes import MB
 from tokenwire.v1 import download_service_pb2 as download_pb
 from tokenwire.v1 import engine_service_pb2 as engine_pb
 from tokenwire.v1 import model_service_pb2 as model_pb
@@ -39,8 +40,6 @@ ACTIVE_DOWNLOADS = (download_pb.DOWNLOAD_STATUS_DOWNLOADING,
 #: deadline (server.request_timeout) is meant for requests, not for these.
 LIFECYCLE_TIMEOUT_S = 900.0
 
-MB = 1 << 20
-GB = 1 << 30
 
 
 def engine_status(engine: engine_pb.Engine) -> str:
@@ -56,14 +55,6 @@ def iso_time(unix: float | int) -> str | None:
 
 def now_iso() -> str:
     return iso_time(datetime.datetime.now(tz=datetime.timezone.utc).timestamp())
-
-
-def human_size(size_bytes: int) -> str:
-    """"500.0 MB", "2.0 GB": binary units, one decimal, as Foundry formats sizes."""
-    for unit, scale in (("GB", GB), ("MB", MB), ("KB", 1 << 10)):
-        if size_bytes >= scale:
-            return f"{size_bytes / scale:.1f} {unit}"
-    return f"{size_bytes} B"
 
 
 def megabytes(size_bytes: int) -> float:

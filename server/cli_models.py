@@ -9,8 +9,8 @@ import sys
 import grpc
 from google.protobuf.json_format import MessageToDict
 
-from rest_bridge.model_views import human_size  # the size format the REST families use
 from tokenwire.errors import from_rpc_error
+from tokenwire.sizes import human_size  # the size format the REST families use
 from tokenwire.v1 import model_service_pb2 as pb
 from tokenwire.v1 import model_service_pb2_grpc as pb_grpc
 

@@ -21,10 +21,11 @@ from rest_bridge.errors import HttpError
 from rest_bridge.grpc_client import forwarded_metadata, grpc_client
 from rest_bridge.http_json import (boolean_field, integer_field, json_object_or_empty,
                                    number_field, string_field)
-from rest_bridge.model_views import (DOWNLOAD_STATUS, LIFECYCLE_TIMEOUT_S, MB, catalog_entry,
-                                     engine_status, human_size, iso_time, now_iso)
+from rest_bridge.model_views import (DOWNLOAD_STATUS, LIFECYCLE_TIMEOUT_S, catalog_entry,
+                                     engine_status, iso_time, now_iso)
 from rest_bridge.rpc_map import calls, check_admin_routes_first
 from rest_bridge.streaming import sse_event, sse_response
+from tokenwire.sizes import MB, human_size
 from tokenwire.v1 import download_service_pb2 as download_pb
 from tokenwire.v1 import engine_service_pb2 as engine_pb
 from tokenwire.v1 import model_service_pb2 as model_pb

@@ -14,9 +14,10 @@ from rest_bridge import errors
 from rest_bridge.errors import HttpError
 from rest_bridge.grpc_client import forwarded_metadata, grpc_client
 from rest_bridge.http_json import boolean_field, json_object, string_field
-from rest_bridge.model_views import (GB, LIFECYCLE_TIMEOUT_S, catalog_entry, engine_status,
-                                     iso_time, megabytes)
+from rest_bridge.model_views import (LIFECYCLE_TIMEOUT_S, catalog_entry, engine_status, iso_time,
+                                     megabytes)
 from rest_bridge.rpc_map import calls, check_admin_routes_first
+from tokenwire.sizes import GB
 from tokenwire.v1 import download_service_pb2 as download_pb
 from tokenwire.v1 import engine_service_pb2 as engine_pb
 from tokenwire.v1 import model_service_pb2 as model_pb
