@@ -19,8 +19,9 @@ import urllib.parse
 from dataclasses import dataclass
 
 from server import __version__
-from server.core.download_sources import (HttpUrl, UrlRejected, parse_http_url, refused_addresses,
-                                          resolve)
+from server.core.download_sources import (HttpUrl, UrlRejected, name_has_no_address,
+                                          parse_http_url, refused_addresses, resolve,
+                                          resolve_failure_text)
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 USER_AGENT = f"tokenwire/{__version__}"
@@ -157,6 +158,10 @@ def _vet(url: str, *, allow_private: bool, hop: int) -> tuple[HttpUrl, list[str]
     try:
         addresses = resolve(parsed.host, parsed.port)
     except OSError as exc:
+        if name_has_no_address(exc):  # retrying cannot make the name exist
+            what = "the redirect's host" if hop else "host"
+            raise TransferError("UNRESOLVABLE_HOST", f"cannot resolve {what} {parsed.host}: "
+                                f"{resolve_failure_text(exc)}") from None
         raise TransferError("NETWORK_ERROR", f"cannot resolve {parsed.host}: {exc}",
                             retryable=True) from None
     if not allow_private:

@@ -105,6 +105,25 @@ def resolve(host: str, port: int) -> list[str]:
     return addresses
 
 
+# Resolver answers that the name has no address (EAI_NODATA is not defined everywhere): the same
+# URL will keep failing. Any other failure (EAI_AGAIN: no answer in time; EAI_FAIL: the DNS server
+# failed; no network yet) may pass.
+_NAME_HAS_NO_ADDRESS = frozenset(getattr(socket, name) for name in ("EAI_NONAME", "EAI_NODATA")
+                                 if hasattr(socket, name))
+
+
+def name_has_no_address(exc: OSError) -> bool:
+    """Whether a resolve() failure is permanent: the resolver answered that the name has no
+    address, so retrying the same URL cannot help (UNRESOLVABLE_HOST, at StartDownload and in the
+    transfer alike). False for a failure that may pass, which callers treat as "retry later"."""
+    return isinstance(exc, socket.gaierror) and exc.errno in _NAME_HAS_NO_ADDRESS
+
+
+def resolve_failure_text(exc: OSError) -> str:
+    """The resolver's own words for a resolve() failure, for error messages."""
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
 def address_refusal(host: str, addresses: list[str]) -> AddressRefused | None:
     """The error for a host with non-public addresses, or None when every address is public.
 

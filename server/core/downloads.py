@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import time
 import uuid
 from pathlib import Path
@@ -488,20 +487,15 @@ class DownloadManager:
         unlink(job.state_path)
 
 
-# Resolver answers that the name has no address: the same URL will keep failing, so it is a bad
-# argument. Any other failure (EAI_AGAIN: no answer in time; EAI_FAIL: the DNS server failed;
-# no network yet) may pass, as the transfer's retries assume: UNAVAILABLE, which clients retry.
-_NAME_HAS_NO_ADDRESS = frozenset(getattr(socket, name) for name in ("EAI_NONAME", "EAI_NODATA")
-                                 if hasattr(socket, name))
-
-
 def _resolve_error(host: str, exc: OSError) -> InvalidArgument | Unavailable:
-    why = exc.strerror or str(exc) or type(exc).__name__
-    if isinstance(exc, socket.gaierror) and exc.errno in _NAME_HAS_NO_ADDRESS:
+    """A name with no address will keep failing: a bad argument. Any other resolver failure may
+    pass, as the transfer's retries assume: UNAVAILABLE, which clients retry."""
+    why = sources.resolve_failure_text(exc)
+    if sources.name_has_no_address(exc):
         return InvalidArgument.single("url", f"cannot resolve host {host}: {why}",
                                       reason="UNRESOLVABLE_HOST")
     return Unavailable(f"cannot resolve host {host} now ({why}); retry later",
-                             reason="DNS_UNAVAILABLE")
+                       reason="DNS_UNAVAILABLE")
 
 
 def _why_not_cancelled(status: DownloadStatus) -> str:

@@ -1,6 +1,7 @@
 """Failure paths of the download manager that change what a client must do next: a host name that
-does not resolve at StartDownload (retry later, or fix the URL), and a file that takes the final
-name while a download runs (the user's file and the downloaded bytes are both kept)."""
+does not resolve, at StartDownload or during the transfer (retry later, or fix the URL), and a
+file that takes the final name while a download runs (the user's file and the downloaded bytes are
+both kept)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import hashlib
 import json
 import os
 import socket
+import threading
 
 import grpc
 import pytest
@@ -28,6 +30,12 @@ GGUF = SERVED_GGUF
 REMOTE_URL = "https://models.example/org/model-q4.gguf"
 TEMPORARY = (socket.EAI_AGAIN, "Temporary failure in name resolution")
 NO_SUCH_NAME = (socket.EAI_NONAME, "Name or service not known")
+# Every resolver answer that means "this name has no address" (EAI_NODATA is not defined on every
+# platform).
+NAME_HAS_NO_ADDRESS = [pytest.param(NO_SUCH_NAME, id="EAI_NONAME")] + (
+    [pytest.param((socket.EAI_NODATA, "No address associated with hostname"), id="EAI_NODATA")]
+    if hasattr(socket, "EAI_NODATA") else [])
+MIRROR = "mirror.tokenwire.test"  # a made-up name that scripted_dns answers for
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +86,42 @@ def resolver_fails(dl_server, monkeypatch):
     limits.allow_private_addresses = True
 
 
+class ScriptedDns:
+    """getaddrinfo() for MIRROR: fails with `failure` for the first `times` lookups (every lookup
+    when `times` is None), then answers with the loopback address, where the file server
+    listens. Other names resolve as usual. `lookups` counts the lookups of MIRROR."""
+
+    def __init__(self) -> None:
+        self.failure: tuple[int, str] | None = None
+        self.times: int | None = None
+        self.lookups = 0
+        self._lock = threading.Lock()
+        self._real = socket.getaddrinfo
+
+    def fail(self, failure: tuple[int, str], times: int | None = None) -> None:
+        self.failure, self.times = failure, times
+
+    def getaddrinfo(self, host, port, *args, **kwargs):
+        if host != MIRROR:
+            return self._real(host, port, *args, **kwargs)
+        with self._lock:
+            self.lookups += 1
+            failing = self.failure is not None and (self.times is None or self.lookups <= self.times)
+        if failing:
+            raise socket.gaierror(*self.failure)
+        return self._real("127.0.0.1", port, *args, **kwargs)
+
+
+@pytest.fixture
+def scripted_dns(dl_server, monkeypatch):
+    """The transfer's resolver, scripted; private addresses are allowed (the fixture server's
+    setting), so StartDownload does not resolve and every lookup is the transfer's."""
+    assert dl_server.settings.downloads.allow_private_addresses
+    dns = ScriptedDns()
+    monkeypatch.setattr(socket, "getaddrinfo", dns.getaddrinfo)
+    return dns
+
+
 def finish(client: Client, download_id: str) -> list:
     return list(client.watch_download(download_id, timeout=240))
 
@@ -121,6 +165,67 @@ def test_dns_failures_over_rest(dl_http, resolver_fails, failure, native, kolosa
     added = dl_http.post("/engines", json={"engine_id": "dns-engine", "model_path": REMOTE_URL})
     assert added.status_code == kolosal, added.get_json()
     assert ("Retry-After" in added.headers) == (kolosal == 503)
+
+
+def assert_nothing_kept(models_dir, filename: str) -> None:
+    assert not (models_dir / filename).exists()
+    assert not (models_dir / ".partial" / f"{filename}.part").exists()
+    assert not (models_dir / ".partial" / f"{filename}.json").exists()
+
+
+@pytest.mark.parametrize("failure", NAME_HAS_NO_ADDRESS)
+def test_a_name_that_does_not_exist_fails_the_transfer_at_once(dl, files, scripted_dns, models_dir,
+                                                               failure):
+    """With private addresses allowed nothing resolves at StartDownload; the transfer's lookup
+    finds that the name has no address, which no retry can change: the download fails with the
+    reason StartDownload gives the same URL, after one lookup."""
+    scripted_dns.fail(failure)
+    mark = files.mark()
+    started = dl.start_download(files.url(GGUF, host=MIRROR), filename="no-such-host.gguf")
+    done = finish(dl, started.download_id)[-1]
+    assert done.status == "failed" and done.error_reason == "UNRESOLVABLE_HOST", done.error
+    assert MIRROR in done.error and failure[1] in done.error
+    assert scripted_dns.lookups == 1  # not retried
+    assert files.mark() == mark  # nothing was fetched
+    assert_nothing_kept(models_dir, "no-such-host.gguf")
+
+
+def test_a_redirect_to_a_name_that_does_not_exist_fails_at_once(dl, files, scripted_dns,
+                                                                models_dir, monkeypatch):
+    scripted_dns.fail(NO_SUCH_NAME)
+    monkeypatch.setitem(files.redirects, "/moved.gguf", files.url(GGUF, host=MIRROR))
+    mark = files.mark()
+    started = dl.start_download(files.url("moved.gguf"), filename="moved-away.gguf")
+    done = finish(dl, started.download_id)[-1]
+    assert done.status == "failed" and done.error_reason == "UNRESOLVABLE_HOST", done.error
+    assert "redirect" in done.error and MIRROR in done.error
+    assert scripted_dns.lookups == 1
+    assert [r.path for r in files.requests[mark:]] == ["/moved.gguf"]  # the redirect, once
+    assert_nothing_kept(models_dir, "moved-away.gguf")
+
+
+def test_a_resolver_that_fails_for_now_is_retried_until_it_answers(dl, dl_server, files,
+                                                                   scripted_dns, models_dir,
+                                                                   gguf_sha256):
+    retries = dl_server.settings.downloads.max_retries
+    scripted_dns.fail(TEMPORARY, times=retries)  # the last retry finds the resolver back
+    started = dl.start_download(files.url(GGUF, host=MIRROR), filename="dns-recovered.gguf",
+                                expected_sha256=gguf_sha256)
+    done = finish(dl, started.download_id)[-1]
+    assert done.status == "completed" and done.sha256 == gguf_sha256, done.error
+    assert scripted_dns.lookups == retries + 1
+    assert sha256_of(models_dir / "dns-recovered.gguf") == gguf_sha256
+
+
+def test_a_resolver_that_stays_unavailable_fails_after_the_retries(dl, dl_server, files,
+                                                                  scripted_dns, models_dir):
+    scripted_dns.fail(TEMPORARY)
+    started = dl.start_download(files.url(GGUF, host=MIRROR), filename="dns-down.gguf")
+    done = finish(dl, started.download_id)[-1]
+    assert done.status == "failed" and done.error_reason == "NETWORK_ERROR", done.error
+    assert MIRROR in done.error and "Temporary failure" in done.error
+    assert scripted_dns.lookups == dl_server.settings.downloads.max_retries + 1
+    assert_nothing_kept(models_dir, "dns-down.gguf")
 
 
 # -- a file that takes the final name while the download runs ---------------------------------
