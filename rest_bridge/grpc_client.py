@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import atexit
 import socket
-from typing import Any
+from typing import Any, Mapping
 
 import grpc
 from flask import Flask, Response, current_app, g, has_request_context, request
@@ -44,7 +44,8 @@ RATE_LIMIT_HEADERS = {
 RATE_LIMIT_HEADERS["retry-after"] = "Retry-After"
 
 # Headers the server needs to see; the API key header configured on the server joins them.
-FORWARDED_HEADERS = ("x-request-id", "authorization", "x-api-key")
+REQUEST_ID_HEADER = "x-request-id"
+FORWARDED_HEADERS = (REQUEST_ID_HEADER, "authorization", "x-api-key")
 
 
 class ClientGone(HTTPException):
@@ -107,13 +108,18 @@ def forwarded_metadata() -> tuple[tuple[str, str], ...]:
     from rest_bridge.policy import current_policy
     from rest_bridge.tracing import trace_metadata
 
+    return header_metadata(request.headers, current_policy().api_key_header) + trace_metadata()
+
+
+def header_metadata(headers: Mapping[str, str], api_key_header: str) -> tuple[tuple[str, str], ...]:
+    """FORWARDED_HEADERS and the configured API key header, those present in `headers` (in ASCII,
+    as gRPC metadata must be), as (lowercase name, value) pairs."""
     names = FORWARDED_HEADERS
-    custom = current_policy().api_key_header.lower()
+    custom = api_key_header.lower()
     if custom not in names:
         names = (*names, custom)
-    forwarded = tuple((name, request.headers[name]) for name in names
-                      if name in request.headers and request.headers[name].isascii())
-    return forwarded + trace_metadata()
+    return tuple((name, headers[name]) for name in names
+                 if name in headers and headers[name].isascii())
 
 
 # -- the channel ----------------------------------------------------------------------------------

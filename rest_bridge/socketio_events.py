@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import grpc
 from flask import Flask
+from werkzeug.datastructures import EnvironHeaders
 
 from rest_bridge import monitoring_shapes as shapes
 from rest_bridge.cors import allowed_origin
-from rest_bridge.grpc_client import GrpcClient
+from rest_bridge.grpc_client import REQUEST_ID_HEADER, GrpcClient, header_metadata
 from rest_bridge.model_views import DOWNLOAD_STATUS, ENGINE_STATUS
 from rest_bridge.policy import EXTENSION as POLICY_EXTENSION
 from rest_bridge.policy import PolicyCache
@@ -181,14 +182,11 @@ def _credentials(environ: dict, auth, key_header: str) -> list[tuple[str, str]]:
     """The connecting client's API key as call metadata: from the handshake's headers (what a
     non-browser client sends), or from socket.io's `auth` payload ({"token": KEY} or
     {"api_key": KEY}: browsers cannot set headers on a WebSocket)."""
-    pairs = []
-    for name in {"authorization", "x-api-key", key_header.lower()}:
-        value = environ.get("HTTP_" + name.upper().replace("-", "_"))
-        if value and value.isascii():
-            pairs.append((name, value))
-    if isinstance(auth, dict):
+    pairs = list(header_metadata(EnvironHeaders(environ), key_header))
+    has_key = any(value for name, value in pairs if name != REQUEST_ID_HEADER)
+    if isinstance(auth, dict) and not has_key:
         key = auth.get("token") or auth.get("api_key")
-        if isinstance(key, str) and key.isascii() and not pairs:
+        if isinstance(key, str) and key.isascii():
             pairs.append(("authorization", f"Bearer {key}"))
     return pairs
 

@@ -70,12 +70,15 @@ def test_socketio_refuses_a_client_without_a_valid_key(keyed_bridge, how):
     assert not received["model_status"]
 
 
-@pytest.mark.parametrize("credentials", ["header", "auth payload"])
+@pytest.mark.parametrize("credentials", ["header", "auth payload", "auth payload and a request id"])
 def test_socketio_admits_a_valid_key_and_its_events_flow(keyed_bridge, credentials):
     received = {"model_status": [], "hardware_metrics": []}
     client = _socketio_client(received)
-    kwargs = ({"headers": {"X-API-Key": KEY_A}} if credentials == "header"
-              else {"auth": {"token": KEY_A}})
+    kwargs = {"header": {"headers": {"X-API-Key": KEY_A}},
+              "auth payload": {"auth": {"token": KEY_A}},
+              # A request id travels too, and is no key: the payload's key still counts.
+              "auth payload and a request id": {"auth": {"token": KEY_A},
+                                                "headers": {"X-Request-Id": "sio-42"}}}[credentials]
     client.connect(keyed_bridge.base_url, transports=["polling"], wait_timeout=30, **kwargs)
     try:
         assert wait_for(lambda: received["model_status"], timeout=30)[0]["model_id"] == "default"
