@@ -133,3 +133,144 @@ def test_a_regenerate_that_fails_keeps_the_previous_exchange(bridge, http, serve
         finally:
             server.call(server.server.engines.load("default", raise_errors=True))
         assert_kept("unloaded")
+
+
+ANSWER = "document.querySelector('.message.assistant:last-child .content')"
+INPUT = "document.getElementById('input')"
+
+
+def choose_settings(page, **fields: str) -> None:
+    """Sets fields of the settings panel as a person does: the page saves a field on `change`."""
+    for name, value in fields.items():
+        page.evaluate(f"""(() => {{ const field = document.getElementById({name!r});
+            field.value = {value!r}; field.dispatchEvent(new Event('change')); }})()""")
+
+
+def type_message(page, text: str) -> None:
+    page.evaluate(f"{INPUT}.value = {text!r}")
+
+
+def test_a_streamed_answer_grows_without_rebuilding_what_it_shows(bridge, http):
+    with Browser() as browser:
+        page = browser.open(f"{bridge.base_url}/")
+        page.wait_for("document.body.dataset.state === 'idle'", timeout=120)
+        choose_settings(page, **{"set-temperature": "0", "set-max-tokens": "128"})
+        # Every change inside the answer as it streams: a token that rebuilt the text shown so
+        # far would remove its nodes (or rewrite one in place).
+        page.evaluate("""(() => {
+            window.answerChanges = {added: 0, removed: 0, rewritten: 0};
+            new MutationObserver((records) => records.forEach((r) => {
+                const at = r.target.nodeType === Node.TEXT_NODE ? r.target.parentElement : r.target;
+                if (!at.closest('.message.assistant .content')) return;
+                answerChanges.added += r.addedNodes.length;
+                answerChanges.removed += r.removedNodes.length;
+                if (r.type === 'characterData') answerChanges.rewritten += 1;
+            })).observe(document.getElementById('messages'),
+                        {childList: true, characterData: true, subtree: true});
+        })()""")
+        type_message(page, "Count from one to twenty.")
+        click_and_settle(page, "#send")
+        assert page.evaluate("document.getElementById('error').hidden") is True
+        tokens = int(page.evaluate("document.getElementById('counter').textContent").split()[0])
+        changes = page.evaluate("answerChanges")
+        session = page.evaluate(CURRENT)
+        shown = page.evaluate(f"{ANSWER}.textContent")
+    assert "`" not in shown  # a plain answer: no fence to take back
+    assert tokens > 10 and 1 < changes["added"] <= tokens  # one new text node a token at most
+    assert changes["removed"] == 0 and changes["rewritten"] == 0
+    assert http.get(f"/chat/history/{session}").get_json()[-1]["content"] == shown
+
+
+def test_code_fences_and_markup_split_across_tokens_show_as_the_whole_text_would(bridge):
+    # The page's stream is scripted here, to split a fence between tokens; what the page does with
+    # each token is the real page's work.
+    pieces = [
+        ("Use ", "Use "),
+        ("<img src=x onerror=alert(1)> ``", "Use &lt;img src=x onerror=alert(1)&gt; ``"),
+        ("`py", "Use &lt;img src=x onerror=alert(1)&gt; "
+                '<pre><code>py</code><button type="button">Copy</button></pre>'),
+        ("\nprint('<b>')\n``", "Use &lt;img src=x onerror=alert(1)&gt; "
+                               '<pre><code data-language="py">print(\'&lt;b&gt;\')\n``</code>'
+                               '<button type="button">Copy</button></pre>'),
+        ("`\nDone.", "Use &lt;img src=x onerror=alert(1)&gt; "
+                     '<pre><code data-language="py">print(\'&lt;b&gt;\')\n</code>'
+                     '<button type="button">Copy</button></pre>\nDone.'),
+    ]
+    with Browser() as browser:
+        page = browser.open(f"{bridge.base_url}/")
+        page.wait_for("document.body.dataset.state === 'idle'", timeout=120)
+        page.evaluate("""(() => {
+            const online = window.fetch;
+            window.fetch = (url, options) => {
+                if (url !== '/chat/completions') return online(url, options);
+                const body = new ReadableStream({start(controller) { window.stream = controller; }});
+                return Promise.resolve(new Response(body, {headers: {'Content-Type': 'text/event-stream'}}));
+            };
+            window.feed = (piece) => stream.enqueue(new TextEncoder().encode(
+                piece.split('\\n').map((line) => 'data: ' + line).join('\\n') + '\\n\\n'));
+        })()""")
+        type_message(page, "Show me some code.")
+        page.evaluate("document.getElementById('composer').requestSubmit()")
+        page.wait_for("window.stream && document.body.dataset.state === 'streaming'")
+        for count, (piece, html) in enumerate(pieces, 1):
+            page.evaluate(f"feed({piece!r})")
+            page.wait_for(f"document.getElementById('counter').textContent.startsWith('{count} tokens')")
+            assert page.evaluate(f"{ANSWER}.innerHTML") == html
+            if count == 1:
+                page.evaluate(f"window.firstText = {ANSWER}.firstChild")
+            assert page.evaluate(f"{ANSWER}.firstChild === firstText && firstText.data === 'Use '")
+        assert page.evaluate(f"{ANSWER}.querySelector('img, b')") is None
+        # Enter while the answer streams sends nothing, and the text typed stays.
+        type_message(page, "And in Go?")
+        page.evaluate(f"{INPUT}.dispatchEvent(new KeyboardEvent('keydown', {{key: 'Enter'}}))")
+        assert page.evaluate(f"{INPUT}.value") == "And in Go?"
+        assert page.evaluate("document.querySelectorAll('.message.user').length") == 1
+        # The stream ends without a session (none was stored): the page renders its text whole.
+        page.evaluate("stream.close()")
+        page.wait_for("document.body.dataset.state === 'idle'")
+        assert page.evaluate(f"{ANSWER}.innerHTML") == pieces[-1][1]
+
+
+def test_a_message_that_fails_to_send_stays_in_the_box_to_send_again(bridge, http, server):
+    with Browser() as browser:
+        page = browser.open(f"{bridge.base_url}/")
+        page.wait_for("document.body.dataset.state === 'idle'", timeout=120)
+        choose_settings(page, **{"set-temperature": "0", "set-max-tokens": "128"})
+
+        def assert_kept(text: str, shown: list, error: str) -> None:
+            assert page.evaluate(f"{INPUT}.value") == text
+            assert page.evaluate(SHOWN) == shown  # the failed turn is not on show
+            assert page.evaluate("document.getElementById('error').hidden") is False
+            assert error in page.evaluate("document.getElementById('error').textContent")
+
+        # The network fails on a new chat's first message.
+        page.evaluate("""(() => {
+            const online = window.fetch;
+            window.fetch = (url, options) => url === '/chat/completions'
+                ? Promise.reject(new TypeError('Failed to fetch')) : online(url, options);
+            window.reconnect = () => { window.fetch = online; };
+        })()""")
+        type_message(page, "Name a colour.")
+        click_and_settle(page, "#send")
+        assert_kept("Name a colour.", [], "Failed to fetch")
+
+        # Back online, Send sends the same text again.
+        page.evaluate("reconnect()")
+        click_and_settle(page, "#send")
+        assert page.evaluate(f"{INPUT}.value") == ""
+        assert page.evaluate("document.getElementById('error').hidden") is True
+        session, shown = page.evaluate(CURRENT), page.evaluate(SHOWN)
+        assert [role for role, _ in shown] == ["message user", "message assistant"]
+        assert shown[0][1] == "Name a colour."
+
+        # The server refuses the next one: the engine is unloaded (and loaded again after).
+        type_message(page, "Name a fruit.")
+        server.call(server.server.engines.unload("default"))
+        try:
+            click_and_settle(page, "#send")
+        finally:
+            server.call(server.server.engines.load("default", raise_errors=True))
+        assert_kept("Name a fruit.", shown, "unloaded")
+        assert page.evaluate(CURRENT) == session
+    assert [m["content"] for m in http.get(f"/chat/history/{session}").get_json()
+            if m["role"] == "user"] == ["Name a colour."]

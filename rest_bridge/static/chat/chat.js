@@ -115,6 +115,82 @@
     });
   }
 
+  // The same rendering, grown as an answer streams in: each piece becomes new text nodes at the
+  // end (or opens the next part), so the text already shown stays as it is and a long answer
+  // costs work in proportion to its length, not to its square. A piece may end with one or two
+  // backticks that the next one turns into a "```": they were shown as text, and go again.
+  // Returns the function that takes the next piece.
+  function growingContent(element) {
+    element.replaceChildren();
+    let part = 0;       // the open part: even ones are text, odd ones code
+    let box = element;  // where the open part's text goes: the element itself, or a <code>
+    let line = null;    // an open code part's text before its first newline (its language)
+    let tail = "";      // the open part's last two characters, where a "```" may begin
+
+    function show(text) {
+      if (text) box.appendChild(document.createTextNode(text));
+    }
+
+    function takeBack(count) {  // the open part's last characters, all shown
+      while (count > 0) {
+        const node = box.lastChild;
+        const cut = Math.min(count, node.length);
+        if (cut === node.length) node.remove();
+        else node.deleteData(node.length - cut, cut);
+        count -= cut;
+      }
+    }
+
+    function grow(text) {
+      if (line !== null) {
+        const newline = text.indexOf("\n");
+        if (newline < 0) {
+          line += text;
+        } else {  // the first line was the language: the code starts after it
+          const language = (line + text.slice(0, newline)).trim();
+          box.replaceChildren();
+          if (language) box.dataset.language = language;
+          line = null;
+          text = text.slice(newline + 1);
+        }
+      }
+      show(text);
+    }
+
+    function nextPart() {
+      part += 1;
+      tail = "";
+      if (part % 2 === 0) {
+        box = element;
+        line = null;
+        return;
+      }
+      const pre = document.createElement("pre");
+      const code = document.createElement("code");
+      pre.appendChild(code);
+      pre.appendChild(button("Copy", () => navigator.clipboard.writeText(code.textContent)));
+      element.appendChild(pre);
+      box = code;
+      line = "";
+    }
+
+    return function append(piece) {
+      for (;;) {
+        const seen = tail + piece;
+        const fence = seen.indexOf("```");
+        if (fence < 0) {
+          grow(piece);
+          tail = seen.slice(-2);
+          return;
+        }
+        if (fence < tail.length) takeBack(tail.length - fence);
+        else grow(seen.slice(tail.length, fence));
+        piece = seen.slice(fence + 3);
+        nextPart();
+      }
+    };
+  }
+
   function messageNode(message, index) {
     const node = document.createElement("article");
     node.className = "message " + message.role;
@@ -244,6 +320,8 @@
     state.messages = state.messages.slice(0, index);
   }
 
+  // A message that failed goes back to the message box, to be sent again (unless something new
+  // was typed there meanwhile); its turn leaves the page, as it left the server's history.
   async function send(text) {
     if (state.controller || !text.trim()) return;
     showError("");
@@ -253,22 +331,31 @@
         await branchBefore(state.branchAt);
       } catch (e) {
         showError(e.message);
+        giveBack(text);
         return;
       }
       cancelEdit();
     }
-    await answer(text);
+    if (await answer(text) === "failed") {
+      state.messages = state.messages.slice(0, -2);
+      giveBack(text);
+    }
     await settle();
   }
 
-  // Streams one turn into the page; true when its answer was stored: the server stores a turn
-  // before its last token, so that is when the stream ended without an error or a stop.
+  function giveBack(text) {
+    if (!$("input").value) $("input").value = text;
+  }
+
+  // Streams one turn into the page: "stored" when its answer was (the server stores a turn
+  // before its last token, so that is when the stream ended without an error or a stop),
+  // "stopped" or "failed" (its error on show) when not.
   async function answer(text) {
     const body = requestBody(text);
     state.messages.push({role: "user", content: text}, {role: "assistant", content: ""});
     render();
     const reply = state.messages[state.messages.length - 1];
-    const target = $("messages").lastElementChild.querySelector(".content");
+    const append = growingContent($("messages").lastElementChild.querySelector(".content"));
     state.controller = new AbortController();
     busy(true);
     pageState("streaming");
@@ -299,16 +386,17 @@
           reply.content += event.data;
           tokens += 1;
           if (firstAt === null) firstAt = performance.now();
-          fillContent(target, reply.content);
+          append(event.data);
           counter(tokens, firstAt);
         }
       }
       // A new chat's session is stored with its first answer: a failed first turn leaves none.
       state.sessionId = response.headers.get("X-Session-Id") || state.sessionId;
-      return true;
+      return "stored";
     } catch (e) {
-      if (e.name !== "AbortError") showError(e.message);
-      return false;
+      if (e.name === "AbortError") return "stopped";
+      showError(e.message);
+      return "failed";
     } finally {
       state.controller = null;
       busy(false);
@@ -352,7 +440,7 @@
       showError(e.message);
       return;
     }
-    const stored = await answer(text);
+    const stored = await answer(text) === "stored";
     const discarded = stored ? original : state.sessionId;
     if (!stored) state.sessionId = original;
     try {
@@ -422,6 +510,7 @@
     $("cancel-edit").addEventListener("click", cancelEdit);
     $("composer").addEventListener("submit", (event) => {
       event.preventDefault();
+      if (state.controller) return;  // Enter while an answer streams: the text stays to send later
       const text = $("input").value;
       $("input").value = "";
       send(text);
