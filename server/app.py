@@ -10,6 +10,7 @@ in-flight streams get the grace period to finish, then the listener closes and e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Mapping
 
@@ -137,7 +138,8 @@ class TokenwireServer:
         # Transfers stop with their partial files kept, to resume at the next start.
         await self.downloads.close()
         await self.grpc_server.stop(grace=0.5 if finished else 0)
-        await self.engines.close()
+        # A model load still under way gets what is left of the grace to finish, then is freed.
+        await self.engines.close(max(deadline - loop.time(), 0))
         if self.sessions is not None:
             self.sessions.store.close()
         if self.monitoring is not None:
@@ -188,6 +190,18 @@ async def create_server(
     settings: Settings, *, backends: Mapping[str, BackendFactory] = BACKENDS,
     catalog: CatalogResolver | None = None,
 ) -> tuple[TokenwireServer, int]:
+    # Starting reaches outside this call (the process's logging, a listening port, the session
+    # database): a start that fails part way undoes what it did, so that the caller can report
+    # the error and go on, or start again, in a process as it was.
+    async with contextlib.AsyncExitStack() as undo:
+        started = await _start(settings, backends, catalog, undo)
+        undo.pop_all()  # from here on, shutdown() undoes it all
+    return started
+
+
+async def _start(settings: Settings, backends: Mapping[str, BackendFactory],
+                 catalog: CatalogResolver | None,
+                 undo: contextlib.AsyncExitStack) -> tuple[TokenwireServer, int]:
     def make_backend(engine_id: str, path: str, params) -> Backend:
         return backends["llama_cpp"](engine_id, path, params, settings.engine.max_queue)
 
@@ -206,6 +220,7 @@ async def create_server(
 
     monitoring = Monitoring(settings, engines)
     monitoring.install()
+    undo.callback(monitoring.uninstall)
     security = SecurityState(settings)
     # Observability outermost, so refused calls are counted and traced too; then auth, rate
     # limits and limits; then the error table.
@@ -231,6 +246,7 @@ async def create_server(
                                                                     grpc_server)
     sessions = SessionManager(SqliteSessionStore(settings.sessions.store_path), engines,
                               kv_reuse=settings.sessions.kv_reuse)
+    undo.callback(sessions.store.close)
     session_service_pb2_grpc.add_SessionServiceServicer_to_server(SessionServicer(sessions),
                                                                   grpc_server)
     for add, servicer in (
@@ -254,7 +270,6 @@ async def create_server(
     try:
         port = grpc_server.add_insecure_port(address)
     except RuntimeError as exc:
-        monitoring.uninstall()
         raise OSError(f"cannot listen on {address}: {exc}") from None
     server_servicer.grpc_port = port
     monitoring.status.grpc_port = port
@@ -262,8 +277,10 @@ async def create_server(
                              sessions, monitoring, security)
     engines.subscribe(server._publish_health)
     await grpc_server.start()
+    undo.push_async_callback(grpc_server.stop, 0)
     for spec in url_specs:
         creator.expect_preload(spec)
+    undo.push_async_callback(downloads.close)
     await downloads.start()
     log.info("gRPC listening on %s:%d", settings.server.host, port)
 

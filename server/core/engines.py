@@ -124,6 +124,8 @@ class EngineManager:
         self._in_flight = 0
         self._lifecycle = asyncio.Lock()
         self._background: set[asyncio.Task] = set()
+        # Backend loads under way, which may outlive their caller: close() waits for them.
+        self._loads: set[asyncio.Task] = set()
         self.observe: Observe | None = None  # set by the monitoring hub
 
     # -- observation ---------------------------------------------------------------------------
@@ -302,41 +304,37 @@ class EngineManager:
             log.error("engine %s not loaded: %s", engine.id, exc.message)
             self._changed()
             return engine
+        # A task of its own, shielded: a caller that gives up (deadline, disconnect, shutdown)
+        # must not leave the engine marked loading forever while the loader thread finishes
+        # anyway; the task records how the load ended, and close() can wait for it.
+        loading = asyncio.ensure_future(self._run_load(engine))
+        self._loads.add(loading)
+        loading.add_done_callback(self._loads.discard)
+        if not await asyncio.shield(loading) and raise_errors:
+            raise PreconditionFailed(f"engine '{engine.id}' failed to load its model: {engine.error}",
+                                     reason="ENGINE_LOAD_FAILED")
+        return engine
+
+    async def _run_load(self, engine: Engine) -> bool:
+        """Loads the backend and records the outcome in the engine; True if it loaded."""
         started = time.perf_counter()
-        # Shielded: a caller that gives up (deadline, disconnect) must not leave the engine
-        # marked loading forever while the loader thread finishes anyway.
-        loading = asyncio.ensure_future(engine.backend.load())
         try:
-            await asyncio.shield(loading)
+            await engine.backend.load()
         except asyncio.CancelledError:
-            loading.add_done_callback(lambda task: self._loaded_late(engine, task, started))
+            engine.state, engine.error = EngineState.FAILED, "loading was cancelled"
+            self._changed()
             raise
         except Exception as exc:  # a native loader can fail in ways nobody listed
             message = exc.message if isinstance(exc, TokenwireError) else str(exc) or type(exc).__name__
             engine.state, engine.error = EngineState.FAILED, message
             log.error("engine %s failed to load: %s", engine.id, message)
             self._changed()
-            if raise_errors:
-                raise PreconditionFailed(f"engine '{engine.id}' failed to load its model: {message}",
-                                         reason="ENGINE_LOAD_FAILED") from None
-            return engine
+            return False
         engine.state, engine.lazy = EngineState.LOADED, False
         engine.loaded_unix, engine.load_seconds = int(time.time()), time.perf_counter() - started
         log.info("engine %s loaded in %.1fs: %s", engine.id, engine.load_seconds, engine.backend.info())
         self._changed()
-        return engine
-
-    def _loaded_late(self, engine: Engine, task: asyncio.Future, started: float) -> None:
-        """Completes the state of a load whose caller stopped waiting."""
-        if task.cancelled() or task.exception() is not None:
-            error = task.exception()
-            engine.state = EngineState.FAILED
-            engine.error = getattr(error, "message", None) or str(error) or "loading was cancelled"
-        else:
-            engine.state, engine.lazy = EngineState.LOADED, False
-            engine.loaded_unix, engine.load_seconds = int(time.time()), time.perf_counter() - started
-            log.info("engine %s loaded (its caller had stopped waiting)", engine.id)
-        self._changed()
+        return True
 
     async def _unload(self, engine: Engine, *, force: bool) -> None:
         if engine.state is not EngineState.LOADED:
@@ -465,9 +463,25 @@ class EngineManager:
         except asyncio.TimeoutError:
             return False
 
-    async def close(self) -> None:
+    async def close(self, grace_seconds: float = 0.0) -> None:
+        """Frees every engine (the end of a shutdown).
+
+        A load under way is waited for, up to `grace_seconds`, and freed like any loaded engine:
+        its loader thread cannot be interrupted, so a load left running would finish after the
+        close with its model (and a started scheduler) kept for the life of the process. One
+        that outlasts the grace is cancelled rather than left pending on a loop about to close;
+        the thread still finishes, and what it built is freed only when the process exits.
+        """
         for task in list(self._background):
             task.cancel()
+        if self._loads:
+            _, late = await asyncio.wait(set(self._loads), timeout=grace_seconds)
+            for task in late:
+                task.cancel()
+            if late:
+                log.warning("shutdown: %d engine load(s) still running after %.1fs; given up",
+                            len(late), grace_seconds)
+                await asyncio.wait(late)
         for engine in self._engines.values():
             if engine.state in (EngineState.LOADED, EngineState.UNLOADING):
                 await engine.backend.close()

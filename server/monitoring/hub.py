@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import TYPE_CHECKING
 
 from server.monitoring.hardware import Hardware
@@ -16,6 +17,16 @@ from server.monitoring.status import StatusReporter
 if TYPE_CHECKING:
     from server.config import Settings
     from server.core.engines import EngineManager
+
+#: The loggers that install() keeps at INFO or below for the log buffer.
+SERVER_LOGGERS = (ACCESS_LOGGER, "server", "tokenwire")
+
+# Logger levels belong to the process, not to one server, and a process can run several servers
+# (tests do): the levels as they were before an install raised them, and the installed hubs that
+# rely on the raise. The last of those to uninstall puts the levels back.
+_levels_before_install: dict[str, int] = {}
+_relying_on_raised_levels: set["Monitoring"] = set()
+_install_guard = threading.Lock()
 
 
 class Monitoring:
@@ -62,16 +73,26 @@ class Monitoring:
 
     def install(self) -> None:
         """Starts collecting log records. The access logger always passes INFO to the buffer;
-        console and file handlers drop its lines unless the access log is enabled."""
+        console and file handlers drop its lines unless the access log is enabled.
+        `uninstall()` undoes all of it."""
         logging.getLogger().addHandler(self.logs)
-        access = logging.getLogger(ACCESS_LOGGER)
-        if access.getEffectiveLevel() > logging.INFO:
-            access.setLevel(logging.INFO)
-        for name in ("server", "tokenwire"):
-            logger = logging.getLogger(name)
-            if logger.getEffectiveLevel() > logging.INFO:
-                logger.setLevel(logging.INFO)
+        with _install_guard:
+            for name in SERVER_LOGGERS:
+                logger = logging.getLogger(name)
+                if logger.getEffectiveLevel() > logging.INFO:
+                    _levels_before_install.setdefault(name, logger.level)
+                    logger.setLevel(logging.INFO)
+            if _levels_before_install:
+                _relying_on_raised_levels.add(self)
 
     def uninstall(self) -> None:
+        """Stops collecting log records and, if no other installed hub relies on them, puts the
+        logger levels back as install() found them (safe to call twice)."""
         self.logs.close_subscribers()
         logging.getLogger().removeHandler(self.logs)
+        with _install_guard:
+            _relying_on_raised_levels.discard(self)
+            if not _relying_on_raised_levels:
+                for name, level in _levels_before_install.items():
+                    logging.getLogger(name).setLevel(level)
+                _levels_before_install.clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 
 import grpc
@@ -12,6 +13,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from server.app import GENERATION_SERVICE
 from server.backends.llama_cpp import LlamaCppBackend
 from server.config import LoadParams, embedded_model_path, load_settings
+from server.core.engines import EngineState
+from server.errors import EngineUnavailable
 from tests.conftest import BAN_END_OF_GENERATION
 from tests.helpers import ServerThread, make_settings, wait_for
 from tokenwire import Client, UnavailableError
@@ -22,14 +25,31 @@ class GatedLoadBackend(LlamaCppBackend):
     """The real backend, whose load waits until the test opens the gate."""
 
     gate = threading.Event()
+    arrived = threading.Event()  # set when a load reaches the gate
 
     async def load(self) -> None:
+        self.arrived.set()
         await asyncio.to_thread(self.gate.wait, 30)
         await super().load()
 
 
 def _gated_factory(engine_id, path, params, max_queue):
     return GatedLoadBackend(engine_id, path, params, max_queue=max_queue)
+
+def _refuses_connections(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    except ConnectionRefusedError:
+        return True
+    except ConnectionResetError:
+        pass  # the listener is closing as we connect
+    return False
+
+
+async def _model_loads_left_pending() -> list[str]:
+    """The engine and backend load tasks still pending on this loop (run it on the server's)."""
+    return [repr(task) for task in asyncio.all_tasks()
+            if task.get_coro().__qualname__.endswith(".load") and not task.done()]
 
 
 def test_not_serving_while_the_model_loads_then_serving():
@@ -131,4 +151,47 @@ def test_a_drain_ends_download_watches_at_once_instead_of_waiting_out_the_grace(
             assert isinstance(ended[0], UnavailableError) and ended[0].reason == "SERVER_DRAINING"
             assert shutdown.result(30) is True  # long before the 120 s grace
     finally:
+        running.stop()
+
+
+def test_a_shutdown_during_the_model_load_lets_it_finish_then_frees_the_model():
+    """SIGTERM while the model is still loading. The loader thread cannot be interrupted, so the
+    shutdown waits for it (within the grace) and frees what it built: no loaded model or running
+    scheduler is left behind, and no load task is left pending on the loop."""
+    GatedLoadBackend.gate.clear()
+    GatedLoadBackend.arrived.clear()
+    running = ServerThread(make_settings(), backends={"llama_cpp": _gated_factory}).start(wait_loaded=False)
+    try:
+        assert GatedLoadBackend.arrived.wait(30)
+        shutdown = asyncio.run_coroutine_threadsafe(running.server.shutdown(60), running.loop)
+        # The listener closes before the engines are freed: from here on only the load is left.
+        wait_for(lambda: _refuses_connections(running.port), timeout=30)
+        GatedLoadBackend.gate.set()
+        assert shutdown.result(60) is True
+        engine = running.server.engines.describe("default")
+        assert engine.state is EngineState.UNLOADED  # it loaded, then the shutdown unloaded it
+        assert engine.backend.health().detail == "scheduler not running"
+        with pytest.raises(EngineUnavailable):
+            engine.backend.info()  # the model is freed
+        assert running.call(_model_loads_left_pending()) == []
+    finally:
+        GatedLoadBackend.gate.set()
+        running.stop()
+
+
+def test_a_load_that_outlasts_the_shutdown_grace_is_given_up_not_left_pending():
+    """The grace bounds the shutdown: a load still held when it runs out is cancelled and the
+    engine reported as not loaded, instead of a task left pending on a loop about to close
+    ("Task was destroyed but it is pending")."""
+    GatedLoadBackend.gate.clear()
+    GatedLoadBackend.arrived.clear()
+    running = ServerThread(make_settings(), backends={"llama_cpp": _gated_factory}).start(wait_loaded=False)
+    try:
+        assert GatedLoadBackend.arrived.wait(30)
+        assert running.call(running.server.shutdown(0.2)) is True  # the gate is still closed
+        assert running.call(_model_loads_left_pending()) == []
+        engine = running.server.engines.describe("default")
+        assert engine.state is EngineState.FAILED and engine.error == "loading was cancelled"
+    finally:
+        GatedLoadBackend.gate.set()
         running.stop()
