@@ -2,7 +2,7 @@
 
 Each step builds a single batch: the next token of every sequence that is generating, plus
 prompt tokens of sequences still prefilling, up to the batch size; then one `llama_decode`, then
-each generating sequence samples from its own output row with its own sampler chain. Requests
+each generating sequence picks its next token from its own output row with its own picker. Requests
 join between steps and leave as soon as they finish or are cancelled, so a long prompt can stall
 the others for at most one chunk, and a cancelled request frees its sequence within one step.
 
@@ -42,7 +42,7 @@ from server.backends.base import Embedding
 from server.backends.llama_bindings import llama_cpp
 from server.backends.llama_kv_park import KvParking
 from server.backends.llama_model import LlamaModel
-from server.backends.llama_sampling import build_sampler
+from server.backends.llama_sampling import make_picker
 from server.core.chat_template import ChatTemplate
 from server.core.text import DeltaAssembler
 from server.core.types import Delta, Finish, FinishReason, GenerationRequest, Timings, Usage
@@ -117,7 +117,7 @@ class _Slot:
     pending: list[int] = field(default_factory=list)  # prompt tokens not yet decoded
     next_token: int | None = None  # sampled, to be decoded in the next step
     output_index: int = -1  # batch position of the token whose logits this slot samples from
-    sampler: object = None
+    picker: object = None  # the request's ArgmaxPicker or ChainPicker
     assembler: DeltaAssembler | None = None
     prompt_len: int = 0
     reused: int = 0
@@ -405,16 +405,16 @@ class Scheduler:
         slot.reused = reuse
         slot.generated = 0
         slot.seed = request.sampling.seed if request.sampling.seed is not None else random.getrandbits(32)
-        slot.sampler = build_sampler(request.sampling, seed=slot.seed, n_vocab=self.model.n_vocab,
-                                     prompt=prompt)
+        slot.picker = make_picker(request.sampling, seed=slot.seed, n_vocab=self.model.n_vocab,
+                                  prompt=prompt)
         slot.assembler = DeltaAssembler(request.stop)
         slot.started = time.monotonic()
         self._reused_total += reuse
 
     def _release(self, slot: _Slot, *, forget_cache: bool = False) -> None:
-        if slot.sampler is not None:
-            llama_cpp.llama_sampler_free(slot.sampler)
-        slot.sampler = slot.assembler = slot.job = slot.next_token = None
+        if slot.picker is not None:
+            slot.picker.close()
+        slot.picker = slot.assembler = slot.job = slot.next_token = None
         slot.pending = []
         slot.last_used = time.monotonic()
         if forget_cache:
@@ -462,7 +462,7 @@ class Scheduler:
         generated_before = self._tokens_total
         for slot, _, wants_output in plan:
             if wants_output:
-                token = llama_cpp.llama_sampler_sample(slot.sampler, self.model.ctx, slot.output_index)
+                token = slot.picker.pick(self.model.ctx, slot.output_index)
                 self._on_token(slot, token, now)
         self._recent.append((now, self._tokens_total - generated_before))
         while now - self._recent[0][0] > RATE_WINDOW_S:
@@ -475,7 +475,7 @@ class Scheduler:
             rows.extend((token, start + i, slot.seq_id, False) for i, token in enumerate(tokens))
             if wants_output:
                 rows[-1] = rows[-1][:3] + (True,)
-                slot.output_index = len(rows) - 1  # llama_sampler_sample takes the batch position
+                slot.output_index = len(rows) - 1  # pickers read the logits by batch position
         self._run_batch(rows)
 
     def _run_batch(self, rows: list[tuple[int, int, int, bool]]) -> None:
