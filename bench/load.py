@@ -25,11 +25,17 @@ Per server and level:
   errors              = non-200 answers, error events, exceptions, wrong token counts
   peak RSS            = the server's whole process tree, sampled every 50 ms during the level
 
-Fairness on a small, shared machine: one server runs at a time. For each of --runs runs, for each
-server: wait until the machine is quiet, start it, warm it up (one request), run every level,
-stop it. Each figure is then summarised as min / median / max over the runs, and the targets are
-checked on the medians. A missed target is reported, not raised: the script exits non-zero only
-when a measurement is invalid (a server fails to start, or any stream has an error).
+Fairness on a small, shared machine: one server works at a time. By default, for each of --runs
+runs, for each server: wait until the machine is quiet, start it, warm it up (one request), run
+every level, stop it. With --interleave all servers start first and stay up (idle ones cost no
+CPU); each run then goes level by level, and at each level every server takes its turn, in an
+order that rotates from run to run. The servers' figures for a run and level are then seconds
+apart instead of minutes, so a machine whose speed drifts moves them together, and the ratio of
+each pair (tokenwire / baseline, same run and level) is reported beside the ratio of medians.
+
+Each figure is summarised as min / median / max over the runs, and the targets are checked on
+the medians. A missed target is reported, not raised: the script exits non-zero only when a
+measurement is invalid (a server fails to start, or any stream has an error).
 
     .venv/bin/python bench/load.py --runs 3 --llama-server /tmp/llama-server-build/bin/llama-server
 """
@@ -37,6 +43,7 @@ when a measurement is invalid (a server fails to start, or any stream has an err
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -480,41 +487,71 @@ def wait_until_quiet(args: argparse.Namespace) -> dict:
         time.sleep(3)
 
 
+def http_client() -> httpx2.Client:
+    return httpx2.Client(timeout=REQUEST_TIMEOUT_S, trust_env=False,
+                         limits=httpx2.Limits(max_connections=256, max_keepalive_connections=256))
+
+
+def grpc_client(stack: contextlib.ExitStack, server: Server) -> Client | None:
+    if server.protocol != "grpc":
+        return None
+    return stack.enter_context(Client(server.grpc_target, timeout=REQUEST_TIMEOUT_S))
+
+
+def print_level(server: Server, run: int, result: Level) -> None:
+    rss = f"  peak RSS {result.peak_rss_mib:.0f} MiB" if result.peak_rss_mib else ""
+    ttft = (f"TTFT p50 {result.ttft_p50_ms:7.1f} p95 {result.ttft_p95_ms:7.1f} ms"
+            if result.ttft_p50_ms is not None else "TTFT -")
+    print(f"  run {run}  {server.name:<16} x{result.level:<3} aggregate "
+          f"{result.aggregate_tps:7.1f} tok/s  {ttft}  per-stream "
+          f"{result.stream_tps_median or 0:6.1f} tok/s  errors {result.errors}{rss}", flush=True)
+    for sample in result.error_samples:
+        print(f"      error: {sample}", flush=True)
+
+
 def measure(server: Server, run: int, args: argparse.Namespace, eog: list[int]) -> dict:
     """Starts the server, warms it up, runs every level, stops it."""
     quiet = wait_until_quiet(args)
     server.start()
     try:
-        with httpx2.Client(timeout=REQUEST_TIMEOUT_S, trust_env=False,
-                           limits=httpx2.Limits(max_connections=256,
-                                                max_keepalive_connections=256)) as http, \
-                (Client(server.grpc_target, timeout=REQUEST_TIMEOUT_S)
-                 if server.protocol == "grpc" else _Null()) as grpc:
+        with http_client() as http, contextlib.ExitStack() as stack:
+            grpc = grpc_client(stack, server)
             warm_up(server, args, eog, http, grpc, run)
             levels = []
             for level in args.levels:
-                result = run_level(server, level, run, args, eog, http, grpc)
-                rss = f"  peak RSS {result.peak_rss_mib:.0f} MiB" if result.peak_rss_mib else ""
-                ttft = (f"TTFT p50 {result.ttft_p50_ms:7.1f} p95 {result.ttft_p95_ms:7.1f} ms"
-                        if result.ttft_p50_ms is not None else "TTFT -")
-                print(f"  run {run}  {server.name:<16} x{level:<3} aggregate "
-                      f"{result.aggregate_tps:7.1f} tok/s  {ttft}  per-stream "
-                      f"{result.stream_tps_median or 0:6.1f} tok/s  errors {result.errors}{rss}",
-                      flush=True)
-                for sample in result.error_samples:
-                    print(f"      error: {sample}", flush=True)
-                levels.append(result)
+                levels.append(run_level(server, level, run, args, eog, http, grpc))
+                print_level(server, run, levels[-1])
     finally:
         server.stop()
     return {"quiet": quiet, "levels": levels}
 
 
-class _Null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc) -> None:
-        pass
+def measure_interleaved(servers: list[Server], args: argparse.Namespace,
+                        eog: list[int]) -> dict[str, list[dict]]:
+    """Every server up at once; each run goes level by level, each level server by server, the
+    order rotating by one each run so that no server always goes first."""
+    results: dict[str, list[dict]] = {s.name: [] for s in servers}
+    with http_client() as http, contextlib.ExitStack() as stack:
+        for server in servers:
+            wait_until_quiet(args)
+            server.start()
+            stack.callback(server.stop)
+        grpc = {s.name: grpc_client(stack, s) for s in servers}
+        for server in servers:
+            warm_up(server, args, eog, http, grpc[server.name], 0)
+        for run in range(1, args.runs + 1):
+            quiet = wait_until_quiet(args)
+            turn = (run - 1) % len(servers)
+            order = servers[turn:] + servers[:turn]
+            levels: dict[str, list[Level]] = {s.name: [] for s in servers}
+            for level in args.levels:
+                for server in order:
+                    result = run_level(server, level, run, args, eog, http, grpc[server.name])
+                    print_level(server, run, result)
+                    levels[server.name].append(result)
+            for server in servers:
+                results[server.name].append({"quiet": quiet, "levels": levels[server.name]})
+    return results
 
 
 # --- summary and targets ----------------------------------------------------------------------
@@ -557,8 +594,20 @@ def median_of(summary: dict, name: str, level: int, key: str) -> float | None:
     return s["median"] if s else None
 
 
-def check_targets(summary: dict, tokenwire: str, baseline: str) -> list[dict]:
-    """The issue's targets for `tokenwire` against `baseline`, on medians over the runs."""
+def paired_ratios(results: dict[str, list[dict]], ours: str, theirs: str, level: int,
+                  key: str) -> list[float]:
+    """ours / theirs for each run at `level` (under --interleave, measured seconds apart)."""
+    def value(run: dict) -> float | None:
+        return getattr(next(l for l in run["levels"] if l.level == level), key)
+
+    pairs = zip(results.get(ours, ()), results.get(theirs, ()))
+    return [value(a) / value(b) for a, b in pairs if value(a) is not None and value(b)]
+
+
+def check_targets(summary: dict, tokenwire: str, baseline: str,
+                  results: dict[str, list[dict]] | None = None) -> list[dict]:
+    """The issue's targets for `tokenwire` against `baseline`, on medians over the runs; with
+    `results`, each ratio target also gets the spread of the per-run ratios."""
     def m(name: str, level: int, key: str) -> float | None:
         return median_of(summary, name, level, key)
 
@@ -570,8 +619,12 @@ def check_targets(summary: dict, tokenwire: str, baseline: str) -> list[dict]:
             return
         value = ours / theirs
         ok = value <= target if rss else value >= target
-        checks.append({"target": title, "tokenwire": ours, "baseline": theirs, "ratio": value,
-                       "bound": f"{'<=' if rss else '>='} {target}", "pass": ok})
+        check = {"target": title, "tokenwire": ours, "baseline": theirs, "ratio": value,
+                 "bound": f"{'<=' if rss else '>='} {target}", "pass": ok}
+        paired = paired_ratios(results or {}, tokenwire, baseline, level, key)
+        if paired:
+            check["paired_ratio"] = min_median_max(paired)
+        checks.append(check)
 
     def ttft(title: str, level: int, factor: float, slack_ms: float) -> None:
         ours, theirs = m(tokenwire, level, "ttft_p50_ms"), m(baseline, level, "ttft_p50_ms")
@@ -600,8 +653,11 @@ def print_targets(all_checks: dict[str, list[dict]]) -> None:
         for c in checks:
             verdict = ("PASS" if c["pass"] else "FAIL") if pair.startswith("tokenwire-sse /") \
                 else ("pass" if c["pass"] else "miss") + " (info)"
+            paired = c.get("paired_ratio")
+            spread = (f"; per-run ratios {paired['min']:.3f} / {paired['median']:.3f} / "
+                      f"{paired['max']:.3f}" if paired else "")
             print(f"{pair}: {c['target']}: {c['tokenwire']:.1f} vs {c['baseline']:.1f}, "
-                  f"ratio {c['ratio']:.3f} (target {c['bound']}): {verdict}")
+                  f"ratio {c['ratio']:.3f} (target {c['bound']}): {verdict}{spread}")
 
 
 # --- main -------------------------------------------------------------------------------------
@@ -631,6 +687,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "%% busy (default 25)")
     parser.add_argument("--max-wait", type=float, default=300.0,
                         help="longest wait for a quiet machine, in seconds (default 300)")
+    parser.add_argument("--interleave", action="store_true",
+                        help="start every server first and alternate them level by level within "
+                             "each run (robust to a machine whose speed drifts); default: one "
+                             "server up at a time")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results file")
     args = parser.parse_args(argv)
     args.servers = [s for s in args.servers.split(",") if s]
@@ -682,10 +742,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {server.name}: {' '.join(server.command)}")
     print(flush=True)
 
-    results: dict[str, list[dict]] = {s.name: [] for s in servers}
-    for run in range(1, args.runs + 1):
-        for server in servers:
-            results[server.name].append(measure(server, run, args, eog))
+    if args.interleave:
+        results = measure_interleaved(servers, args, eog)
+    else:
+        results = {s.name: [] for s in servers}
+        for run in range(1, args.runs + 1):
+            for server in servers:
+                results[server.name].append(measure(server, run, args, eog))
 
     summary = summarize_levels(results, args.levels)
     print_tables(summary, args.levels)
@@ -694,7 +757,7 @@ def main(argv: list[str] | None = None) -> int:
     for ours in ("tokenwire-sse", "tokenwire-sse-gunicorn", "tokenwire-grpc"):
         for theirs in ("llama-server", "baseline-url", "llama-cpp-python"):
             if ours in names and theirs in names:
-                checks[f"{ours} / {theirs}"] = check_targets(summary, ours, theirs)
+                checks[f"{ours} / {theirs}"] = check_targets(summary, ours, theirs, results)
     notes = [f"{s.name}: no usage chunk in streams; tokens counted as events with text, checked "
              f"by a non-streamed request's usage" for s in servers if s.stream_usage is False]
     notes += [f"{s.name}: {len(s.failed_starts)} failed start(s), retried: {s.failed_starts}"
@@ -707,7 +770,8 @@ def main(argv: list[str] | None = None) -> int:
                   config={"model": model, "threads": args.threads, "n_ctx": N_CTX,
                           "slots": args.slots, "levels": args.levels,
                           "max_tokens": args.max_tokens,
-                          "runs": args.runs, "prompt": args.prompt,
+                          "runs": args.runs, "interleave": args.interleave,
+                          "prompt": args.prompt,
                           "prompt_of_stream": "Story #<run>-<level>-<i>: <prompt>",
                           "commands": {s.name: s.command for s in servers}},
                   runs=results, summary=summary, targets=checks, notes=notes,
