@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import AsyncIterator
+from typing import AsyncGenerator
 
 from server.core.types import Delta, GenerationRequest
 
@@ -57,8 +57,9 @@ class Backend(abc.ABC):
         """Loads the model; raises EngineFailure with a readable reason if it cannot."""
 
     @abc.abstractmethod
-    def generate(self, request: GenerationRequest) -> AsyncIterator[Delta]:
-        """Streams deltas; the last carries `finish`. Errors surface as TokenwireError subclasses."""
+    def generate(self, request: GenerationRequest) -> AsyncGenerator[Delta, None]:
+        """Streams deltas; the last carries `finish`. Errors surface as TokenwireError subclasses.
+        An async generator: closing it early (a client left) stops the work in its `finally`."""
 
     @abc.abstractmethod
     async def embed(self, inputs: list[str], *, normalize: bool) -> list[Embedding]:
