@@ -124,8 +124,9 @@ class EngineManager:
         self._in_flight = 0
         self._lifecycle = asyncio.Lock()
         self._background: set[asyncio.Task] = set()
-        # Backend loads under way, which may outlive their caller: close() waits for them.
-        self._loads: set[asyncio.Task] = set()
+        # Backend loads under way by engine id, which may outlive their caller: a later load of
+        # the same engine joins its task, and close() waits for them.
+        self._loads: dict[str, asyncio.Task] = {}
         self.observe: Observe | None = None  # set by the monitoring hub
 
     # -- observation ---------------------------------------------------------------------------
@@ -284,6 +285,9 @@ class EngineManager:
     async def _load(self, engine: Engine, *, raise_errors: bool) -> Engine:
         if engine.state is EngineState.LOADED:
             return engine
+        running = self._loads.get(engine.id)
+        if running is not None and not running.done():  # an earlier caller gave up on it: join
+            return await self._joined(engine, running, raise_errors)
         if engine.state is EngineState.UNLOADING:
             await engine.idle.wait()
         previous = engine.state
@@ -292,7 +296,12 @@ class EngineManager:
         # Reading the GGUF header (and, the first time, importing its reader) is file I/O: off
         # the event loop; the result is cached for the budget check and for GetEngine.
         if engine.model_path:
-            await asyncio.to_thread(estimate_memory, engine.model_path, engine.params)
+            try:
+                await asyncio.to_thread(estimate_memory, engine.model_path, engine.params)
+            except asyncio.CancelledError:  # nothing was started: the engine is as it was
+                engine.state = previous
+                self._changed()
+                raise
         try:
             self._check_budget(engine, excluding=None)
         except MemoryBudgetExceeded as exc:
@@ -307,9 +316,14 @@ class EngineManager:
         # A task of its own, shielded: a caller that gives up (deadline, disconnect, shutdown)
         # must not leave the engine marked loading forever while the loader thread finishes
         # anyway; the task records how the load ended, and close() can wait for it.
-        loading = asyncio.ensure_future(self._run_load(engine))
-        self._loads.add(loading)
-        loading.add_done_callback(self._loads.discard)
+        loading = self._loads[engine.id] = asyncio.ensure_future(self._run_load(engine))
+        loading.add_done_callback(lambda task: self._loads.get(engine.id) is task
+                                  and self._loads.pop(engine.id))
+        return await self._joined(engine, loading, raise_errors)
+
+    @staticmethod
+    async def _joined(engine: Engine, loading: asyncio.Task, raise_errors: bool) -> Engine:
+        """Waits for a load task without ever cancelling it (it records its own outcome)."""
         if not await asyncio.shield(loading) and raise_errors:
             raise PreconditionFailed(f"engine '{engine.id}' failed to load its model: {engine.error}",
                                      reason="ENGINE_LOAD_FAILED")
@@ -475,7 +489,7 @@ class EngineManager:
         for task in list(self._background):
             task.cancel()
         if self._loads:
-            _, late = await asyncio.wait(set(self._loads), timeout=grace_seconds)
+            _, late = await asyncio.wait(set(self._loads.values()), timeout=grace_seconds)
             for task in late:
                 task.cancel()
             if late:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
@@ -13,11 +14,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from server.app import GENERATION_SERVICE
 from server.backends.llama_cpp import LlamaCppBackend
 from server.config import LoadParams, embedded_model_path, load_settings
+from server.core import engines as engines_module
 from server.core.engines import EngineState
 from server.errors import EngineUnavailable
 from tests.conftest import BAN_END_OF_GENERATION
 from tests.helpers import ServerThread, make_settings, wait_for
 from tokenwire import Client, UnavailableError
+from tokenwire.v1 import engine_service_pb2 as engine_pb
+from tokenwire.v1 import engine_service_pb2_grpc as engine_grpc
 
 
 
@@ -26,8 +30,10 @@ class GatedLoadBackend(LlamaCppBackend):
 
     gate = threading.Event()
     arrived = threading.Event()  # set when a load reaches the gate
+    loads = 0  # backend loads started, by every instance
 
     async def load(self) -> None:
+        GatedLoadBackend.loads += 1
         self.arrived.set()
         await asyncio.to_thread(self.gate.wait, 30)
         await super().load()
@@ -194,4 +200,75 @@ def test_a_load_that_outlasts_the_shutdown_grace_is_given_up_not_left_pending():
         assert engine.state is EngineState.FAILED and engine.error == "loading was cancelled"
     finally:
         GatedLoadBackend.gate.set()
+        running.stop()
+
+
+def _unloaded_server(backends=None) -> ServerThread:
+    """A server whose default engine has loaded once and been unloaded again."""
+    GatedLoadBackend.gate.set()
+    running = ServerThread(make_settings(), backends=backends or {"llama_cpp": _gated_factory}).start()
+    with grpc.insecure_channel(running.target) as channel:
+        engine_grpc.EngineServiceStub(channel).UnloadEngine(
+            engine_pb.UnloadEngineRequest(engine_id="default"), timeout=30)
+    return running
+
+
+def _load_engine(target: str, timeout: float) -> engine_pb.LoadEngineResponse:
+    with grpc.insecure_channel(target) as channel:
+        return engine_grpc.EngineServiceStub(channel).LoadEngine(
+            engine_pb.LoadEngineRequest(engine_id="default"), timeout=timeout)
+
+
+def test_a_load_retried_after_a_deadline_joins_the_load_still_running():
+    """A client's LoadEngine runs out of time while the model loads; the load goes on (its thread
+    cannot be stopped). The client retries: the retry waits for that load instead of starting a
+    second one on the same backend, which would build a second model and leak the first."""
+    running = _unloaded_server()
+    manager = running.server.engines
+    try:
+        GatedLoadBackend.gate.clear()
+        GatedLoadBackend.arrived.clear()
+        GatedLoadBackend.loads = 0
+        with pytest.raises(grpc.RpcError) as gave_up:
+            _load_engine(running.target, timeout=1)
+        assert gave_up.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+        assert GatedLoadBackend.arrived.wait(30)
+        wait_for(lambda: not manager._lifecycle.locked())  # the first caller has left
+        with ThreadPoolExecutor(1) as pool:
+            retry = pool.submit(_load_engine, running.target, 60)
+            wait_for(lambda: manager._lifecycle.locked())  # the retry is in, and has decided
+            GatedLoadBackend.gate.set()
+            assert retry.result(60).engine.status == engine_pb.ENGINE_STATUS_LOADED
+        assert GatedLoadBackend.loads == 1
+        with Client(running.target, timeout=60) as client:
+            assert client.complete(prompt="hi", max_tokens=1).usage.completion_tokens == 1
+    finally:
+        GatedLoadBackend.gate.set()
+        running.stop()
+
+
+def test_a_load_given_up_while_its_model_file_is_read_leaves_the_engine_as_it_was(monkeypatch):
+    """The deadline passes while the GGUF header is still being read, before any load started:
+    the engine goes back to UNLOADED instead of showing LOADING for good, and loads later."""
+    running = _unloaded_server()
+    reading, read_gate = threading.Event(), threading.Event()
+    real_estimate = engines_module.estimate_memory
+
+    def slow_estimate(path, params):
+        reading.set()
+        read_gate.wait(30)
+        return real_estimate(path, params)
+
+    monkeypatch.setattr(engines_module, "estimate_memory", slow_estimate)
+    try:
+        with pytest.raises(grpc.RpcError) as gave_up:
+            _load_engine(running.target, timeout=1)
+        assert gave_up.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+        assert reading.is_set()
+        engine = running.server.engines.describe("default")
+        wait_for(lambda: engine.state is EngineState.UNLOADED)
+        read_gate.set()
+        assert _load_engine(running.target, timeout=60).engine.status == engine_pb.ENGINE_STATUS_LOADED
+    finally:
+        read_gate.set()
         running.stop()
