@@ -70,6 +70,11 @@ class GrpcClient:
         self.logs = log_service_pb2_grpc.LogServiceStub(channel)
         self.benchmark = benchmark_service_pb2_grpc.BenchmarkServiceStub(channel)
 
+    def relay(self) -> "GrpcClient":
+        """A client on the same connection for the socket.io relay's own calls, which run outside
+        any HTTP request and are vouched for as the relay's (see BridgeChannel.metadata)."""
+        return GrpcClient(self.channel.as_relay(), owns_channel=False)
+
     def close(self) -> None:
         if self._owns_channel:
             self._owns_channel = False
@@ -126,19 +131,27 @@ def header_metadata(headers: Mapping[str, str], api_key_header: str) -> tuple[tu
 
 
 class BridgeChannel(grpc.Channel):
-    def __init__(self, inner: grpc.Channel, *, request_timeout_s: float | None, bridge_secret: str):
+    def __init__(self, inner: grpc.Channel, *, request_timeout_s: float | None, bridge_secret: str,
+                 relay: bool = False):
         self._inner = inner
         self._timeout = request_timeout_s
         self._secret = bridge_secret
+        self._relay = relay
+
+    def as_relay(self) -> "BridgeChannel":
+        """The same connection, vouching for the socket.io relay's calls."""
+        return BridgeChannel(self._inner, request_timeout_s=self._timeout,
+                             bridge_secret=self._secret, relay=True)
 
     def metadata(self, given: Any) -> tuple[tuple[str, str], ...]:
         """`given` (what the view passed, usually forwarded_metadata()), without any name the
         client may not set, plus the bridge's own vouching."""
         pairs = [(k, v) for k, v in (given or ()) if not k.lower().startswith("x-tokenwire-")]
         if not has_request_context():
-            # The bridge's own call (the socket.io relay, which checked its clients' keys when
-            # they connected): the server lets it call user-level methods, never admin ones.
-            if self._secret:
+            # Only the relay's channel vouches for a call made outside a request (the relay
+            # checked its clients' keys when they connected; the server lets it call user-level
+            # methods, never admin ones). Any other such call goes out as what it carries.
+            if self._secret and self._relay:
                 pairs += [(BRIDGE_SECRET_KEY, self._secret), (BRIDGE_RELAY_KEY, "socket.io")]
             return tuple(pairs)
         names = {k for k, _ in pairs}

@@ -244,7 +244,7 @@ def _socketio_app(app: Flask, wsgi_app, client: GrpcClient,
     policies: PolicyCache = app.extensions[POLICY_EXTENSION]
     sio = socketio.Server(async_mode="threading", cors_credentials=False)
     sio.eio.cors_allowed_origins = _allow_origin(policies, sio.eio)
-    relay = EventRelay(sio, client, sources)
+    relay = EventRelay(sio, client.relay(), sources)
     # What a client must be allowed to call to receive the events (the relay calls on its behalf).
     methods = sorted({"tokenwire.v1.StatusService/GetStatus", *(s.rpc for s in relay.sources.values())})
 
