@@ -10,6 +10,15 @@ from urllib.parse import urlencode
 from tests.e2e.browser import Browser
 
 
+# Makes the page's turns fail as a dropped network would; `reconnect()` undoes it.
+OFFLINE_FOR_TURNS = """(() => {
+    const online = window.fetch;
+    window.fetch = (url, options) => url === '/chat/completions'
+        ? Promise.reject(new TypeError('Failed to fetch')) : online(url, options);
+    window.reconnect = () => { window.fetch = online; };
+})()"""
+
+
 def test_the_page_and_its_assets_come_from_this_origin_only(http):
     page = http.get("/")
     assert page.status_code == 200 and page.mimetype == "text/html"
@@ -116,12 +125,7 @@ def test_a_regenerate_that_fails_keeps_the_previous_exchange(bridge, http, serve
             assert error in page.evaluate("document.getElementById('error').textContent")
 
         # The network fails: the new turn never reaches the server.
-        page.evaluate("""(() => {
-            const online = window.fetch;
-            window.fetch = (url, options) => url === '/chat/completions'
-                ? Promise.reject(new TypeError('Failed to fetch')) : online(url, options);
-            window.reconnect = () => { window.fetch = online; };
-        })()""")
+        page.evaluate(OFFLINE_FOR_TURNS)
         click_and_settle(page, REGENERATE)
         assert_kept("Failed to fetch")
         page.evaluate("reconnect()")
@@ -244,12 +248,7 @@ def test_a_message_that_fails_to_send_stays_in_the_box_to_send_again(bridge, htt
             assert error in page.evaluate("document.getElementById('error').textContent")
 
         # The network fails on a new chat's first message.
-        page.evaluate("""(() => {
-            const online = window.fetch;
-            window.fetch = (url, options) => url === '/chat/completions'
-                ? Promise.reject(new TypeError('Failed to fetch')) : online(url, options);
-            window.reconnect = () => { window.fetch = online; };
-        })()""")
+        page.evaluate(OFFLINE_FOR_TURNS)
         type_message(page, "Name a colour.")
         click_and_settle(page, "#send")
         assert_kept("Name a colour.", [], "Failed to fetch")
