@@ -280,7 +280,8 @@ class Scheduler:
                 continue
             if self.model.kv_unified and self._committed() + len(prompt) > self.model.n_ctx:
                 return True  # wait until running requests free cells; FIFO order is kept
-            slot, reuse = self._pick_slot(free, prompt, job.request.cache_key)
+            slot, reuse = self._pick_slot(free, prompt, job.request.cache_key,
+                                          job.request.warm_from)
             if not job.request.reuse_cache:
                 reuse = 0
             else:
@@ -313,14 +314,18 @@ class Scheduler:
         return tokens
 
     @staticmethod
-    def _pick_slot(free: list[_Slot], prompt: list[int], cache_key: str = "") -> tuple[_Slot, int]:
+    def _pick_slot(free: list[_Slot], prompt: list[int], cache_key: str = "",
+                   warm_from: str = "") -> tuple[_Slot, int]:
         """The free sequence whose cache shares the longest prefix with the prompt (least
         recently used among equals), and how many prompt tokens it can reuse. A sequence holding
         another conversation's cache is taken only when every free sequence does: overwriting it
-        would cost that conversation a full prefill on its next turn (or a restore)."""
+        would cost that conversation a full prefill on its next turn (or a restore). The
+        exception is the conversation this one branched from (`warm_from`): its history is this
+        prompt's start, and _start parks its cache before cutting it to the shared prefix."""
         def score(slot: _Slot) -> tuple:
             prefix = Scheduler._common_prefix(slot.cached, prompt)
-            spares_others = not slot.owner or slot.owner == cache_key or prefix >= len(slot.cached)
+            spares_others = (not slot.owner or slot.owner in (cache_key, warm_from)
+                             or prefix >= len(slot.cached))
             return spares_others, prefix, -slot.last_used
 
         best = max(free, key=score)

@@ -65,6 +65,8 @@ class SessionManager:
         self._engines = engines
         self._kv_reuse = kv_reuse
         self._busy: set[str] = set()  # sessions with a turn running; touched on the loop only
+        # Branches that have not had a turn yet -> the session they were branched from.
+        self._branched_from: dict[str, str] = {}
 
     async def _run(self, fn, *args, **kwargs):
         return await asyncio.to_thread(fn, *args, **kwargs)
@@ -108,6 +110,7 @@ class SessionManager:
     async def delete(self, session_id: str) -> None:
         with self._turn(session_id):
             await self._run(self.store.delete, session_id)
+        self._branched_from.pop(session_id, None)
 
     async def rollback(self, session_id: str, count: int) -> SessionRecord:
         with self._turn(session_id):
@@ -126,7 +129,11 @@ class SessionManager:
                                  f"holds (got {count})")
         branch = replace(record, id=new_id or new_session_id())
         with self._new(branch.id):
-            return await self._run(self.store.create, branch, messages[:count])
+            created = await self._run(self.store.create, branch, messages[:count])
+        # Its first turn may take over the KV cache the parent left resident (kept in memory,
+        # as the cache is: after a restart there is nothing to take over).
+        self._branched_from[branch.id] = session_id
+        return created
 
     # -- turns ---------------------------------------------------------------------------------
 
@@ -167,7 +174,8 @@ class SessionManager:
                                                     **turn.sampling.get("logit_bias", {})}}),
                 max_tokens=turn.max_tokens if turn.max_tokens is not None else session.max_tokens,
                 stop=turn.stop, request_id=turn.request_id, arrived_at=turn.arrived_at,
-                cache_key=session_id, reuse_cache=self._kv_reuse and turn.reuse_cache)
+                cache_key=session_id, warm_from=self._branched_from.get(session_id, ""),
+                reuse_cache=self._kv_reuse and turn.reuse_cache)
             async with self._engines.lease(session.model) as engine:
                 answer: list[str] = []
                 async for delta in self._engines.generate(engine, request):
@@ -178,4 +186,5 @@ class SessionManager:
                     stored = await self._store(
                         session, new, history, [user, ChatMessage("assistant", "".join(answer))],
                         system_prompt, change_prompt)
+                    self._branched_from.pop(session_id, None)  # its cache is its own now
                     yield TurnDelta(session_id, engine.id, delta, stored.message_count)

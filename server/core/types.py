@@ -57,6 +57,9 @@ class GenerationRequest:
     #: Whose conversation this continues (a session id); the scheduler keeps such a KV cache
     #: from being overwritten by unrelated requests while it can. Empty: nobody's.
     cache_key: str = ""
+    #: The conversation this one was branched from (a session id), for its first turn: a cache
+    #: that conversation owns may be taken over, as its history is this prompt's start.
+    warm_from: str = ""
     #: False: prefill the whole prompt even when a cached prefix could be reused.
     reuse_cache: bool = True
 

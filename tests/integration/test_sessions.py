@@ -230,6 +230,21 @@ def test_session_kv_survives_unrelated_traffic_and_reuse_can_be_turned_off(sc):
     assert third.reused_prompt_tokens == 0
 
 
+def test_a_branch_s_first_turn_takes_over_the_cache_its_parent_left(sc):
+    """The Web UI's Regenerate: branch before the last exchange and ask the same question again.
+    The branch's prompt is the parent's history, which the parent's sequence still holds; the
+    branch takes that sequence over instead of prefilling the whole history on a free one."""
+    parent = sc.create_session()
+    turn(sc, parent.session_id, "Tell me about cats.", max_tokens=20)
+    last = turn(sc, parent.session_id, "And dogs?", max_tokens=20)[-1]
+    branch = sc.branch_session(parent.session_id, 2)
+    again = turn(sc, branch.session_id, "And dogs?", max_tokens=20)[-1]
+    assert again.reused_prompt_tokens >= last.usage.prompt_tokens - 2
+    assert [m["content"] for m in sc.history(parent.session_id)][2] == "And dogs?"
+    follow_up = turn(sc, parent.session_id, "And birds?")[-1]  # the parent goes on as before
+    assert follow_up.message_count == 6
+
+
 def test_sampling_defaults_are_validated_with_their_field_paths(sc):
     with pytest.raises(InvalidArgumentError) as err:
         sc.create_session(top_p=2.0)
