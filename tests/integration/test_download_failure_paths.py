@@ -12,17 +12,14 @@ import os
 import socket
 import threading
 
-import grpc
 import pytest
 
-from rest_bridge import create_app
-from rest_bridge.config import BridgeConfig
 from server.core import download_sources
 from server.core.download_transfer import Job, Transfer
 from server.core.download_types import DownloadType
 from server.core.downloads import DownloadManager
 from tests.file_server import SERVED_GGUF
-from tests.helpers import ServerThread, make_settings, wait_for
+from tests.helpers import make_settings, wait_for
 from tokenwire import AlreadyExistsError, Client, InvalidArgumentError, UnavailableError
 
 MiB = 1024 * 1024
@@ -36,32 +33,6 @@ NAME_HAS_NO_ADDRESS = [pytest.param(NO_SUCH_NAME, id="EAI_NONAME")] + (
     [pytest.param((socket.EAI_NODATA, "No address associated with hostname"), id="EAI_NODATA")]
     if hasattr(socket, "EAI_NODATA") else [])
 MIRROR = "mirror.tokenwire.test"  # a made-up name that scripted_dns answers for
-
-
-@pytest.fixture(scope="module")
-def dl_server(models_dir):
-    settings = make_settings(
-        model_store={"directory": str(models_dir)},
-        downloads={"allow_private_addresses": True, "max_retries": 2,
-                   "retry_backoff_seconds": 0.01, "progress_interval_seconds": 0.05})
-    running = ServerThread(settings).start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def dl(dl_server):
-    with Client(dl_server.target, timeout=240) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def dl_http(dl_server):
-    with grpc.insecure_channel(dl_server.target) as channel:
-        app = create_app(BridgeConfig(grpc_target=dl_server.target, request_timeout_s=600),
-                         channel=channel)
-        app.testing = True
-        yield app.test_client()
 
 
 @pytest.fixture(autouse=True)

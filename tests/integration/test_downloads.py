@@ -11,10 +11,9 @@ import threading
 import grpc
 import pytest
 
-from rest_bridge import create_app
-from rest_bridge.config import BridgeConfig
 from server.config import ConfigError, load_settings
 from tests.conftest import CAPITAL_QUESTION
+from tests.integration.conftest import download_settings
 from tests.file_server import SERVED_GGUF, TLS_CERT, FileServer, copy_embedded_gguf
 from tests.helpers import ServerThread, make_settings, wait_for
 from tokenwire import (AlreadyExistsError, Client, InvalidArgumentError, NotFoundError,
@@ -33,19 +32,9 @@ def gguf_size(files) -> int:
 def dl_server(files, gguf_sha256, models_dir):
     catalog = {"smollm2-test": (files.url(GGUF), "catalog-smollm2.gguf", gguf_sha256),
                "smollm2-wrong-sha": (files.url(GGUF), "catalog-wrong.gguf", "0" * 64)}
-    settings = make_settings(
-        model_store={"directory": str(models_dir)},
-        downloads={"allow_private_addresses": True, "max_retries": 2,
-                   "retry_backoff_seconds": 0.01, "progress_interval_seconds": 0.05})
-    running = ServerThread(settings, catalog=catalog.get).start()
+    running = ServerThread(download_settings(models_dir), catalog=catalog.get).start()
     yield running
     running.stop()
-
-
-@pytest.fixture
-def dl(dl_server):
-    with Client(dl_server.target, timeout=240) as c:
-        yield c
 
 
 @pytest.fixture(autouse=True)
@@ -291,16 +280,6 @@ def test_bad_names_and_urls_are_invalid_argument(dl, files, field, value, why):
         dl.start_download(**request)
     (violation,) = error.value.violations
     assert violation.field == field and why in violation.description
-
-
-@pytest.fixture(scope="module")
-def dl_http(dl_server):
-    """The REST bridge (in process) in front of the download server."""
-    with grpc.insecure_channel(dl_server.target) as channel:
-        app = create_app(BridgeConfig(grpc_target=dl_server.target, request_timeout_s=600),
-                         channel=channel)
-        app.testing = True
-        yield app.test_client()
 
 
 @pytest.mark.parametrize("field,value,why", BAD_INPUTS)
