@@ -317,8 +317,12 @@ class EngineManager:
         # must not leave the engine marked loading forever while the loader thread finishes
         # anyway; the task records how the load ended, and close() can wait for it.
         loading = self._loads[engine.id] = asyncio.ensure_future(self._run_load(engine))
-        loading.add_done_callback(lambda task: self._loads.get(engine.id) is task
-                                  and self._loads.pop(engine.id))
+
+        def forget(task: asyncio.Task) -> None:
+            if self._loads.get(engine.id) is task:  # not a later load of the same engine
+                del self._loads[engine.id]
+
+        loading.add_done_callback(forget)
         return await self._joined(engine, loading, raise_errors)
 
     @staticmethod
