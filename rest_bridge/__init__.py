@@ -2,7 +2,8 @@
 
 Two halves: a generic transcoder built from the `google.api.http` annotations in the proto (every
 annotated RPC is reachable with no bridge code), and hand-written route families for documented
-third-party shapes (OpenAI). Errors are shaped per family by rest_bridge.errors.
+third-party shapes, one folder each under `rest_bridge/families/`. Errors are shaped per family by
+rest_bridge.errors.
 """
 
 from __future__ import annotations
@@ -16,10 +17,8 @@ from rest_bridge.config import BridgeConfig
 
 def create_app(config: BridgeConfig | None = None, *, channel: grpc.Channel | None = None) -> Flask:
     """The bridge app. `channel` lets tests share one; otherwise the app opens and owns its own."""
-    from rest_bridge import cors, socketio_events, tracing, transcoder
-    from rest_bridge.routes import (docs, foundry, foundry_monitoring, impetus, impetus_monitoring,
-                                    kolosal, kolosal_auth, monitoring, openai, rust_sessions,
-                                    web_ui)
+    from rest_bridge import cors, docs, families, tracing, transcoder
+    from rest_bridge.families import foundry, health, impetus, kolosal, openai, rust
 
     config = config or BridgeConfig()
     app = Flask(__name__)
@@ -27,24 +26,22 @@ def create_app(config: BridgeConfig | None = None, *, channel: grpc.Channel | No
     app.config["TOKENWIRE_BRIDGE"] = config
     app.json.sort_keys = False  # keep documented field order (OpenAI's, the proto's)
     app.json.ensure_ascii = False
-    client = grpc_client.init_app(app, config.grpc_target, max_message_bytes=config.max_request_size,
-                                  channel=channel, request_timeout_s=config.request_timeout_s,
-                                  bridge_secret=config.bridge_secret)
+    grpc_client.init_app(app, config.grpc_target, max_message_bytes=config.max_request_size,
+                         channel=channel, request_timeout_s=config.request_timeout_s,
+                         bridge_secret=config.bridge_secret)
     tracing.configure_tracing(config.trace_exporter, service_name=config.trace_service_name,
                               otlp_endpoint=config.otlp_endpoint)
     tracing.init_app(app)
-    app.register_blueprint(openai.blueprint)
-    app.register_blueprint(kolosal.blueprint)
-    app.register_blueprint(kolosal_auth.blueprint)
-    app.register_blueprint(impetus.blueprint)
-    app.register_blueprint(foundry.blueprint)
-    app.register_blueprint(rust_sessions.blueprint)
-    app.register_blueprint(web_ui.blueprint)
-    for family in (monitoring, impetus_monitoring, foundry_monitoring):
-        app.register_blueprint(family.blueprint)
+    # One line per route family; the order is the order their routes are matched and documented.
+    openai.FAMILY.init_app(app)
+    kolosal.FAMILY.init_app(app)
+    impetus.FAMILY.init_app(app)
+    foundry.FAMILY.init_app(app)
+    rust.FAMILY.init_app(app)
+    health.FAMILY.init_app(app)
     app.register_blueprint(transcoder.build_blueprint())
-    app.register_blueprint(docs.blueprint)
+    docs.FAMILY.init_app(app)
     errors.register_app_fallback(app)
     cors.init_app(app)
-    socketio_events.init_app(app, client)
+    assert families.registered(app)
     return app

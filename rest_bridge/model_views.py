@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime
 
-from rest_bridge.grpc_client import forwarded_metadata, grpc_client
+from rest_bridge.grpc_client import grpc_client
 from rest_bridge.http_json import boolean_field, integer_field
 from tokenwire.sizes import MB
 from tokenwire.v1 import download_service_pb2 as download_pb
@@ -77,7 +77,6 @@ def load_params(body: dict) -> engine_pb.LoadParams:
 
 def catalog_entry(name: str) -> model_pb.CatalogModel | None:
     """The catalog model whose name or model id is `name` (case-insensitive), or None."""
-    catalog = grpc_client().models.ListCatalogModels(model_pb.ListCatalogModelsRequest(),
-                                                     metadata=forwarded_metadata()).models
+    catalog = grpc_client().models.ListCatalogModels(model_pb.ListCatalogModelsRequest()).models
     key = name.lower()
     return next((m for m in catalog if key in (m.name.lower(), m.model_id.lower())), None)

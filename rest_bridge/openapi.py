@@ -9,19 +9,14 @@ The document has three sources, merged in this order:
    mapping and are named by the message's full name (`#/components/schemas/tokenwire.v1.Usage`);
    summaries and descriptions come from the comments in `proto/**/*.proto` when the sources are
    there (a checkout), and fall back to the method name when they are not (an installed wheel).
-2. **Hand-written route families.** Each family documents itself in a module listed in
-   `FAMILY_DOCS` (`rest_bridge.openapi_openai` for the OpenAI routes). The convention is a module
-   with these attributes:
+2. **Hand-written route families** (`rest_bridge.families`), those the app registered. Each
+   family names the modules that document it (`Family.docs`); such a module has these attributes:
 
    - `PATHS`: OpenAPI path items keyed by OpenAPI path (`/v1/models/{model_id}`); the parameter
      names must be the Flask rule's variable names, so the path equals the rule converted.
    - `SCHEMAS` (optional): `components.schemas` entries, namespaced by family (`openai.Model`)
      so that two families never collide.
    - `TAGS` (optional): OpenAPI tag objects for the tags the operations use.
-   - `BLUEPRINT` (optional): the name of the family's blueprint; the family is only documented
-     when the app registers that blueprint.
-
-   A new family writes such a module and adds its name to `FAMILY_DOCS`.
 3. **The app's URL map.** Every rule the app serves (except `static` and the Swagger UI assets)
    that the first two sources do not document gets a minimal operation built from the rule and
    the view's docstring, marked `x-tokenwire-undocumented: true`, so a route is never silently
@@ -34,35 +29,23 @@ programming error and raises `ValueError`.
 from __future__ import annotations
 
 import copy
-import importlib
 import inspect
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable
 
 from flask import Flask
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
+from rest_bridge import families
+from tokenwire import methods
+
 OPENAPI_VERSION = "3.0.3"
 EXTENSION = "tokenwire.openapi"  # app.extensions key of the cached document
 UNDOCUMENTED = "x-tokenwire-undocumented"
-
-#: Modules that document a hand-written route family (see the module docstring).
-FAMILY_DOCS: tuple[str, ...] = (
-    "rest_bridge.openapi_openai",
-    "rest_bridge.openapi_kolosal",
-    "rest_bridge.openapi_impetus",
-    "rest_bridge.openapi_foundry",
-    "rest_bridge.openapi_kolosal_auth",
-    "rest_bridge.routes.docs",
-    "rest_bridge.openapi_rust_sessions",
-    "rest_bridge.routes.monitoring",
-    "rest_bridge.routes.impetus_monitoring",
-    "rest_bridge.routes.foundry_monitoring",
-    "rest_bridge.routes.web_ui",
-)
 
 #: Endpoints that are not API routes and stay out of the document.
 EXCLUDED_ENDPOINTS = frozenset({"static", "docs.asset", "web_ui.asset"})
@@ -527,15 +510,10 @@ def transcoder_operations(bindings: Iterable[Any], registry: SchemaRegistry) -> 
 
 def _service_descriptor(binding: Any):
     """The binding's ServiceDescriptor (`service` may be the full or the short name)."""
-    from google.protobuf import descriptor_pool
-
     name = binding.service
     if "." not in name:
         name = f"{binding.input_type.file.package}.{name}"
-    try:
-        return descriptor_pool.Default().FindServiceByName(name)
-    except KeyError:
-        return None
+    return methods.service(name)
 
 
 # -- the document ---------------------------------------------------------------------------------
@@ -589,10 +567,6 @@ class _Document:
                 known.add(tag["name"])
 
 
-def _blueprint_registered(app: Flask, name: str | None) -> bool:
-    return name is None or name in app.blueprints
-
-
 def _transcoder_bindings() -> list:
     try:
         from rest_bridge import transcoder
@@ -620,7 +594,7 @@ def _served_operations(app: Flask,
 def served_operations(app: Flask) -> dict[str, set[str]]:
     """OpenAPI path -> lower-case methods of every API rule the app serves (tests use it)."""
     aliases = {b.flask_rule: template_to_path(b.template) for b in _transcoder_bindings()}
-    return {path: set(methods) for path, methods in _served_operations(app, aliases).items()}
+    return {path: set(by_method) for path, by_method in _served_operations(app, aliases).items()}
 
 
 def _fallback_operation(app: Flask, rule: Any, method: str, several: bool) -> dict:
@@ -649,8 +623,6 @@ def _fallback_operation(app: Flask, rule: Any, method: str, several: bool) -> di
 
 def build_document(app: Flask) -> dict:
     """The OpenAPI document of `app`: transcoded RPCs, route families, then any other rule."""
-    from server import __version__
-
     registry = SchemaRegistry()
     doc = _Document(paths={}, schemas={}, tags=[])
 
@@ -667,17 +639,15 @@ def build_document(app: Flask) -> dict:
     if operations:
         doc.add_schemas({STATUS_SCHEMA_NAME: STATUS_SCHEMA}, "the transcoder")
 
-    for module_name in FAMILY_DOCS:
-        module = importlib.import_module(module_name)
-        if not _blueprint_registered(app, getattr(module, "BLUEPRINT", None)):
-            continue
+    for module in (m for family in families.registered(app) for m in family.docs):
+        module_name = module.__name__
         doc.add_tags(getattr(module, "TAGS", ()))
         doc.add_schemas(getattr(module, "SCHEMAS", {}), module_name)
         for path, item in module.PATHS.items():
             doc.add_path_item(path, item, module_name)
 
-    for path, methods in served.items():
-        for method, rule in methods.items():
+    for path, by_method in served.items():
+        for method, rule in by_method.items():
             if method not in doc.paths.get(path, {}):
                 several = len((rule.methods or set()) - {"HEAD", "OPTIONS"}) > 1
                 operation = _fallback_operation(app, rule, method, several)
@@ -688,7 +658,7 @@ def build_document(app: Flask) -> dict:
         "openapi": OPENAPI_VERSION,
         "info": {
             "title": "tokenwire",
-            "version": __version__,
+            "version": metadata.version("tokenwire"),
             "description": "The REST face of tokenwire's gRPC API: the native routes transcoded "
                            "from the proto's `google.api.http` annotations, and the OpenAI-"
                            "compatible routes. Every route calls the gRPC server; errors carry "

@@ -42,16 +42,11 @@ def route_methods(app: Flask) -> dict[str, tuple[str, ...] | None]:
 
 def is_admin(method: str) -> bool:
     """Whether a "package.Service/Method" is marked ACCESS_ADMIN in the contract."""
-    from google.protobuf import descriptor_pool
-
+    from tokenwire import methods
     from tokenwire.v1 import access_pb2
 
-    service, _, name = method.lstrip("/").partition("/")
-    try:
-        descriptor = descriptor_pool.Default().FindServiceByName(service).FindMethodByName(name)
-    except KeyError:
-        return False
-    return descriptor.GetOptions().Extensions[access_pb2.access] == access_pb2.ACCESS_ADMIN
+    found = methods.find(method)
+    return found is not None and found.access == access_pb2.ACCESS_ADMIN
 
 
 def check_admin_routes_first(blueprint) -> None:

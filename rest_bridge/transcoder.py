@@ -16,9 +16,7 @@ validation of field values is the server's, so REST and gRPC clients get the sam
 from __future__ import annotations
 
 import functools
-import importlib
 import json
-import pkgutil
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -31,7 +29,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescri
 from google.protobuf.message import Message
 from werkzeug.routing import BaseConverter
 
-import tokenwire.v1
+from tokenwire import methods
 from rest_bridge import errors, grpc_client
 from rest_bridge.http_json import NO_BODY, json_kind, read_json
 from rest_bridge.rpc_map import calls
@@ -113,13 +111,8 @@ PEEK_WAIT_S = 5.0
 @functools.cache
 def _discover() -> tuple[HttpBinding, ...]:
     bindings: list[HttpBinding] = []
-    for module_info in sorted(pkgutil.iter_modules(tokenwire.v1.__path__), key=lambda m: m.name):
-        if not module_info.name.endswith("_pb2"):
-            continue
-        module = importlib.import_module(f"{tokenwire.v1.__name__}.{module_info.name}")
-        for service in module.DESCRIPTOR.services_by_name.values():
-            for method in service.methods:
-                bindings.extend(_method_bindings(method))
+    for method in methods.index().values():
+        bindings.extend(_method_bindings(method.descriptor))
     # Same verb and same shape (variable names aside): werkzeug would silently serve only one.
     routes = Counter((b.method, re.sub(r":\w+>", ">", b.flask_rule)) for b in bindings)
     clashes = [f"{verb} {rule}" for (verb, rule), n in routes.items() if n > 1]
@@ -274,17 +267,16 @@ def _rule_variable(field_path: str) -> str:
 def _serve(binding: HttpBinding, /, **path_values: str) -> Response:
     message = bind_request(binding, path_values)
     channel = grpc_client.grpc_client().channel
-    metadata = grpc_client.forwarded_metadata()
     serializer = message_factory.GetMessageClass(binding.input_type).SerializeToString
     deserializer = message_factory.GetMessageClass(binding.output_type).FromString
     if not binding.server_streaming:
         rpc = channel.unary_unary(binding.grpc_method, request_serializer=serializer,
                                   response_deserializer=deserializer)
-        return jsonify(_to_json(rpc(message, metadata=metadata)))
+        return jsonify(_to_json(rpc(message)))
     rpc = channel.unary_stream(binding.grpc_method, request_serializer=serializer,
                                response_deserializer=deserializer)
     # Errors before the first message become HTTP statuses; a silent watch stream still answers.
-    call = PeekedCall(rpc(message, metadata=metadata), wait_s=PEEK_WAIT_S)
+    call = PeekedCall(rpc(message), wait_s=PEEK_WAIT_S)
     if _wants_sse():
         return stream_response(call, _render_sse, _sse_error, SSE_MIMETYPE)
     return stream_response(call, _render_ndjson, _ndjson_error, NDJSON_MIMETYPE)

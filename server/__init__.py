@@ -1,3 +1,6 @@
 """tokenwire's gRPC server: settings, lifecycle, servicers, engine core and backends."""
 
-__version__ = "0.1.0"
+from importlib import metadata
+
+# The installed distribution's version (pyproject.toml is its one source).
+__version__ = metadata.version("tokenwire")

@@ -11,7 +11,8 @@ from openapi_spec_validator import validate
 
 import server
 from rest_bridge import openapi
-from rest_bridge.routes import docs
+from rest_bridge import docs
+from rest_bridge.families import Family
 from tests.conftest import CAPITAL_QUESTION
 
 DOC_PATHS = ("/openapi.json", "/api/docs/openapi.json")
@@ -224,7 +225,7 @@ def test_documented_request_shapes_accept_what_clients_send(document):
 
 def test_a_route_no_source_documents_still_appears_with_its_docstring():
     app = Flask(__name__)
-    app.register_blueprint(docs.blueprint)
+    docs.FAMILY.init_app(app)
 
     @app.route("/v9/things/<int:thing_id>", methods=["GET", "DELETE"])
     def thing(thing_id: int):
@@ -251,8 +252,9 @@ def test_a_route_no_source_documents_still_appears_with_its_docstring():
 
 def test_two_sources_documenting_one_operation_is_an_error(monkeypatch):
     app = Flask(__name__)
-    app.register_blueprint(docs.blueprint)
-    monkeypatch.setattr(openapi, "FAMILY_DOCS", ("rest_bridge.routes.docs",) * 2)
+    docs.FAMILY.init_app(app)
+    # A second family claiming the docs module's operations.
+    Family("docs-again", (), docs.FAMILY.docs).init_app(app)
     with pytest.raises(ValueError, match="documented twice"):
         openapi.build_document(app)
 

@@ -1,10 +1,9 @@
-"""OpenAPI documentation of Kolosal's engine routes (`rest_bridge.routes.kolosal`), by example."""
+"""OpenAPI documentation of Kolosal's engine routes (`rest_bridge.families.kolosal.engines`), by example."""
 
 from __future__ import annotations
 
 from rest_bridge.openapi_examples import operation, path_parameter
 
-BLUEPRINT = "kolosal"
 TAG = "Kolosal engines"
 TAGS = [{"name": TAG, "description": "Kolosal Server's engine management. Errors answer "
                                      "`{\"error\": {\"message\", \"type\", \"param\", \"code\"}}`."}]

@@ -1,5 +1,5 @@
 """FoundryLocalAPI's (doc 004) monitoring routes under /iblink/v1/foundry-local: health, recent
-logs and the live log stream (SSE). The other Foundry routes live in routes/foundry.py."""
+logs and the live log stream (SSE). The other Foundry routes live in routes.py beside it."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from flask import Blueprint, jsonify, request
 from rest_bridge import errors
 from rest_bridge import monitoring_shapes as shapes
 from rest_bridge.errors import HttpError
-from rest_bridge.grpc_client import forwarded_metadata, grpc_client
-from rest_bridge.routes.monitoring import GET_STATUS, server_status
+from rest_bridge.grpc_client import grpc_client
+from rest_bridge.families.health.routes import GET_STATUS, server_status
 from rest_bridge.rpc_map import calls, check_admin_routes_first
 from rest_bridge.streaming import sse_event, sse_response
 from tokenwire.v1 import log_service_pb2 as log_pb
@@ -63,8 +63,7 @@ def logs():
     except ValueError:
         raise HttpError(400, f"count must be an integer, got {raw!r}", param="count",
                         code="invalid_count") from None
-    answer = grpc_client().logs.ListLogs(log_pb.ListLogsRequest(count=count),
-                                         metadata=forwarded_metadata())
+    answer = grpc_client().logs.ListLogs(log_pb.ListLogsRequest(count=count))
     return jsonify([_record(r) for r in answer.records])
 
 
@@ -72,7 +71,7 @@ def logs():
 @calls("tokenwire.v1.LogService/StreamLogs")
 def log_stream():
     """Live log entries as Server-Sent Events, one JSON entry per `data:` line."""
-    call = grpc_client().logs.StreamLogs(log_pb.StreamLogsRequest(), metadata=forwarded_metadata())
+    call = grpc_client().logs.StreamLogs(log_pb.StreamLogsRequest())
     records: queue.Queue = queue.Queue(maxsize=10_000)
 
     def pump() -> None:
@@ -115,7 +114,6 @@ def log_stream():
 
 from rest_bridge.openapi_monitoring import answer, array, boolean, integer, obj, operation, string  # noqa: E402
 
-BLUEPRINT = "foundry_monitoring"
 TAGS = [{"name": "Foundry Local monitoring",
          "description": "FoundryLocalAPI health and logs (recent entries and a live SSE stream)."}]
 _TAG = TAGS[0]["name"]

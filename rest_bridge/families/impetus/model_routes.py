@@ -12,7 +12,7 @@ from flask import Blueprint, jsonify, request
 
 from rest_bridge import errors
 from rest_bridge.errors import HttpError
-from rest_bridge.grpc_client import forwarded_metadata, grpc_client
+from rest_bridge.grpc_client import grpc_client
 from rest_bridge.http_json import boolean_field, json_object, string_field
 from rest_bridge.model_views import (LIFECYCLE_TIMEOUT_S, catalog_entry, engine_status, iso_time,
                                      megabytes)
@@ -49,14 +49,12 @@ def _size_limit_bytes() -> int:
 @calls(MODELS + "ListCatalogModels", SERVER + "GetServerInfo", ENGINES + "ListEngines")
 def discover():
     """The catalog, filtered by `category` and `size_limit_gb`, with local state."""
-    client, metadata = grpc_client(), forwarded_metadata()
+    client = grpc_client()
     catalog = client.models.ListCatalogModels(model_pb.ListCatalogModelsRequest(
-        category=request.args.get("category", ""), max_size_bytes=_size_limit_bytes()),
-        metadata=metadata)
-    info = client.server.GetServerInfo(server_pb.GetServerInfoRequest(), metadata=metadata)
+        category=request.args.get("category", ""), max_size_bytes=_size_limit_bytes()))
+    info = client.server.GetServerInfo(server_pb.GetServerInfoRequest())
     speeds = {e.model_path.rsplit("/", 1)[-1]: e.last_tokens_per_second
-              for e in client.engines.ListEngines(engine_pb.ListEnginesRequest(),
-                                                  metadata=metadata).engines
+              for e in client.engines.ListEngines(engine_pb.ListEnginesRequest()).engines
               if e.last_tokens_per_second > 0}
     apple_silicon = info.platform == "darwin" and info.machine == "arm64"
     return jsonify({
@@ -83,8 +81,7 @@ def discover():
 @calls(ENGINES + "ListEngines")
 def list_loaded():
     """Loaded models (engines) with memory, load time and metadata."""
-    answer = grpc_client().engines.ListEngines(engine_pb.ListEnginesRequest(),
-                                               metadata=forwarded_metadata())
+    answer = grpc_client().engines.ListEngines(engine_pb.ListEnginesRequest())
     loaded = [e for e in answer.engines if e.status == engine_pb.ENGINE_STATUS_LOADED]
     return jsonify({
         "models": [_loaded_model(e) for e in loaded],
@@ -110,9 +107,9 @@ def load():
     body = json_object()
     model_id = string_field(body, "model_id", required=True)
     force_reload = boolean_field(body, "force_reload")
-    client, metadata = grpc_client(), forwarded_metadata()
+    client = grpc_client()
     try:
-        client.engines.GetEngine(engine_pb.GetEngineRequest(engine_id=model_id), metadata=metadata)
+        client.engines.GetEngine(engine_pb.GetEngineRequest(engine_id=model_id))
         exists = True
     except grpc.RpcError as exc:
         if exc.code() != grpc.StatusCode.NOT_FOUND:
@@ -120,12 +117,10 @@ def load():
         exists = False
     if exists:
         engine = client.engines.LoadEngine(engine_pb.LoadEngineRequest(
-            engine_id=model_id, force_reload=force_reload), timeout=LIFECYCLE_TIMEOUT_S,
-            metadata=metadata).engine
+            engine_id=model_id, force_reload=force_reload), timeout=LIFECYCLE_TIMEOUT_S).engine
     else:
         engine = client.engines.AddEngine(engine_pb.AddEngineRequest(
-            engine_id=model_id, model=model_id), timeout=LIFECYCLE_TIMEOUT_S,
-            metadata=metadata).engine
+            engine_id=model_id, model=model_id), timeout=LIFECYCLE_TIMEOUT_S).engine
     return jsonify({"success": True, "message": "Model loaded", "data": _loaded_model(engine)})
 
 
@@ -136,8 +131,7 @@ def unload():
     body = json_object()
     model_id = string_field(body, "model_id", required=True)
     engine = grpc_client().engines.UnloadEngine(engine_pb.UnloadEngineRequest(
-        engine_id=model_id, force=boolean_field(body, "force")), timeout=LIFECYCLE_TIMEOUT_S,
-        metadata=forwarded_metadata()).engine
+        engine_id=model_id, force=boolean_field(body, "force")), timeout=LIFECYCLE_TIMEOUT_S).engine
     return jsonify({"success": True, "message": "Model unloaded",
                     "data": {"model_id": engine.engine_id, "status": engine_status(engine)}})
 
@@ -148,10 +142,10 @@ def download():
     """Starts downloading a catalog model; `auto_load` creates its engine when done."""
     body = json_object()
     model_id = string_field(body, "model_id", required=True)
-    client, metadata = grpc_client(), forwarded_metadata()
+    client = grpc_client()
     started = client.downloads.StartDownload(download_pb.StartDownloadRequest(
         catalog_name=model_id, auto_load=boolean_field(body, "auto_load"),
-        force=boolean_field(body, "force_download")), metadata=metadata).download
+        force=boolean_field(body, "force_download"))).download
     if started.HasField("total_bytes"):
         size = started.total_bytes
     else:  # not known until the server answers: the catalog's published size

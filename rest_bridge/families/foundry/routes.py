@@ -18,7 +18,7 @@ from flask import Blueprint, jsonify, request
 
 from rest_bridge import errors
 from rest_bridge.errors import HttpError
-from rest_bridge.grpc_client import forwarded_metadata, grpc_client
+from rest_bridge.grpc_client import grpc_client
 from rest_bridge.http_json import (boolean_field, integer_field, json_object_or_empty,
                                    number_field, string_field)
 from rest_bridge.model_views import (DOWNLOAD_STATUS, LIFECYCLE_TIMEOUT_S, catalog_entry,
@@ -61,14 +61,12 @@ def _endpoint() -> str:
 
 
 def _default_engine() -> engine_pb.Engine | None:
-    engines = grpc_client().engines.ListEngines(engine_pb.ListEnginesRequest(),
-                                                metadata=forwarded_metadata()).engines
+    engines = grpc_client().engines.ListEngines(engine_pb.ListEnginesRequest()).engines
     return next((e for e in engines if e.is_default), None)
 
 
 def _local_models() -> list[model_pb.LocalModel]:
-    return list(grpc_client().models.ListLocalModels(model_pb.ListLocalModelsRequest(),
-                                                     metadata=forwarded_metadata()).models)
+    return list(grpc_client().models.ListLocalModels(model_pb.ListLocalModelsRequest()).models)
 
 
 def _simple_name(engine: engine_pb.Engine, local: list[model_pb.LocalModel]) -> str:
@@ -113,14 +111,14 @@ def _progress_text(d: download_pb.Download) -> str:
 def _download(entry: model_pb.CatalogModel) -> Iterator[str | download_pb.Download]:
     """Downloads a catalog model, yielding progress lines, then the finished download; a failed
     or cancelled download raises Foundry's download_failed."""
-    client, metadata = grpc_client(), forwarded_metadata()
+    client = grpc_client()
     started = client.downloads.StartDownload(download_pb.StartDownloadRequest(
-        catalog_name=entry.name), metadata=metadata).download
+        catalog_name=entry.name)).download
     yield f"Starting download: {entry.name}"
     final = started
     last_percent = -1.0
     watch = client.downloads.WatchDownload(
-        download_pb.WatchDownloadRequest(download_id=started.download_id), metadata=metadata)
+        download_pb.WatchDownloadRequest(download_id=started.download_id))
     try:
         for event in watch:
             final = event.download
@@ -157,8 +155,7 @@ def _ensure_downloaded(model_name: str, options: StartOptions) -> Iterator[str]:
 def _switch(model_name: str, options: StartOptions) -> engine_pb.Engine:
     try:
         return grpc_client().engines.SwitchDefaultEngine(
-            engine_pb.SwitchDefaultEngineRequest(model=model_name), timeout=options.timeout_seconds,
-            metadata=forwarded_metadata()).engine
+            engine_pb.SwitchDefaultEngineRequest(model=model_name), timeout=options.timeout_seconds).engine
     except grpc.RpcError as exc:
         if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
             raise HttpError(408, "Server failed to start within timeout period",
@@ -232,7 +229,7 @@ def stop():
     if engine is None or engine.status != engine_pb.ENGINE_STATUS_LOADED:
         return jsonify({"success": True, "message": "Server is not running"})
     grpc_client().engines.UnloadEngine(engine_pb.UnloadEngineRequest(engine_id=engine.engine_id),
-                                       timeout=LIFECYCLE_TIMEOUT_S, metadata=forwarded_metadata())
+                                       timeout=LIFECYCLE_TIMEOUT_S)
     return jsonify({"success": True, "message": "Server stopped successfully"})
 
 
@@ -298,8 +295,7 @@ def _local_item(m: model_pb.LocalModel) -> dict:
 def models():
     """Every model this server knows: the catalog, plus local models that are not in it."""
     local = {m.name: m for m in _local_models()}
-    catalog = grpc_client().models.ListCatalogModels(model_pb.ListCatalogModelsRequest(),
-                                                     metadata=forwarded_metadata()).models
+    catalog = grpc_client().models.ListCatalogModels(model_pb.ListCatalogModelsRequest()).models
     items = [_catalog_item(m, local) for m in catalog]
     items += [_local_item(m) for m in local.values() if not m.catalog_name]
     return jsonify({"models": items, "total_count": len(items)})
@@ -318,8 +314,7 @@ def downloaded_models():
 def loaded_models():
     """The models loaded now (one per loaded engine)."""
     local = _local_models()
-    engines = grpc_client().engines.ListEngines(engine_pb.ListEnginesRequest(),
-                                                metadata=forwarded_metadata()).engines
+    engines = grpc_client().engines.ListEngines(engine_pb.ListEnginesRequest()).engines
     items = [{"model_id": e.engine_id, "simple_name": _simple_name(e, local),
               "size": e.model.size_label, "quantization": e.model.quantization,
               "is_downloaded": True, "is_loaded": True, "loaded_at": iso_time(e.loaded_unix)}
@@ -332,7 +327,7 @@ def loaded_models():
 def unload_all():
     """Unloads every model (requests in flight finish first)."""
     grpc_client().engines.UnloadAllEngines(engine_pb.UnloadAllEnginesRequest(),
-                                           timeout=LIFECYCLE_TIMEOUT_S, metadata=forwarded_metadata())
+                                           timeout=LIFECYCLE_TIMEOUT_S)
     return jsonify({"success": True, "message": "All models unloaded successfully"})
 
 
@@ -342,8 +337,7 @@ def delete_model(model_name: str):
     """Deletes a downloaded model; `?force=true` first unloads the engines that use it."""
     force = request.args.get("force", "false").lower() in ("1", "true", "yes")
     deleted = grpc_client().models.DeleteLocalModel(
-        model_pb.DeleteLocalModelRequest(name=model_name, force=force), timeout=LIFECYCLE_TIMEOUT_S,
-        metadata=forwarded_metadata())
+        model_pb.DeleteLocalModelRequest(name=model_name, force=force), timeout=LIFECYCLE_TIMEOUT_S)
     return jsonify({"success": True, "message": "Model deleted successfully",
                     "model_name": model_name, "freed_space_bytes": deleted.freed_bytes,
                     "freed_space_formatted": human_size(deleted.freed_bytes)})
@@ -402,8 +396,7 @@ def download_model_stream(model_name: str):
 @calls(SERVER + "GetServerInfo")
 def info():
     """The service, its capabilities, configuration and model counts."""
-    answer = grpc_client().server.GetServerInfo(server_pb.GetServerInfoRequest(),
-                                                metadata=forwarded_metadata())
+    answer = grpc_client().server.GetServerInfo(server_pb.GetServerInfoRequest())
     return jsonify({
         "service": SERVICE_NAME, "version": answer.version,
         "foundry_local_version": f"tokenwire {answer.version} (llama.cpp via llama-cpp-python "
@@ -436,7 +429,7 @@ def config():
     level = string_field(body, "default_log_level")
     if level is not None:
         update.log_level = level
-    answer = grpc_client().server.UpdateServerConfig(update, metadata=forwarded_metadata())
+    answer = grpc_client().server.UpdateServerConfig(update)
     return jsonify({"success": True, "message": "Configuration updated successfully",
                     "port": _bridge_port(), "cachedir": answer.config.models_directory,
                     "default_log_level": answer.config.log_level})

@@ -26,6 +26,7 @@ from werkzeug.datastructures import EnvironHeaders
 
 from rest_bridge import monitoring_shapes as shapes
 from rest_bridge.cors import allowed_origin
+from rest_bridge.grpc_client import EXTENSION as GRPC_EXTENSION
 from rest_bridge.grpc_client import REQUEST_ID_HEADER, GrpcClient, header_metadata
 from rest_bridge.model_views import DOWNLOAD_STATUS, ENGINE_STATUS
 from rest_bridge.policy import EXTENSION as POLICY_EXTENSION
@@ -228,6 +229,11 @@ class _OnFirstUse:
             if self._built is None:
                 self._built = self._build(self._app)
         return self._built(environ, start_response)
+
+
+def setup(app: Flask) -> None:
+    """The family's hook: socket.io over the app's own gRPC client."""
+    init_app(app, app.extensions[GRPC_EXTENSION])
 
 
 def init_app(app: Flask, client: GrpcClient,

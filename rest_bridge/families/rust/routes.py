@@ -24,9 +24,9 @@ from werkzeug.routing.exceptions import WebsocketMismatch
 
 from rest_bridge import errors
 from rest_bridge.errors import HttpError
-from rest_bridge.grpc_client import forwarded_metadata, grpc_client
+from rest_bridge.grpc_client import grpc_client
 from rest_bridge.http_json import json_kind, json_object
-from rest_bridge.routes import openai
+from rest_bridge.families.openai import routes as openai
 from rest_bridge.rpc_map import calls
 from rest_bridge.streaming import PeekedCall, stream_response
 from tokenwire.errors import from_rpc_error
@@ -152,9 +152,9 @@ def completions():
                    COMPLETION_DEFAULTS)
     stub = grpc_client().generation
     if stream:
-        call = PeekedCall(stub.Generate(pb, metadata=forwarded_metadata()))
+        call = PeekedCall(stub.Generate(pb))
         return stream_response(call, _raw_tokens, _stream_error, "text/event-stream")
-    result = stub.Complete(pb, metadata=forwarded_metadata())
+    result = stub.Complete(pb)
     return jsonify({"text": result.text, "model": result.model, "tokens": result.usage.completion_tokens})
 
 
@@ -170,7 +170,7 @@ def chat_completions():
             return openai.chat_completions()
         except Exception as exc:  # the OpenAI family's errors keep the OpenAI shape
             return errors.error_response(exc, openai._error_body)
-    call = PeekedCall(grpc_client().sessions.Chat(_chat_request(body), metadata=forwarded_metadata()))
+    call = PeekedCall(grpc_client().sessions.Chat(_chat_request(body)))
     response = stream_response(call, _raw_tokens, _stream_error, "text/event-stream")
     if call.first is not None:
         response.headers[SESSION_ID_HEADER] = call.first.session_id
@@ -219,7 +219,7 @@ def chat_ws(ws):
             raise HttpError(400, f"the message is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
             raise HttpError(400, f"the message must be a JSON object, not {json_kind(body)}")
-        call = grpc_client().sessions.Chat(_chat_request(body), metadata=forwarded_metadata())
+        call = grpc_client().sessions.Chat(_chat_request(body))
         for message in call:
             if message.text:
                 ws.send(message.text)
@@ -240,8 +240,7 @@ def chat_ws(ws):
 @calls("tokenwire.v1.SessionService/ListSessions")
 def list_sessions():
     """Every session id, most recently used first."""
-    result = grpc_client().sessions.ListSessions(session_pb.ListSessionsRequest(),
-                                                 metadata=forwarded_metadata())
+    result = grpc_client().sessions.ListSessions(session_pb.ListSessionsRequest())
     return jsonify([s.session_id for s in result.sessions])
 
 
@@ -249,8 +248,7 @@ def list_sessions():
 @calls("tokenwire.v1.SessionService/GetSession")
 def get_history(session_id: str):
     """The conversation, oldest first, the system prompt (if any) as the first message."""
-    result = grpc_client().sessions.GetSession(session_pb.GetSessionRequest(session_id=session_id),
-                                               metadata=forwarded_metadata())
+    result = grpc_client().sessions.GetSession(session_pb.GetSessionRequest(session_id=session_id))
     messages = [{"role": "system", "content": result.session.system_prompt}] \
         if result.session.HasField("system_prompt") else []
     messages += [{"role": m.role, "content": m.content} for m in result.messages]
@@ -261,8 +259,7 @@ def get_history(session_id: str):
 @calls("tokenwire.v1.SessionService/DeleteSession")
 def delete_history(session_id: str):
     """Deletes the session and its history: 204."""
-    grpc_client().sessions.DeleteSession(session_pb.DeleteSessionRequest(session_id=session_id),
-                                         metadata=forwarded_metadata())
+    grpc_client().sessions.DeleteSession(session_pb.DeleteSessionRequest(session_id=session_id))
     return Response(status=204)
 
 
@@ -278,8 +275,7 @@ def rollback(session_id: str):
         raise HttpError(400, "'amount' is out of range", param="amount")
     try:
         grpc_client().sessions.RollbackSession(
-            session_pb.RollbackSessionRequest(session_id=session_id, message_count=amount),
-            metadata=forwarded_metadata())
+            session_pb.RollbackSessionRequest(session_id=session_id, message_count=amount))
     except grpc.RpcError as exc:
         error = from_rpc_error(exc)
         if error.violations:  # the server names its own field; the client sent `amount`
@@ -301,8 +297,7 @@ def _model_info(engine: engine_pb.Engine) -> dict:
 @calls("tokenwire.v1.EngineService/ListEngines")
 def list_models():
     """The model (engine) ids, the default first."""
-    engines = grpc_client().engines.ListEngines(engine_pb.ListEnginesRequest(),
-                                                metadata=forwarded_metadata()).engines
+    engines = grpc_client().engines.ListEngines(engine_pb.ListEnginesRequest()).engines
     return jsonify({"models": [e.engine_id for e in engines]})
 
 
@@ -310,6 +305,5 @@ def list_models():
 @calls("tokenwire.v1.EngineService/GetEngine")
 def get_model(model_id: str):
     """One model: id, file name, context length (null until loaded) and quantization."""
-    engine = grpc_client().engines.GetEngine(engine_pb.GetEngineRequest(engine_id=model_id),
-                                             metadata=forwarded_metadata()).engine
+    engine = grpc_client().engines.GetEngine(engine_pb.GetEngineRequest(engine_id=model_id)).engine
     return jsonify(_model_info(engine))

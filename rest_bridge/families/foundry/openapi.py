@@ -1,10 +1,9 @@
-"""OpenAPI documentation of FoundryLocal's management routes (`rest_bridge.routes.foundry`)."""
+"""OpenAPI documentation of FoundryLocal's management routes (`rest_bridge.families.foundry.routes`)."""
 
 from __future__ import annotations
 
 from rest_bridge.openapi_examples import operation, path_parameter, query_parameter
 
-BLUEPRINT = "foundry"
 TAG = "Foundry"
 P = "/iblink/v1/foundry-local"
 TAGS = [{"name": TAG, "description": "FoundryLocal's API. Its \"server\" is tokenwire's default "

@@ -13,7 +13,7 @@ from flask import Blueprint, jsonify
 
 from rest_bridge import errors
 from rest_bridge.errors import HttpError
-from rest_bridge.grpc_client import forwarded_metadata, grpc_client
+from rest_bridge.grpc_client import grpc_client
 from rest_bridge.http_json import boolean_field, json_object, string_field
 from rest_bridge.model_views import (ACTIVE_DOWNLOADS, DOWNLOAD_STATUS, DOWNLOAD_TYPE,
                                      LIFECYCLE_TIMEOUT_S, engine_status, load_params, megabytes)
@@ -53,8 +53,7 @@ def add_engine():
     load = boolean_field(body, "load_immediately", default=None)
     if load is not None:
         request.load_immediately = load
-    answer = grpc_client().engines.AddEngine(request, timeout=LIFECYCLE_TIMEOUT_S,
-                                             metadata=forwarded_metadata())
+    answer = grpc_client().engines.AddEngine(request, timeout=LIFECYCLE_TIMEOUT_S)
     if answer.download_id:
         return jsonify({"engine_id": request.engine_id, "status": "downloading",
                         "model_path": request.model, "download_id": answer.download_id,
@@ -69,8 +68,7 @@ def add_engine():
 @calls(ENGINES + "ListEngines")
 def list_engines():
     """Every engine, the default first."""
-    answer = grpc_client().engines.ListEngines(engine_pb.ListEnginesRequest(),
-                                               metadata=forwarded_metadata())
+    answer = grpc_client().engines.ListEngines(engine_pb.ListEnginesRequest())
     return jsonify({"engines": [_summary(e) for e in answer.engines]})
 
 
@@ -79,7 +77,7 @@ def list_engines():
 def remove_engine(engine_id: str):
     """Removes an engine: requests in flight finish, then its memory is freed."""
     engine = grpc_client().engines.RemoveEngine(engine_pb.RemoveEngineRequest(engine_id=engine_id),
-                                                timeout=LIFECYCLE_TIMEOUT_S, metadata=forwarded_metadata()).engine
+                                                timeout=LIFECYCLE_TIMEOUT_S).engine
     return jsonify({"engine_id": engine.engine_id, "status": "removed",
                     "message": "Engine removed successfully"})
 
@@ -88,8 +86,7 @@ def remove_engine(engine_id: str):
 @calls(ENGINES + "GetEngine")
 def engine_status_route(engine_id: str):
     """One engine's status, parameters, memory and performance."""
-    engine = grpc_client().engines.GetEngine(engine_pb.GetEngineRequest(engine_id=engine_id),
-                                             metadata=forwarded_metadata()).engine
+    engine = grpc_client().engines.GetEngine(engine_pb.GetEngineRequest(engine_id=engine_id)).engine
     return jsonify({
         "engine_id": engine.engine_id, "status": engine_status(engine),
         "model_path": engine.model_path, "parameters": _parameters(engine),
@@ -132,8 +129,7 @@ def _download_progress(d: download_pb.Download) -> dict:
 @calls(DOWNLOADS + "GetDownload")
 def download_progress(model_id: str):
     """The latest download of a model: progress, speed, timing and engine creation."""
-    download = grpc_client().downloads.GetDownload(download_pb.GetDownloadRequest(model_id=model_id),
-                                                   metadata=forwarded_metadata()).download
+    download = grpc_client().downloads.GetDownload(download_pb.GetDownloadRequest(model_id=model_id)).download
     return jsonify(_download_progress(download))
 
 
@@ -143,8 +139,7 @@ def download_progress(model_id: str):
 def active_downloads():
     """Downloads still running (downloading or creating their engine)."""
     downloads = grpc_client().downloads.ListDownloads(
-        download_pb.ListDownloadsRequest(statuses=ACTIVE_DOWNLOADS),
-        metadata=forwarded_metadata()).downloads
+        download_pb.ListDownloadsRequest(statuses=ACTIVE_DOWNLOADS)).downloads
     return jsonify({"active_downloads": [_download_progress(d) for d in downloads],
                     "total_active": len(downloads), "timestamp": int(time.time() * 1000)})
 
@@ -155,7 +150,7 @@ def active_downloads():
 def cancel_download(model_id: str):
     """Cancels a model's running download; its partial file is deleted."""
     answer = grpc_client().downloads.CancelDownload(
-        download_pb.CancelDownloadRequest(model_id=model_id), metadata=forwarded_metadata())
+        download_pb.CancelDownloadRequest(model_id=model_id))
     previous = DOWNLOAD_STATUS.get(answer.previous_status, "unknown")
     if not answer.cancelled:
         raise HttpError(409, f"the download of '{model_id}' is already {previous}; nothing to cancel",
@@ -171,8 +166,7 @@ def cancel_download(model_id: str):
 @calls(DOWNLOADS + "CancelAllDownloads")
 def cancel_all_downloads():
     """Cancels every running download, with Kolosal's summary of what was and was not cancelled."""
-    answer = grpc_client().downloads.CancelAllDownloads(download_pb.CancelAllDownloadsRequest(),
-                                                        metadata=forwarded_metadata())
+    answer = grpc_client().downloads.CancelAllDownloads(download_pb.CancelAllDownloadsRequest())
     s = answer.summary
     return jsonify({
         "success": True, "message": "Bulk download cancellation completed",

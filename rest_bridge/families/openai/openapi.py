@@ -1,14 +1,13 @@
-"""OpenAPI documentation of the OpenAI route family (`rest_bridge.routes.openai`).
+"""OpenAPI documentation of the OpenAI route family (`rest_bridge.families.openai.routes`).
 
 OpenAI's own shapes, plus what tokenwire adds: the sampling knobs `top_k`, `min_p` and
 `repeat_penalty`, `conversation_id` (continues a server-side session), `use_cache` and
 `performance_metrics` in the answers. A route family module in the sense of `rest_bridge.openapi`:
-`PATHS`, `SCHEMAS`, `TAGS`, `BLUEPRINT`. Schemas are namespaced `openai.*`.
+`PATHS`, `SCHEMAS`, `TAGS`. Schemas are namespaced `openai.*`.
 """
 
 from __future__ import annotations
 
-BLUEPRINT = "openai"
 TAG = "OpenAI"
 TAGS = [{
     "name": TAG,

@@ -1,9 +1,8 @@
-"""OpenAPI documentation of the session API family (`rest_bridge.routes.rust_sessions`), the shapes
+"""OpenAPI documentation of the session API family (`rest_bridge.families.rust.routes`), the shapes
 of reference document 003. Schemas are namespaced `rust.*`."""
 
 from __future__ import annotations
 
-BLUEPRINT = "rust_sessions"
 TAG = "Sessions (raw SSE)"
 TAGS = [{
     "name": TAG,

@@ -1,6 +1,6 @@
 """The built-in chat page of reference document 003 ("Web UI"), at `/`.
 
-A static page (`rest_bridge/static/chat/`: HTML, CSS and one script, no build step and no other
+A static page (`static/chat/` beside this module: HTML, CSS and one script, no build step and no other
 origin) that talks only to the session API the bridge already serves. Its Content-Security-Policy
 allows nothing but this origin, so the page cannot load or send anything elsewhere.
 """
@@ -15,7 +15,7 @@ from rest_bridge.rpc_map import calls
 
 blueprint = Blueprint("web_ui", __name__)
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static" / "chat"
+STATIC_DIR = Path(__file__).resolve().parent / "static" / "chat"
 ASSETS = frozenset({"chat.js", "chat.css"})
 CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; "
                            "img-src 'self' data:; connect-src 'self'; object-src 'none'; "
@@ -47,7 +47,6 @@ def asset(filename: str):
 
 # -- documentation of these routes (the family convention of rest_bridge.openapi) ----------------
 
-BLUEPRINT = "web_ui"
 TAGS = [{"name": "Web UI", "description": "The built-in chat page (reference document 003)."}]
 PATHS = {
     "/": {"get": {

@@ -1,10 +1,9 @@
-"""OpenAPI documentation of Impetus's model routes (`rest_bridge.routes.impetus`), by example."""
+"""OpenAPI documentation of Impetus's model routes (`rest_bridge.families.impetus.model_routes`), by example."""
 
 from __future__ import annotations
 
 from rest_bridge.openapi_examples import operation, query_parameter
 
-BLUEPRINT = "impetus"
 TAG = "Impetus models"
 TAGS = [{"name": TAG, "description": "Impetus LLM Server's model management. Errors answer "
                                      "`{\"error\", \"type\", \"details\", \"timestamp\"}`."}]

@@ -12,11 +12,14 @@ This module also documents its own routes (`PATHS`, `TAGS`), as every route fami
 
 from __future__ import annotations
 
+import sys
+
 import swagger_ui_bundle
 from flask import Blueprint, Response, abort, current_app, jsonify, send_from_directory, url_for
 from markupsafe import escape
 
 from rest_bridge import openapi
+from rest_bridge.families import Family
 from rest_bridge.rpc_map import calls
 
 blueprint = Blueprint("docs", __name__)
@@ -130,7 +133,6 @@ def asset(filename: str):
 
 # -- documentation of these routes (the family convention of rest_bridge.openapi) ----------------
 
-BLUEPRINT = "docs"
 TAGS = [{"name": "Docs", "description": "This document and Swagger UI."}]
 
 
@@ -162,3 +164,7 @@ PATHS = {
     "/docs": {"get": _page_operation("Docs_SwaggerUi", "Swagger UI")},
     "/api/docs": {"get": _page_operation("Docs_ApiDocsSwaggerUi", "Swagger UI (alias)")},
 }
+
+
+# The document and its pages form a family of their own, documented by this module.
+FAMILY = Family("docs", (blueprint,), (sys.modules[__name__],))

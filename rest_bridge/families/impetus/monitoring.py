@@ -9,10 +9,10 @@ from flask import Blueprint, jsonify
 from rest_bridge import errors
 from rest_bridge import monitoring_shapes as shapes
 from rest_bridge.errors import HttpError
-from rest_bridge.grpc_client import forwarded_metadata, grpc_client
+from rest_bridge.grpc_client import grpc_client
 from rest_bridge.http_json import (boolean_field, integer_field, json_object_or_empty,
                                    number_field)
-from rest_bridge.routes.monitoring import (GET_PROMETHEUS, GET_STATUS, health_answer,
+from rest_bridge.families.health.routes import (GET_PROMETHEUS, GET_STATUS, health_answer,
                                            prometheus_response, server_status)
 from rest_bridge.rpc_map import calls
 from tokenwire.v1 import benchmark_service_pb2 as bench_pb
@@ -34,8 +34,7 @@ MODES = {"efficiency": hw_pb.PERFORMANCE_MODE_EFFICIENCY, "balanced": hw_pb.PERF
 @calls("tokenwire.v1.HardwareService/GetHardwareInfo")
 def hardware_info():
     """CPU, memory, GPU, thermal state, OS and versions."""
-    info = grpc_client().hardware.GetHardwareInfo(hw_pb.GetHardwareInfoRequest(),
-                                                  metadata=forwarded_metadata())
+    info = grpc_client().hardware.GetHardwareInfo(hw_pb.GetHardwareInfoRequest())
     return jsonify(shapes.impetus_info(info))
 
 
@@ -43,8 +42,7 @@ def hardware_info():
 @calls("tokenwire.v1.HardwareService/GetHardwareMetrics")
 def hardware_metrics():
     """A snapshot of CPU, memory, GPU and the server process."""
-    answer = grpc_client().hardware.GetHardwareMetrics(hw_pb.GetHardwareMetricsRequest(),
-                                                       metadata=forwarded_metadata())
+    answer = grpc_client().hardware.GetHardwareMetrics(hw_pb.GetHardwareMetricsRequest())
     return jsonify(shapes.impetus_metrics(answer.metrics))
 
 
@@ -52,8 +50,7 @@ def hardware_metrics():
 @calls("tokenwire.v1.HardwareService/GetPerformanceMode")
 def get_performance_mode():
     """The performance mode in force and the engine settings it set."""
-    answer = grpc_client().hardware.GetPerformanceMode(hw_pb.GetPerformanceModeRequest(),
-                                                       metadata=forwarded_metadata())
+    answer = grpc_client().hardware.GetPerformanceMode(hw_pb.GetPerformanceModeRequest())
     return jsonify(shapes.performance_mode(answer))
 
 
@@ -64,8 +61,7 @@ def set_performance_mode():
     mode = json_object_or_empty().get("mode")
     if mode not in MODES:
         raise HttpError(400, f"mode must be one of {', '.join(MODES)}", param="mode")
-    answer = grpc_client().hardware.SetPerformanceMode(hw_pb.SetPerformanceModeRequest(mode=MODES[mode]),
-                                                       metadata=forwarded_metadata())
+    answer = grpc_client().hardware.SetPerformanceMode(hw_pb.SetPerformanceModeRequest(mode=MODES[mode]))
     return jsonify({"success": True, **shapes.performance_mode(answer)})
 
 
@@ -145,7 +141,7 @@ def benchmark(model_id: str):
         if value is not None:
             setattr(pb, name, value)
     # A benchmark runs as long as it takes; no deadline beyond the client's patience.
-    r = grpc_client().benchmark.RunBenchmark(pb, metadata=forwarded_metadata())
+    r = grpc_client().benchmark.RunBenchmark(pb)
     return jsonify({
         "model_id": r.engine_id, "timestamp": shapes.iso(r.timestamp_unix_ms),
         "tokens_per_second": r.tokens_per_second,
@@ -165,7 +161,6 @@ def benchmark(model_id: str):
 from rest_bridge.openapi_monitoring import (PROMETHEUS_CONTENT, answer, array, boolean, integer,  # noqa: E402
                                             json_content, num, obj, operation, ref, string)
 
-BLUEPRINT = "impetus_monitoring"
 TAGS = [{"name": "Hardware", "description": "Impetus hardware information, metrics and performance modes."},
         {"name": "Health", "description": "Impetus health, readiness, liveness and Prometheus metrics."},
         {"name": "Benchmark", "description": "Impetus model benchmarks with real generations."}]

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from rest_bridge import errors
 from rest_bridge import monitoring_shapes as shapes
-from rest_bridge.grpc_client import forwarded_metadata, grpc_client
+from rest_bridge.grpc_client import grpc_client
 from rest_bridge.rpc_map import calls
 from tokenwire.v1 import metrics_service_pb2 as metrics_pb
 from tokenwire.v1 import status_service_pb2 as status_pb
@@ -27,19 +27,18 @@ PROMETHEUS_TYPES = ("text/plain", "application/openmetrics-text")
 
 
 def server_status() -> status_pb.GetStatusResponse:
-    return grpc_client().status.GetStatus(status_pb.GetStatusRequest(), metadata=forwarded_metadata())
+    return grpc_client().status.GetStatus(status_pb.GetStatusRequest())
 
 
 def _snapshot() -> metrics_pb.GetMetricsSnapshotResponse:
-    return grpc_client().metrics.GetMetricsSnapshot(metrics_pb.GetMetricsSnapshotRequest(),
-                                                    metadata=forwarded_metadata())
+    return grpc_client().metrics.GetMetricsSnapshot(metrics_pb.GetMetricsSnapshotRequest())
 
 
 def prometheus_response(openmetrics: bool = False) -> Response:
     fmt = (metrics_pb.EXPOSITION_FORMAT_OPENMETRICS if openmetrics
            else metrics_pb.EXPOSITION_FORMAT_PROMETHEUS_TEXT)
     answer = grpc_client().metrics.GetPrometheusMetrics(
-        metrics_pb.GetPrometheusMetricsRequest(format=fmt), metadata=forwarded_metadata())
+        metrics_pb.GetPrometheusMetricsRequest(format=fmt))
     return Response(answer.text, content_type=answer.content_type)
 
 
@@ -122,7 +121,6 @@ def completion_metrics():
 from rest_bridge.openapi_monitoring import (PROMETHEUS_CONTENT, answer, array, boolean, integer,  # noqa: E402
                                             json_content, num, obj, operation, ref, string)
 
-BLUEPRINT = "monitoring"
 TAGS = [{"name": "Health & Metrics",
          "description": "Health (Kolosal, Kai and the Rust service's fields in one body), "
                         "readiness, and metrics as Prometheus text or Kolosal JSON."}]

@@ -12,7 +12,7 @@ from flask import Blueprint, jsonify
 
 from rest_bridge import errors, policy
 from rest_bridge.errors import HttpError
-from rest_bridge.grpc_client import forwarded_metadata, grpc_client
+from rest_bridge.grpc_client import grpc_client
 from rest_bridge.http_json import NO_BODY, json_kind, read_json
 from rest_bridge.rpc_map import calls
 from tokenwire.v1 import auth_service_pb2 as pb
@@ -43,8 +43,7 @@ def config_json(config: pb.AuthConfig) -> dict:
 @calls("tokenwire.v1.AuthService/GetAuthConfig")
 def get_config():
     """The live authentication, rate-limit and CORS settings (key counts, never keys)."""
-    answer = grpc_client().auth.GetAuthConfig(pb.GetAuthConfigRequest(),
-                                              metadata=forwarded_metadata())
+    answer = grpc_client().auth.GetAuthConfig(pb.GetAuthConfigRequest())
     return jsonify(config_json(answer.config))
 
 
@@ -102,7 +101,7 @@ def put_config():
             if name not in _FIELDS[section]:
                 raise HttpError(400, f"unknown field '{section}.{name}'", param=f"{section}.{name}")
             _set(target, section, name, value)
-    answer = grpc_client().auth.UpdateAuthConfig(request, metadata=forwarded_metadata())
+    answer = grpc_client().auth.UpdateAuthConfig(request)
     policy.invalidate()  # this process applies the new CORS policy and key header at once
     return jsonify(config_json(answer.config))
 
@@ -111,8 +110,7 @@ def put_config():
 @calls("tokenwire.v1.AuthService/GetAuthStats")
 def stats():
     """Rate-limit counts per client (address, or a key fingerprint; never a key)."""
-    answer = grpc_client().auth.GetAuthStats(pb.GetAuthStatsRequest(),
-                                             metadata=forwarded_metadata())
+    answer = grpc_client().auth.GetAuthStats(pb.GetAuthStatsRequest())
     return jsonify({"rate_limit_stats": {
         "total_clients": answer.total_clients,
         "clients": {c.client_id: {"request_count": c.request_count, "remaining": c.remaining,
@@ -140,7 +138,7 @@ def clear():
     request.clear_all = clear_all
     if client is not None:
         request.client_id = client
-    answer = grpc_client().auth.ClearRateLimits(request, metadata=forwarded_metadata())
+    answer = grpc_client().auth.ClearRateLimits(request)
     cleared = answer.cleared_clients
     return jsonify({"message": f"cleared rate-limit data of {cleared} client(s)",
                     "cleared_clients": cleared})

@@ -1,9 +1,8 @@
-"""OpenAPI documentation of Kolosal's authentication routes (`rest_bridge.routes.kolosal_auth`).
+"""OpenAPI documentation of Kolosal's authentication routes (`rest_bridge.families.kolosal.auth`).
 Schemas are namespaced `kolosal_auth.*`."""
 
 from __future__ import annotations
 
-BLUEPRINT = "kolosal_auth"
 TAG = "Authentication"
 TAGS = [{
     "name": TAG,

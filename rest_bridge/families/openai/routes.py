@@ -20,7 +20,7 @@ from flask import Blueprint, jsonify
 
 from rest_bridge import errors
 from rest_bridge.errors import HttpError
-from rest_bridge.grpc_client import forwarded_metadata, grpc_client
+from rest_bridge.grpc_client import grpc_client
 from rest_bridge.http_json import json_object
 from rest_bridge.rpc_map import calls
 from rest_bridge.streaming import PeekedCall, TextEvents, sse_event, stream_response
@@ -257,13 +257,13 @@ def _extras(body: dict, timings: gen_pb.Timings | None) -> dict:
 def _complete(body: dict, fill) -> svc_pb.CompleteResponse:
     pb = svc_pb.CompleteRequest()
     fill(pb, body)
-    return grpc_client().generation.Complete(pb, metadata=forwarded_metadata())
+    return grpc_client().generation.Complete(pb)
 
 
 def _open_stream(body: dict, fill) -> PeekedCall:
     pb = svc_pb.GenerateRequest()
     fill(pb, body)
-    return PeekedCall(grpc_client().generation.Generate(pb, metadata=forwarded_metadata()))
+    return PeekedCall(grpc_client().generation.Generate(pb))
 
 
 def _stream_error(exc: BaseException) -> bytes:
@@ -303,7 +303,7 @@ def _session_turn(pb: session_pb.ChatRequest, body: dict) -> None:
 def _session_chat(body: dict) -> PeekedCall:
     pb = session_pb.ChatRequest()
     _session_turn(pb, body)
-    return PeekedCall(grpc_client().sessions.Chat(pb, metadata=forwarded_metadata()))
+    return PeekedCall(grpc_client().sessions.Chat(pb))
 
 
 @blueprint.post("/v1/chat/completions")
@@ -434,8 +434,7 @@ def _model_object(engine: engine_pb.Engine) -> dict:
 @calls("tokenwire.v1.EngineService/ListEngines")
 def list_models():
     """The loaded engines, as OpenAI model objects (the default engine first)."""
-    engines = grpc_client().engines.ListEngines(engine_pb.ListEnginesRequest(),
-                                                metadata=forwarded_metadata()).engines
+    engines = grpc_client().engines.ListEngines(engine_pb.ListEnginesRequest()).engines
     return jsonify({"object": "list", "data": [_model_object(e) for e in engines
                                                if e.status == engine_pb.ENGINE_STATUS_LOADED]})
 
@@ -444,8 +443,7 @@ def list_models():
 @calls("tokenwire.v1.EngineService/GetEngine")
 def get_model(model_id: str):
     """One engine as an OpenAI model object; 404 if there is none with this id."""
-    engine = grpc_client().engines.GetEngine(engine_pb.GetEngineRequest(engine_id=model_id),
-                                             metadata=forwarded_metadata()).engine
+    engine = grpc_client().engines.GetEngine(engine_pb.GetEngineRequest(engine_id=model_id)).engine
     return jsonify(_model_object(engine))
 
 
@@ -467,8 +465,7 @@ def embeddings():
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         raise HttpError(400, "'model' must be a string", param="model")
-    result = grpc_client().generation.Embed(svc_pb.EmbedRequest(model=model or "", inputs=inputs),
-                                            metadata=forwarded_metadata())
+    result = grpc_client().generation.Embed(svc_pb.EmbedRequest(model=model or "", inputs=inputs))
 
     def encode(values) -> list[float] | str:
         if encoding == "float":

@@ -1,0 +1,199 @@
+"""Typed request and response bodies: one pydantic model per body validates, converts and documents.
+
+A family declares its bodies as subclasses of `Body` next to its routes (`families/<f>/bodies.py`):
+
+- `parse(Model)` reads the request's JSON object and validates it; a wrong body is an `HttpError`
+  400 naming the field the way the family's clients spell it (`messages[0].role`), so the family's
+  error handler shapes it like any other 400 (OpenAI's `param`, Kolosal's, Foundry's codes).
+- a model converts itself to its protobuf request (`to_pb()`, written next to the type);
+- `schemas(namespace, *models)` gives their JSON schemas as OpenAPI 3.0 `components.schemas`
+  entries (`openai.CreateChatCompletionRequest`), so the document cannot drift from the parser.
+
+Validation is strict about JSON types, as the hand-written readers were: "5" is not an integer and
+`true` is not a number; an integer is a number. Unknown members are ignored unless a model says
+otherwise (`extra="forbid"`), which is what the documented clients expect of a local server.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any, Iterable, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from rest_bridge.errors import HttpError
+from rest_bridge.http_json import json_kind, json_object, json_object_or_empty
+
+B = TypeVar("B", bound="Body")
+
+REF_PREFIX = "#/components/schemas/"
+
+
+class Body(BaseModel):
+    """A JSON body. `ERROR_CODES` maps a field (its top-level name) to the family's error code for
+    a missing or wrong value of it, where the family's document defines one."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", populate_by_name=True,
+                              use_attribute_docstrings=True)
+
+    ERROR_CODES: dict[str, str] = {}
+
+    def present(self, name: str) -> bool:
+        """Whether the client sent `name` (a field left at its default was not sent)."""
+        return name in self.model_fields_set
+
+
+class Answer(BaseModel):
+    """A JSON answer. Routes build it and send `answer.body()`; its schema documents the route,
+    so what is documented is what is sent."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    def body(self) -> dict:
+        return self.model_dump(mode="json")
+
+
+# -- parsing --------------------------------------------------------------------------------------
+
+
+def parse(model: type[B], *, optional: bool = False) -> B:
+    """The request's JSON object as `model`; `optional` accepts an empty body as `{}`."""
+    return validate(model, json_object_or_empty() if optional else json_object())
+
+
+def validate(model: type[B], value: Any) -> B:
+    """`value` (a decoded JSON value) as `model`, or the 400 naming the first wrong field."""
+    try:
+        # JSON mode: JSON's own types, strictly (object keys are strings, "42" may key a token id).
+        return model.model_validate_json(json.dumps(value))
+    except ValidationError as exc:
+        raise invalid(model, exc) from None
+
+
+def field_path(loc: Iterable[Any]) -> str:
+    """("messages", 0, "role") -> "messages[0].role"."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif not path:
+            path = str(part)
+        elif str(part).startswith(("function-", "union[", "str", "list[", "dict[")):
+            continue  # pydantic's names for the branch of a union that failed
+        else:
+            path += f".{part}"
+    return path
+
+
+_KINDS = {
+    "string_type": "a string", "int_type": "an integer", "int_from_float": "an integer",
+    "float_type": "a number", "bool_type": "true or false", "list_type": "an array",
+    "dict_type": "an object", "model_type": "an object", "model_attributes_type": "an object",
+    "is_instance_of": "an object",
+}
+
+
+def _message(path: str, error: dict) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return f"'{path}' is required"
+    if kind in _KINDS:
+        return f"'{path}' must be {_KINDS[kind]}, not {json_kind(error.get('input'))}"
+    if kind == "literal_error":
+        return f"'{path}' must be {error['ctx']['expected']}"
+    if kind == "extra_forbidden":
+        return f"'{path}' is not a known field"
+    if kind == "value_error":
+        return str(error["ctx"]["error"])  # the validator's own sentence
+    return f"'{path}': {error['msg']}"
+
+
+def invalid(model: type[Body], exc: ValidationError) -> HttpError:
+    # The first error: with unions pydantic reports one per branch, all about the same field.
+    error = exc.errors(include_url=False)[0]
+    path = field_path(error["loc"])
+    code = model.ERROR_CODES.get(path.split("[", 1)[0].split(".", 1)[0])
+    return HttpError(400, _message(path, error) if path else
+                     f"the request body is not valid: {error['msg']}", param=path or None,
+                     code=code)
+
+
+# -- OpenAPI 3.0 schemas --------------------------------------------------------------------------
+
+
+def schemas(namespace: str, *models: type[BaseModel]) -> dict[str, dict]:
+    """`components.schemas` entries for `models` and every model they use, named
+    `<namespace>.<Model>`, in OpenAPI 3.0's dialect of JSON Schema."""
+    result: dict[str, dict] = {}
+    template = f"{REF_PREFIX}{namespace}.{{model}}"
+    for model in models:
+        schema = model.model_json_schema(ref_template=template, mode="serialization"
+                                         if _is_response(model) else "validation")
+        defs = schema.pop("$defs", {})
+        resolve = {f"{REF_PREFIX}{namespace}.{name}": d for name, d in defs.items()}
+        for name, definition in defs.items():
+            result[f"{namespace}.{name}"] = to_openapi30(definition, resolve)
+        result[f"{namespace}.{model.__name__}"] = to_openapi30(schema, resolve)
+    return result
+
+
+def ref(namespace: str, model: type[BaseModel] | str) -> dict:
+    name = model if isinstance(model, str) else model.__name__
+    return {"$ref": f"{REF_PREFIX}{namespace}.{name}"}
+
+
+def _is_response(model: type[BaseModel]) -> bool:
+    return issubclass(model, Answer)
+
+
+def to_openapi30(schema: Any, defs: dict[str, dict] | None = None) -> Any:
+    """JSON Schema 2020-12 as pydantic writes it -> OpenAPI 3.0.3's Schema Object. `defs` (by
+    $ref) lets a nullable reference be written inline: 3.0's `nullable` does not reach into a
+    $ref or an allOf, so `Usage | None` must be the Usage schema itself with `nullable: true`."""
+    defs = defs or {}
+    if isinstance(schema, list):
+        return [to_openapi30(s, defs) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: to_openapi30(v, defs) for k, v in copy.copy(schema).items()
+           if k not in ("title", "examples", "$defs")}
+    if "examples" in schema and schema["examples"]:
+        out["example"] = schema["examples"][0]
+    if "const" in out:
+        out["enum"] = [out.pop("const")]
+    for key in ("anyOf", "oneOf"):
+        branches = out.get(key)
+        if branches is None:
+            continue
+        rest = [b for b in branches if b != {"type": "null"}]
+        if len(rest) < len(branches):
+            out["nullable"] = True
+        if len(rest) == 1:
+            del out[key]
+            only = rest[0]
+            if "$ref" in only and out.get("nullable") and only["$ref"] in defs:
+                out = {**to_openapi30(defs[only["$ref"]], defs), **out}
+            elif "$ref" in only:  # siblings of $ref are ignored in 3.0: wrap it
+                out["allOf"] = [only]
+            else:
+                out = {**only, **{k: v for k, v in out.items() if k != "type" or "type" not in only}}
+        else:
+            # A validator applies `nullable` with `type` only: each branch must allow null.
+            out[key] = [{**b, "nullable": True} if out.get("nullable") and "$ref" not in b else b
+                        for b in rest]
+    if "$ref" in out and len(out) > 1:
+        target = out.pop("$ref")
+        out["allOf"] = [{"$ref": target}]
+    for bound, flag in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(out.get(bound), (int, float)) and not isinstance(out.get(bound), bool):
+            out[flag] = out.pop(bound)
+            out[bound] = True
+    if isinstance(out.get("type"), list):  # ["string", "null"]
+        kinds = [t for t in out["type"] if t != "null"]
+        if len(kinds) < len(out["type"]):
+            out["nullable"] = True
+        out["type"] = kinds[0] if len(kinds) == 1 else kinds
+    if "prefixItems" in out:
+        raise ValueError("OpenAPI 3.0 has no tuple schemas (prefixItems); use a list")
+    return out

@@ -1,1 +1,0 @@
-"""Hand-written route families, one blueprint each."""
