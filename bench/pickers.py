@@ -20,8 +20,8 @@ from harness import (RESULTS_DIR, BenchError, eog_tokens, machine_info, min_medi
 from server.backends.llama_bindings import llama_cpp
 from server.backends.llama_model import LlamaModel
 from server.backends.llama_sampling import ArgmaxPicker, ChainPicker
-from server.config import LoadParams, embedded_model_path, physical_cores
-from server.core.types import Sampling
+from server.config import embedded_model_path, physical_cores
+from server.core.types import LoadParams, Sampling
 
 PROMPT = "Write a long story about a lighthouse keeper."
 

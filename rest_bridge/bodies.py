@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any, Iterable, TypeVar
+from typing import Annotated, Any, ClassVar, Iterable, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from rest_bridge.errors import HttpError
 from rest_bridge.http_json import json_kind, json_object, json_object_or_empty
@@ -37,11 +40,38 @@ class Body(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore", populate_by_name=True,
                               use_attribute_docstrings=True)
 
-    ERROR_CODES: dict[str, str] = {}
+    ERROR_CODES: ClassVar[dict[str, str]] = {}
+    #: The protobuf message `to_pb` fills, and where an integer field lands in it when its name
+    #: there differs (a dotted path, "sampling.top_k"; None: it goes to no proto field). Every
+    #: integer a client sends is checked against the range of its proto field (int32, uint64,
+    #: an enum's numbers), so `to_pb` cannot overflow and the 400 names the field.
+    PROTO: ClassVar[type[Message] | None] = None
+    PROTO_FIELDS: ClassVar[dict[str, str | None]] = {}
 
     def present(self, name: str) -> bool:
         """Whether the client sent `name` (a field left at its default was not sent)."""
         return name in self.model_fields_set
+
+
+class NullIsAbsent(Body):
+    """A body whose members sent as null take their defaults, as the documents' clients expect
+    (web pages send unset settings as null)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data):
+        return {k: v for k, v in data.items() if v is not None} if isinstance(data, dict) else data
+
+
+def _given(value: Any) -> Any:
+    if value is None or value == "":
+        raise PydanticCustomError("missing", "Field required")
+    return value
+
+
+#: A string the client must send; "" and null count as not sent (the documents' clients send them
+#: for a model they have not picked).
+Given = Annotated[str, BeforeValidator(_given)]
 
 
 class Answer(BaseModel):
@@ -66,9 +96,64 @@ def validate(model: type[B], value: Any) -> B:
     """`value` (a decoded JSON value) as `model`, or the 400 naming the first wrong field."""
     try:
         # JSON mode: JSON's own types, strictly (object keys are strings, "42" may key a token id).
-        return model.model_validate_json(json.dumps(value))
+        body = model.model_validate_json(json.dumps(value))
     except ValidationError as exc:
         raise invalid(model, exc) from None
+    check_proto_ranges(body)
+    return body
+
+
+_INT_RANGES = {}
+for _kinds, _range in (
+        (("INT32", "SINT32", "SFIXED32"), (-2**31, 2**31 - 1)), (("UINT32", "FIXED32"), (0, 2**32 - 1)),
+        (("INT64", "SINT64", "SFIXED64"), (-2**63, 2**63 - 1)), (("UINT64", "FIXED64"), (0, 2**64 - 1))):
+    _INT_RANGES.update({getattr(FieldDescriptor, f"TYPE_{kind}"): _range for kind in _kinds})
+
+
+def proto_field(model: type[Body], name: str) -> FieldDescriptor | None:
+    """The proto field `model`'s field `name` is written to, or None (see `Body.PROTO_FIELDS`)."""
+    path = model.PROTO_FIELDS.get(name, name)
+    if model.PROTO is None or path is None:
+        return None
+    message, field = model.PROTO.DESCRIPTOR, None
+    for part in path.split("."):
+        field = message.fields_by_name.get(part) if message is not None else None
+        if field is None:
+            raise LookupError(f"{model.__name__}.{name}: {model.PROTO.__name__} has no field {path}")
+        message = field.message_type
+    return field
+
+
+def check_proto_ranges(body: Body, prefix: str = "") -> None:
+    """A 400 naming the first integer the client sent that its proto field cannot hold."""
+    model = type(body)
+    for name in body.model_fields_set:
+        value, info = getattr(body, name), model.model_fields[name]
+        path = prefix + (info.alias or name)
+        items = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        for index, item in items:
+            where = path if index is None else f"{path}[{index}]"
+            if isinstance(item, Body):
+                check_proto_ranges(item, where + ".")
+            elif isinstance(item, int) and not isinstance(item, bool):
+                field = proto_field(model, name)
+                if field is not None and not _holds(field, item):
+                    raise HttpError(400, f"'{where}' is out of range: {_accepted(field)}",
+                                    param=where, code=model.ERROR_CODES.get(name))
+
+
+def _holds(field: FieldDescriptor, value: int) -> bool:
+    if field.enum_type is not None:
+        return value in field.enum_type.values_by_number
+    low, high = _INT_RANGES.get(field.type, (None, None))
+    return low is None or low <= value <= high
+
+
+def _accepted(field: FieldDescriptor) -> str:
+    if field.enum_type is not None:
+        return "one of " + ", ".join(str(n) for n in field.enum_type.values_by_number)
+    low, high = _INT_RANGES[field.type]
+    return f"it must be between {low} and {high}"
 
 
 def field_path(loc: Iterable[Any]) -> str:
@@ -100,12 +185,17 @@ def _message(path: str, error: dict) -> str:
         return f"'{path}' is required"
     if kind in _KINDS:
         return f"'{path}' must be {_KINDS[kind]}, not {json_kind(error.get('input'))}"
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than",
+                "string_too_short", "too_short", "too_long"):
+        return f"'{path}' must be " + error["msg"].removeprefix("Input should be ").lower()
     if kind == "literal_error":
         return f"'{path}' must be {error['ctx']['expected']}"
     if kind == "extra_forbidden":
         return f"'{path}' is not a known field"
     if kind == "value_error":
         return str(error["ctx"]["error"])  # the validator's own sentence
+    if "code" in error.get("ctx", {}):
+        return error["msg"]  # a PydanticCustomError carrying the family's code: its sentence
     return f"'{path}': {error['msg']}"
 
 
@@ -113,7 +203,11 @@ def invalid(model: type[Body], exc: ValidationError) -> HttpError:
     # The first error: with unions pydantic reports one per branch, all about the same field.
     error = exc.errors(include_url=False)[0]
     path = field_path(error["loc"])
-    code = model.ERROR_CODES.get(path.split("[", 1)[0].split(".", 1)[0])
+    code = error.get("ctx", {}).get("code") or model.ERROR_CODES.get(
+        path.split("[", 1)[0].split(".", 1)[0])
+    if not path and error["type"] in ("model_type", "dict_type"):
+        return HttpError(400, f"the request body must be a JSON object, not "
+                              f"{json_kind(error['input'])}")
     return HttpError(400, _message(path, error) if path else
                      f"the request body is not valid: {error['msg']}", param=path or None,
                      code=code)
@@ -194,6 +288,8 @@ def to_openapi30(schema: Any, defs: dict[str, dict] | None = None) -> Any:
         if len(kinds) < len(out["type"]):
             out["nullable"] = True
         out["type"] = kinds[0] if len(kinds) == 1 else kinds
+    if out.get("nullable") and None not in out.get("enum", [None]):
+        out["enum"] = [*out["enum"], None]  # 3.0 validators check enum before nullable
     if "prefixItems" in out:
         raise ValueError("OpenAPI 3.0 has no tuple schemas (prefixItems); use a list")
     return out

@@ -1,4 +1,5 @@
-"""Reading JSON request bodies, with a 400 that says what is wrong (413 past the size limit)."""
+"""Reading JSON request bodies, with a 400 that says what is wrong (413 past the size limit).
+Their members are read by the families' typed bodies (`rest_bridge.bodies`)."""
 
 from __future__ import annotations
 
@@ -47,42 +48,3 @@ def json_object_or_empty() -> dict:
     if not isinstance(body, dict):
         raise HttpError(400, f"the request body must be a JSON object, not {json_kind(body)}")
     return body
-
-
-def string_field(body: dict, name: str, *, required: bool = False, code: str | None = None) -> str | None:
-    """A string member; a missing required one is a 400 carrying `code` (a family's error code)."""
-    value = body.get(name)
-    if value is None or value == "":
-        if required:
-            raise HttpError(400, f"'{name}' is required", param=name, code=code)
-        return None
-    if not isinstance(value, str):
-        raise HttpError(400, f"'{name}' must be a string, not {json_kind(value)}", param=name)
-    return value
-
-
-def integer_field(body: dict, name: str) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise HttpError(400, f"'{name}' must be an integer, not {json_kind(value)}", param=name)
-    return value
-
-
-def number_field(body: dict, name: str) -> float | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise HttpError(400, f"'{name}' must be a number, not {json_kind(value)}", param=name)
-    return float(value)
-
-
-def boolean_field(body: dict, name: str, default: bool | None = False) -> bool | None:
-    value = body.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise HttpError(400, f"'{name}' must be true or false, not {json_kind(value)}", param=name)
-    return value

@@ -1,7 +1,7 @@
-"""Small shapes shared by the model-management route families (Kolosal, Impetus, Foundry).
+"""Small shapes shared by the route families (Kolosal, Impetus, Foundry, health).
 
-They all talk about the same engines and files; these helpers keep "status", sizes and times
-spelled the same way in every family.
+They all talk about the same engines, files and figures; these helpers keep "status", sizes and
+times spelled the same way in every family.
 """
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from __future__ import annotations
 import datetime
 
 from rest_bridge.grpc_client import grpc_client
-from rest_bridge.http_json import boolean_field, integer_field
 from tokenwire.sizes import MB
 from tokenwire.v1 import download_service_pb2 as download_pb
 from tokenwire.v1 import engine_service_pb2 as engine_pb
 from tokenwire.v1 import model_service_pb2 as model_pb
+from tokenwire.v1 import status_service_pb2 as status_pb
 
 ENGINE_STATUS = {
     engine_pb.ENGINE_STATUS_LOADING: "loading",
@@ -40,6 +40,27 @@ ACTIVE_DOWNLOADS = (download_pb.DOWNLOAD_STATUS_DOWNLOADING,
 #: deadline (server.request_timeout) is meant for requests, not for these.
 LIFECYCLE_TIMEOUT_S = 900.0
 
+#: Decimal units, as the monitoring documents (Impetus, Kolosal's health) report sizes.
+DECIMAL_GB = 1e9
+DECIMAL_MB = 1e6
+
+
+def optional(message, name: str):
+    """A proto3 `optional` field's value, or None when it is unset."""
+    return getattr(message, name) if message.HasField(name) else None
+
+
+def health_status_word(s: status_pb.GetStatusResponse) -> str:
+    if s.ready:
+        return "healthy"
+    return "draining" if s.draining else "unhealthy"
+
+
+def iso(unix_ms: int | None = None) -> str:
+    """RFC 3339 UTC with milliseconds (2025-06-17T06:22:02.238Z); now when `unix_ms` is None."""
+    moment = (datetime.datetime.fromtimestamp(unix_ms / 1000, datetime.timezone.utc) if unix_ms
+              else datetime.datetime.now(datetime.timezone.utc))
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def engine_status(engine: engine_pb.Engine) -> str:
@@ -59,20 +80,6 @@ def now_iso() -> str:
 
 def megabytes(size_bytes: int) -> float:
     return round(size_bytes / MB, 1)
-
-
-def load_params(body: dict) -> engine_pb.LoadParams:
-    """Load parameters from a body that uses Kolosal's names (n_ctx, n_gpu_layers, main_gpu_id…)."""
-    params = engine_pb.LoadParams()
-    for name in ("n_ctx", "n_gpu_layers", "main_gpu_id", "n_parallel", "n_threads", "n_batch"):
-        value = integer_field(body, name)
-        if value is not None:
-            setattr(params, name, value)
-    for name in ("use_mmap", "use_mlock"):
-        value = boolean_field(body, name, default=None)
-        if value is not None:
-            setattr(params, name, value)
-    return params
 
 
 def catalog_entry(name: str) -> model_pb.CatalogModel | None:

@@ -18,16 +18,17 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from server.backends.base import Backend
 from server.backends.registry import BACKENDS, BackendFactory
 from server.config import ConfigError, ModelSpec, Settings, embedded_model_path
+from server.core.backend import Backend
 from server.core.catalog import Catalog
-from server.core.download_types import CatalogResolver
-from server.core.downloads import DownloadManager
-from server.core.engine_downloads import EnginesFromDownloads, is_url
 from server.core.engines import EngineManager
 from server.core.model_library import ModelLibrary
 from server.core.model_store import ModelStore
+from server.core.types import LoadParams
+from server.downloads.engines import EnginesFromDownloads, Preload, is_url
+from server.downloads.manager import DownloadManager
+from server.downloads.types import CatalogResolver
 from server.errors import TokenwireError
 from server.interceptors import ErrorInterceptor
 from server.monitoring.hub import Monitoring
@@ -231,7 +232,8 @@ async def _start(settings: Settings, backends: Mapping[str, BackendFactory],
     generation_service_pb2_grpc.add_GenerationServiceServicer_to_server(
         GenerationServicer(engines), grpc_server)
     server_backends = tuple(backends) + ("openai_upstream",)
-    creator = EnginesFromDownloads(engines, settings, library)
+    creator = EnginesFromDownloads(engines, library,
+                                   lambda: settings.resolve_load_params(LoadParams()))
     resolver = catalog or _catalog_resolver(library.catalog)
     downloads = DownloadManager(settings.downloads, lambda: store.directory, catalog=resolver,
                                 on_downloaded=creator, on_abandoned=creator.forget)
@@ -278,8 +280,9 @@ async def _start(settings: Settings, backends: Mapping[str, BackendFactory],
     engines.subscribe(server._publish_health)
     await grpc_server.start()
     undo.push_async_callback(grpc_server.stop, 0)
-    for spec in url_specs:
-        creator.expect_preload(spec)
+    preloads = {spec.id: _preload_of(spec, settings) for spec in url_specs}
+    for preload in preloads.values():
+        creator.expect_preload(preload)
     undo.push_async_callback(downloads.close)
     await downloads.start()
     log.info("gRPC listening on %s:%d", settings.server.host, port)
@@ -287,14 +290,22 @@ async def _start(settings: Settings, backends: Mapping[str, BackendFactory],
     for spec in settings.engine_specs():
         if spec in url_specs:
             server._loading.append(asyncio.create_task(
-                _preload(creator, downloads, spec, store.directory)))
+                _preload(creator, downloads, preloads[spec.id], store.directory)))
         elif spec.load_immediately or spec.id == engines.default_id:
             server._loading.append(asyncio.create_task(engines.load(spec.id)))
     return server, port
 
 
-async def _preload(creator: EnginesFromDownloads, downloads: DownloadManager, spec, directory) -> None:
+def _preload_of(spec: ModelSpec, settings: Settings) -> Preload:
+    """A configured model whose path is a URL, in the terms of the downloads package."""
+    return Preload(engine_id=spec.id, url=spec.path, expected_sha256=spec.sha256,
+                   params=settings.resolved_load_params(spec), load=spec.load_immediately)
+
+
+async def _preload(creator: EnginesFromDownloads, downloads: DownloadManager, preload: Preload,
+                   directory) -> None:
     try:
-        await creator.preload(downloads, spec, directory)
+        await creator.preload(downloads, preload, directory)
     except TokenwireError as exc:
-        log.error("model %s (%s) cannot be preloaded: %s", spec.id, spec.path, exc.message)
+        log.error("model %s (%s) cannot be preloaded: %s", preload.engine_id, preload.url,
+                  exc.message)

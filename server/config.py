@@ -21,6 +21,8 @@ import yaml
 from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator,
                       model_validator)
 
+from server.core.types import LoadParams
+from server.downloads import sources
 from server.errors import InvalidArgument
 
 log = logging.getLogger(__name__)
@@ -149,26 +151,6 @@ class TracingSettings(_Section):
     service_name: str = _opt("service.name resource attribute of the spans.", default="tokenwire")
 
 
-class LoadParams(_Section):
-    """How an engine is loaded. Unset fields take the values from the `engine` section."""
-
-    n_ctx: int | None = _opt("Context window in tokens.", default=None, ge=16)
-    n_gpu_layers: int | None = _opt("Layers to offload to the GPU (-1 or a large value: all).",
-                                    default=None, ge=-1)
-    main_gpu: int | None = _opt("GPU that holds the model when it is not split.", default=None,
-                                ge=0)
-    n_threads: int | None = _opt("Decode threads.", default=None, ge=1)
-    n_batch: int | None = _opt("Prompt tokens evaluated per step.", default=None, ge=1)
-    n_parallel: int | None = _opt("Sequences decoded together (continuous batching).",
-                                  default=None, ge=1, le=256)
-    flash_attn: bool | None = _opt("Use flash attention.", default=None)
-    kv_unified: bool | None = _opt("One KV cache shared by all sequences.", default=None)
-    kv_park_mb: int | None = _opt("Host memory for parked conversation KV caches, in MiB.",
-                                  default=None, ge=0)
-    use_mmap: bool | None = _opt("Memory-map the model file.", default=None)
-    use_mlock: bool | None = _opt("Lock the model in RAM.", default=None)
-
-
 class UpstreamSettings(_Section):
     """An OpenAI-compatible server that runs the model (Ollama, vLLM, an external provider)."""
 
@@ -213,12 +195,10 @@ class ModelSpec(_Section):
     def _download_url(cls, value: str) -> str:
         if "://" not in value:
             return value
-        from server.core import download_sources
-
         try:
-            parsed = download_sources.parse_http_url(value)
-            download_sources.check_filename(parsed.last_segment, "path")
-        except download_sources.UrlRejected as exc:
+            parsed = sources.parse_http_url(value)
+            sources.check_filename(parsed.last_segment, "path")
+        except sources.UrlRejected as exc:
             raise ValueError(f"the URL {exc}") from None
         except InvalidArgument as exc:
             raise ValueError(f"the URL's {exc.violations[0].description}") from None

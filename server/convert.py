@@ -12,17 +12,16 @@ import time
 
 from pydantic import ValidationError
 
-from server.backends.base import Embedding
-from server.config import LoadParams
 from server.core import gguf_info
-from server.core.download_types import (CancelAllOutcome, DownloadRequest, DownloadSnapshot,
-                                        DownloadStatus, DownloadType)
+from server.core.backend import Embedding
 from server.core.engines import Engine, EngineState
 from server.core.model_library import CatalogModelState, LocalModelState
 from server.core.session_store import SessionRecord
 from server.core.sessions import SESSION_ID, ChatTurn, TurnDelta
-from server.core.types import (ChatMessage, Delta, FinishReason, GenerationRequest, Sampling,
-                               Timings, Usage)
+from server.core.types import (ChatMessage, Delta, FinishReason, GenerationRequest, LoadParams,
+                               Sampling, Timings, Usage)
+from server.downloads.types import (CancelAllOutcome, DownloadRequest, DownloadSnapshot,
+                                    DownloadStatus, DownloadType)
 from server.errors import FieldViolation, InvalidArgument
 from tokenwire.v1 import download_service_pb2 as download_pb
 from tokenwire.v1 import engine_service_pb2 as engine_pb

@@ -1,1 +1,1 @@
-"""Backends run models. Each implements server.backends.base.Backend; registry.py picks one by name."""
+"""Backends run models. Each implements server.core.backend.Backend; registry.py picks one by name."""

@@ -13,13 +13,12 @@ import logging
 from server.backends.llama_bindings import llama_cpp
 from typing import AsyncIterator
 
-from server.backends.base import Backend, BackendHealth, BackendInfo, Embedding
 from server.backends.llama_model import LlamaModel
 from server.backends.llama_scheduler import EmbedJob, GenerateJob, Job, Scheduler, SchedulerStats
-from server.config import LoadParams
+from server.core.backend import Backend, BackendHealth, BackendInfo, Embedding
 from server.core.chat_template import ChatTemplate
 from server.core.gguf_info import read_chat_template
-from server.core.types import Delta, GenerationRequest
+from server.core.types import Delta, GenerationRequest, LoadParams
 from server.errors import EngineUnavailable, InvalidArgument
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import threading
 
 from server.backends.llama_bindings import llama_cpp, llama_logger
 
-from server.config import LoadParams
+from server.core.types import LoadParams
 from server.errors import EngineFailure
 
 _backend_ready = threading.Lock()

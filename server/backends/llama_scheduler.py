@@ -38,7 +38,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from server.backends.base import Embedding
+from server.core.backend import Embedding
 from server.backends.llama_bindings import llama_cpp
 from server.backends.llama_kv_park import KvParking
 from server.backends.llama_model import LlamaModel

@@ -15,8 +15,8 @@ from typing import AsyncIterator
 
 import openai
 
-from server.backends.base import Backend, BackendHealth, BackendInfo, Embedding
 from server.config import UpstreamSettings
+from server.core.backend import Backend, BackendHealth, BackendInfo, Embedding
 from server.core.types import Delta, Finish, FinishReason, GenerationRequest, Timings, Usage
 from server.errors import (EngineFailure, EngineUnavailable, InvalidArgument, NotFound, QueueFull,
                            TokenwireError, Unimplemented)

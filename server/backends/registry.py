@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from server.backends.base import Backend
-from server.config import LoadParams
+from server.core.backend import Backend
+from server.core.types import LoadParams
 
 BackendFactory = Callable[[str, str, LoadParams, int], Backend]
 

@@ -24,10 +24,9 @@ from typing import AsyncIterator, Callable
 
 import psutil
 
-from server.backends.base import Backend
-from server.config import LoadParams
 from server.core import gguf_info
-from server.core.types import Delta, GenerationRequest
+from server.core.backend import Backend
+from server.core.types import Delta, GenerationRequest, LoadParams
 from server.errors import (AlreadyExists, EngineUnavailable, MemoryBudgetExceeded, ModelNotFound,
                            PreconditionFailed, TokenwireError)
 

@@ -1,9 +1,12 @@
-"""Domain types shared by servicers, the engine manager and backends (no protobuf here)."""
+"""Domain types shared by servicers, the engine manager and backends (no protobuf here, and no
+server.config: the settings build on these types, not the other way round)."""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class FinishReason(enum.Enum):
@@ -106,3 +109,28 @@ class Delta:
     text: str
     token_ids: tuple[int, ...] = ()
     finish: Finish | None = None
+
+
+class LoadParams(BaseModel):
+    """How an engine is loaded. Unset fields take the values from the `engine` settings section
+    (server.config.Settings.resolve_load_params fills them in)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    n_ctx: int | None = Field(default=None, ge=16, description="Context window in tokens.")
+    n_gpu_layers: int | None = Field(default=None, ge=-1, description="Layers to offload to the "
+                                     "GPU (-1 or a large value: all).")
+    main_gpu: int | None = Field(default=None, ge=0,
+                                 description="GPU that holds the model when it is not split.")
+    n_threads: int | None = Field(default=None, ge=1, description="Decode threads.")
+    n_batch: int | None = Field(default=None, ge=1,
+                                description="Prompt tokens evaluated per step.")
+    n_parallel: int | None = Field(default=None, ge=1, le=256, description="Sequences decoded "
+                                   "together (continuous batching).")
+    flash_attn: bool | None = Field(default=None, description="Use flash attention.")
+    kv_unified: bool | None = Field(default=None,
+                                    description="One KV cache shared by all sequences.")
+    kv_park_mb: int | None = Field(default=None, ge=0, description="Host memory for parked "
+                                   "conversation KV caches, in MiB.")
+    use_mmap: bool | None = Field(default=None, description="Memory-map the model file.")
+    use_mlock: bool | None = Field(default=None, description="Lock the model in RAM.")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from server import convert
-from server.core.downloads import DownloadManager
+from server.downloads.manager import DownloadManager
 from tokenwire.v1 import download_service_pb2 as pb
 from tokenwire.v1 import download_service_pb2_grpc as pb_grpc
 

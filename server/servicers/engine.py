@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable
-
 import psutil
 
 from server import convert
 from server.config import Settings
 from server.core.engines import EngineManager
-from server.core.model_library import ModelLibrary, ResolvedModel
+from server.core.model_library import ModelLibrary
+from server.downloads.engines import DownloadThenAdd
 from server.errors import InvalidArgument, PreconditionFailed
 from tokenwire.v1 import engine_service_pb2 as pb
 from tokenwire.v1 import engine_service_pb2_grpc as pb_grpc
-
-#: Starts a download that creates an engine when it completes; returns the download id.
-DownloadThenAdd = Callable[[ResolvedModel, str, pb.AddEngineRequest], Awaitable[str]]
 
 
 class EngineServicer(pb_grpc.EngineServiceServicer):
@@ -51,13 +47,15 @@ class EngineServicer(pb_grpc.EngineServiceServicer):
         engine_id = request.engine_id or resolved.suggested_engine_id
         self._library.check_engine_id(engine_id)
         params = self._params(request.params)
+        load = request.load_immediately if request.HasField("load_immediately") else True
         if resolved.path is None:
             if self._download_then_add is None:
                 raise PreconditionFailed(f"model '{request.model}' must be downloaded first",
                                          reason="MODEL_NOT_DOWNLOADED")
-            download_id = await self._download_then_add(resolved, engine_id, request)
+            # Starts a download that creates the engine when it completes.
+            download_id = await self._download_then_add(resolved, engine_id, params, load,
+                                                        request.sha256 or None)
             return pb.AddEngineResponse(download_id=download_id)
-        load = request.load_immediately if request.HasField("load_immediately") else True
         engine = await self._engines.create(engine_id, str(resolved.path), params, load=load)
         return pb.AddEngineResponse(engine=self._pb(engine))
 

@@ -14,10 +14,10 @@ import threading
 
 import pytest
 
-from server.core import download_sources
-from server.core.download_transfer import Job, Transfer
-from server.core.download_types import DownloadType
-from server.core.downloads import DownloadManager
+from server.downloads import sources
+from server.downloads.transfer import Job, Transfer
+from server.downloads.types import DownloadType
+from server.downloads.manager import DownloadManager
 from tests.file_server import SERVED_GGUF
 from tests.helpers import make_settings, wait_for
 from tokenwire import AlreadyExistsError, Client, InvalidArgumentError, UnavailableError
@@ -51,7 +51,7 @@ def resolver_fails(dl_server, monkeypatch):
         def resolve(host: str, port: int) -> list[str]:
             raise socket.gaierror(*failure)
 
-        monkeypatch.setattr(download_sources, "resolve", resolve)
+        monkeypatch.setattr(sources, "resolve", resolve)
 
     yield fail_with
     limits.allow_private_addresses = True

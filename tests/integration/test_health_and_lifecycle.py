@@ -13,9 +13,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server.app import GENERATION_SERVICE
 from server.backends.llama_cpp import LlamaCppBackend
-from server.config import LoadParams, embedded_model_path, load_settings
+from server.config import embedded_model_path, load_settings
 from server.core import engines as engines_module
 from server.core.engines import EngineState
+from server.core.types import LoadParams
 from server.errors import EngineUnavailable
 from tests.conftest import BAN_END_OF_GENERATION
 from tests.helpers import ServerThread, make_settings, wait_for

@@ -10,9 +10,10 @@ import grpc
 import pytest
 
 from server.backends.llama_cpp import LlamaCppBackend
-from server.config import LoadParams, embedded_model_path, load_settings
+from server.config import embedded_model_path, load_settings
 from server.core.chat_template import CHATML_TEMPLATE, UnsafeChatTemplate
 from server.core.gguf_info import read_chat_template
+from server.core.types import LoadParams
 from tests.helpers import ServerThread
 from tokenwire import Client
 from tokenwire.v1 import engine_service_pb2, engine_service_pb2_grpc

@@ -8,8 +8,8 @@ import pytest
 from server.backends.llama_bindings import llama_cpp
 from server.backends.llama_model import LlamaModel
 from server.backends.llama_sampling import ArgmaxPicker, ChainPicker, make_picker
-from server.config import LoadParams, embedded_model_path
-from server.core.types import Sampling
+from server.config import embedded_model_path
+from server.core.types import LoadParams, Sampling
 
 PROMPT = "The capital of France is"
 STEPS = 12

@@ -2,7 +2,7 @@
 
 import pytest
 
-from server.core import download_sources as sources
+from server.downloads import sources
 from server.errors import InvalidArgument
 
 

@@ -112,19 +112,21 @@ def test_nvml_gpus_are_reported_with_what_each_board_supports(monkeypatch):
 
 
 def test_a_gpu_in_the_kolosal_and_impetus_shapes():
-    from rest_bridge import monitoring_shapes as shapes
+    from rest_bridge.families.health.bodies import GpuMetrics
+    from rest_bridge.families.impetus.bodies import Gpu
+    from rest_bridge.model_views import DECIMAL_GB
     from tokenwire.v1 import hardware_service_pb2 as hw_pb
 
     gpu = hw_pb.GpuStatus(index=0, name="NVIDIA H100 80GB HBM3", vendor="NVIDIA",
                           memory_total_bytes=80 * 10**9, memory_used_bytes=20 * 10**9,
                           utilization_percent=37.0, memory_utilization_percent=25.0,
                           temperature_celsius=41.0)  # no power reading on this board
-    assert shapes.kolosal_gpu(gpu) == {
+    assert GpuMetrics.from_pb(gpu).body() == {
         "id": 0, "name": "NVIDIA H100 80GB HBM3", "utilization_percent": 37.0,
         "memory_utilization_percent": 25.0, "temperature_celsius": 41.0,
         "power_usage_watts": None, "memory_total_bytes": 80 * 10**9,
         "memory_used_bytes": 20 * 10**9}
-    impetus = shapes.impetus_gpu(gpu)
+    impetus = Gpu.from_pb(gpu).body()
     assert impetus["name"] == "NVIDIA H100 80GB HBM3" and impetus["vendor"] == "NVIDIA"
-    assert impetus["memory_gb"] == pytest.approx(80 * 10**9 / shapes.GB)
+    assert impetus["memory_gb"] == pytest.approx(80 * 10**9 / DECIMAL_GB)
     assert impetus["utilization_percent"] == 37.0 and impetus["power_usage_watts"] is None

@@ -10,17 +10,17 @@ import grpc
 from flask import Blueprint, jsonify, request
 
 from rest_bridge import errors
-from rest_bridge import monitoring_shapes as shapes
-from rest_bridge.errors import HttpError
-from rest_bridge.grpc_client import grpc_client
+from rest_bridge.bodies import validate
+from rest_bridge.families.foundry import bodies
 from rest_bridge.families.health.routes import GET_STATUS, server_status
+from rest_bridge.grpc_client import grpc_client
+from rest_bridge.model_views import iso
 from rest_bridge.rpc_map import calls, check_admin_routes_first
 from rest_bridge.streaming import sse_event, sse_response
 from tokenwire.v1 import log_service_pb2 as log_pb
 
 PREFIX = "/iblink/v1/foundry-local"
 SERVICE_NAME = "foundry-local-api"
-DEFAULT_COUNT = 100
 KEEPALIVE_S = 5.0  # an idle stream writes a comment this often, so a gone client is noticed
 
 blueprint = Blueprint("foundry_monitoring", __name__, url_prefix=PREFIX)
@@ -31,11 +31,6 @@ errors.register_family(blueprint, errors.foundry_body)
 check_admin_routes_first(blueprint)
 
 
-def _record(r: log_pb.LogRecord) -> dict:
-    return {"timestamp": shapes.iso(r.timestamp_unix_ms), "level": r.level, "message": r.message,
-            "source": r.source}
-
-
 @blueprint.get("/health")
 @calls(GET_STATUS)
 def health():
@@ -44,27 +39,22 @@ def health():
     running = s.ready
     state = "running" if running else ("stopping" if s.draining else
                                        "starting" if s.engines.loading else "stopped")
-    return jsonify({
-        "status": "healthy", "service": SERVICE_NAME, "version": s.version,
-        "timestamp": shapes.iso(),
-        "foundry_local": {"is_running": running, "status": state,
-                          "port": int(request.environ.get("SERVER_PORT") or 0) if running else None,
-                          "model": s.default_engine_id if running else None},
-    })
+    return jsonify(bodies.Health(
+        status="healthy", service=SERVICE_NAME, version=s.version, timestamp=iso(),
+        foundry_local=bodies.FoundryLocal(
+            is_running=running, status=state,
+            port=int(request.environ.get("SERVER_PORT") or 0) if running else None,
+            model=s.default_engine_id if running else None),
+    ).body())
 
 
 @blueprint.get("/logs")
 @calls("tokenwire.v1.LogService/ListLogs")
 def logs():
     """The most recent log entries, oldest first (?count=N, default 100)."""
-    raw = request.args.get("count", str(DEFAULT_COUNT))
-    try:
-        count = int(raw)
-    except ValueError:
-        raise HttpError(400, f"count must be an integer, got {raw!r}", param="count",
-                        code="invalid_count") from None
-    answer = grpc_client().logs.ListLogs(log_pb.ListLogsRequest(count=count))
-    return jsonify([_record(r) for r in answer.records])
+    query = validate(bodies.LogsQuery, request.args.to_dict())
+    answer = grpc_client().logs.ListLogs(query.to_pb())
+    return jsonify([bodies.LogEntry.from_pb(r).body() for r in answer.records])
 
 
 @blueprint.get("/logs/stream")
@@ -79,7 +69,7 @@ def log_stream():
         # response thread send keep-alives, and so notice a client that left, on a quiet server.
         try:
             for message in call:
-                records.put(_record(message.record))
+                records.put(bodies.LogEntry.from_pb(message.record).body())
             records.put(None)
         except grpc.RpcError as error:
             records.put(error)
@@ -99,9 +89,9 @@ def log_stream():
                     return
                 if isinstance(item, grpc.RpcError):
                     if item.code() != grpc.StatusCode.CANCELLED:
-                        yield sse_event({"timestamp": shapes.iso(), "level": "ERROR",
-                                         "source": "bridge",
-                                         "message": f"log stream ended: {item.details()}"})
+                        yield sse_event(bodies.LogEntry(
+                            timestamp=iso(), level="ERROR", source="bridge",
+                            message=f"log stream ended: {item.details()}").body())
                     return
                 yield sse_event(item)
         finally:
@@ -112,37 +102,28 @@ def log_stream():
 
 # -- documentation of these routes (the family convention of rest_bridge.openapi) ----------------
 
-from rest_bridge.openapi_monitoring import answer, array, boolean, integer, obj, operation, string  # noqa: E402
+from rest_bridge.bodies import schemas  # noqa: E402
+from rest_bridge.openapi_parts import SSE, Operations, answer, query_parameter  # noqa: E402
 
 TAGS = [{"name": "Foundry Local monitoring",
          "description": "FoundryLocalAPI health and logs (recent entries and a live SSE stream)."}]
-_TAG = TAGS[0]["name"]
-_entry = obj({"timestamp": string(), "level": string(), "message": string("Secrets redacted."),
-              "source": string()})
-SCHEMAS = {
-    "foundry.LogEntry": _entry,
-    "foundry.Health": obj({
-        "status": string(), "service": string(), "version": string(), "timestamp": string(),
-        "foundry_local": obj({"is_running": boolean(), "status": string(),
-                              "port": integer(nullable=True), "model": string(nullable=True)})}),
-    "foundry.MonitoringError": obj({"error": obj({"message": string(), "type": string(),
-                                                  "code": string()})}),
-}
+NS = bodies.NAMESPACE
+SCHEMAS = schemas(NS, bodies.Error, bodies.Health, bodies.LogEntry)
+_op = Operations(NS, TAGS[0]["name"], bodies.Error)
 PATHS = {
-    f"{PREFIX}/health": {"get": operation(
-        _TAG, "Foundry_Health", "Health", "The API and whether the model server runs.",
-        answer("Health.", "foundry.Health"))},
-    f"{PREFIX}/logs": {"get": operation(
-        _TAG, "Foundry_Logs", "Recent logs", "The most recent entries, oldest first.",
-        {"description": "Entries.", "content": {"application/json": {"schema": array(
-            {"$ref": "#/components/schemas/foundry.LogEntry"})}}},
-        {"400": answer("count is not an integer between 1 and the buffer size.",
-                       "foundry.MonitoringError")},
-        parameters=[{"name": "count", "in": "query", "required": False,
-                     "schema": {"type": "integer", "default": DEFAULT_COUNT, "minimum": 1}}])},
-    f"{PREFIX}/logs/stream": {"get": operation(
-        _TAG, "Foundry_LogStream", "Stream live logs",
-        "Server-Sent Events: `data: {timestamp, level, message, source}` per new entry.",
-        {"description": "An SSE stream.", "content": {"text/event-stream": {"schema": {
-            "type": "string", "description": "data: lines, each a foundry.LogEntry."}}}})},
+    f"{PREFIX}/health": {"get": _op("Foundry_Health", "Health", bodies.Health,
+                                    description="The API and whether the model server runs.")},
+    f"{PREFIX}/logs": {"get": _op(
+        "Foundry_Logs", "Recent logs", answer("Entries.", {"type": "array",
+                                                           "items": _op.ref(bodies.LogEntry)}),
+        description="The most recent entries, oldest first.",
+        errors={"400": "count is not an integer between 1 and the buffer size."},
+        parameters=[query_parameter("count", "How many entries.", {
+            "type": "integer", "default": bodies.DEFAULT_LOG_COUNT, "minimum": 1})])},
+    f"{PREFIX}/logs/stream": {"get": _op(
+        "Foundry_LogStream", "Stream live logs", {"description": "An SSE stream.", "content": {
+            SSE: {"schema": {"type": "string",
+                             "description": "data: lines, each a foundry.LogEntry."}}}},
+        description="Server-Sent Events: `data: {timestamp, level, message, source}` per new "
+                    "entry.")},
 }

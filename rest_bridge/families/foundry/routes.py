@@ -17,10 +17,10 @@ import grpc
 from flask import Blueprint, jsonify, request
 
 from rest_bridge import errors
+from rest_bridge.bodies import parse
 from rest_bridge.errors import HttpError
+from rest_bridge.families.foundry import bodies
 from rest_bridge.grpc_client import grpc_client
-from rest_bridge.http_json import (boolean_field, integer_field, json_object_or_empty,
-                                   number_field, string_field)
 from rest_bridge.model_views import (DOWNLOAD_STATUS, LIFECYCLE_TIMEOUT_S, catalog_entry,
                                      engine_status, iso_time, now_iso)
 from rest_bridge.rpc_map import calls, check_admin_routes_first
@@ -42,7 +42,6 @@ ENGINES = "tokenwire.v1.EngineService/"
 MODELS = "tokenwire.v1.ModelService/"
 SERVER = "tokenwire.v1.ServerService/"
 DOWNLOADS = "tokenwire.v1.DownloadService/"
-DEFAULT_START_TIMEOUT_S = 180.0
 SERVICE_NAME = "FoundryLocal API"
 CAPABILITIES = ["model_management", "server_control", "streaming_download", "health_monitoring",
                 "log_streaming"]
@@ -77,29 +76,9 @@ def _simple_name(engine: engine_pb.Engine, local: list[model_pb.LocalModel]) -> 
     return model.catalog_name or model.name
 
 
-class StartOptions:
-    def __init__(self, body: dict):
-        options = body.get("options")
-        if options is None:
-            options = {}
-        if not isinstance(options, dict):
-            raise HttpError(400, "'options' must be an object", param="options")
-        self.auto_download = boolean_field(options, "auto_download", default=True)
-        timeout = number_field(options, "timeout_seconds")
-        if timeout is not None and timeout <= 0:
-            raise HttpError(400, "'options.timeout_seconds' must be > 0", param="options.timeout_seconds")
-        self.timeout_seconds = timeout or DEFAULT_START_TIMEOUT_S
-
-
-def _model_name(body: dict) -> str:
-    name = string_field(body, "model_name", required=True, code="missing_model_name")
-    return name
-
-
-def _started(engine: engine_pb.Engine, model_name: str) -> dict:
-    return {"success": True, "message": "Server started successfully", "port": _bridge_port(),
-            "model": model_name, "loaded_model_id": engine.engine_id, "endpoint": _endpoint(),
-            "api_key": None}
+def _started(engine: engine_pb.Engine, model_name: str) -> bodies.Started:
+    return bodies.Started(port=_bridge_port(), model=model_name, loaded_model_id=engine.engine_id,
+                          endpoint=_endpoint())
 
 
 def _progress_text(d: download_pb.Download) -> str:
@@ -135,7 +114,7 @@ def _download(entry: model_pb.CatalogModel) -> Iterator[str | download_pb.Downlo
     yield final
 
 
-def _ensure_downloaded(model_name: str, options: StartOptions) -> Iterator[str]:
+def _ensure_downloaded(model_name: str, options: bodies.StartOptions) -> Iterator[str]:
     """Foundry's `auto_download`: a catalog model not on disk is refused or downloaded first.
     Yields progress lines."""
     entry = catalog_entry(model_name)
@@ -152,15 +131,15 @@ def _ensure_downloaded(model_name: str, options: StartOptions) -> Iterator[str]:
     yield "Download completed"
 
 
-def _switch(model_name: str, options: StartOptions) -> engine_pb.Engine:
+def _switch(body: bodies.StartRequest) -> engine_pb.Engine:
+    timeout = body.options.timeout
     try:
-        return grpc_client().engines.SwitchDefaultEngine(
-            engine_pb.SwitchDefaultEngineRequest(model=model_name), timeout=options.timeout_seconds).engine
+        return grpc_client().engines.SwitchDefaultEngine(body.to_pb(), timeout=timeout).engine
     except grpc.RpcError as exc:
         if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
             raise HttpError(408, "Server failed to start within timeout period",
                             code="server_start_timeout",
-                            details=f"Timeout: {options.timeout_seconds:g} seconds. Try increasing "
+                            details=f"Timeout: {timeout:g} seconds. Try increasing "
                                     "timeout_seconds option.") from None
         raise
 
@@ -174,8 +153,12 @@ def _refuse_if_running() -> None:
                         details="Stop the current server first or use switch-model endpoint")
 
 
+def _error_event(exc: Exception) -> bytes:
+    return sse_event({"type": "error", **errors.foundry_body(errors.failure_of(exc))["error"]})
+
+
 def _progress(message: str) -> bytes:
-    return sse_event({"type": "progress", "message": message})
+    return sse_event(bodies.ProgressEvent(message=message).body())
 
 
 # -- server control ------------------------------------------------------------------------------
@@ -186,12 +169,11 @@ def _progress(message: str) -> bytes:
        DOWNLOADS + "StartDownload", DOWNLOADS + "WatchDownload", ENGINES + "SwitchDefaultEngine")
 def start():
     """Starts the server (loads the default engine) with a model."""
-    body = json_object_or_empty()
-    model_name, options = _model_name(body), StartOptions(body)
+    body = parse(bodies.StartRequest, optional=True)
     _refuse_if_running()
-    for _ in _ensure_downloaded(model_name, options):
+    for _ in _ensure_downloaded(body.model_name, body.options):
         pass
-    return jsonify(_started(_switch(model_name, options), model_name))
+    return jsonify(_started(_switch(body), body.model_name).body())
 
 
 @blueprint.post("/start-stream")
@@ -199,24 +181,21 @@ def start():
        DOWNLOADS + "StartDownload", DOWNLOADS + "WatchDownload", ENGINES + "SwitchDefaultEngine")
 def start_stream():
     """Starts the server like /start, reporting each step as server-sent events."""
-    body = json_object_or_empty()
-    model_name, options = _model_name(body), StartOptions(body)
+    body = parse(bodies.StartRequest, optional=True)
     _refuse_if_running()
 
     def events() -> Iterator[bytes]:
         try:
             yield _progress("Checking if model is downloaded...")
-            for step in _ensure_downloaded(model_name, options):
+            for step in _ensure_downloaded(body.model_name, body.options):
                 yield _progress(step)
             yield _progress("Starting FoundryLocal server...")
             yield _progress("Waiting for server to be ready...")
-            engine = _switch(model_name, options)
+            engine = _switch(body)
             yield _progress("Server health check passed")
-            yield sse_event({"type": "success", "message": "Server started successfully",
-                             "data": _started(engine, model_name)})
+            yield sse_event(bodies.StartedEvent(data=_started(engine, body.model_name)).body())
         except Exception as exc:  # the stream has begun: errors become its last event
-            body = errors.foundry_body(errors.failure_of(exc))["error"]
-            yield sse_event({"type": "error", **body})
+            yield _error_event(exc)
 
     return sse_response(events())
 
@@ -227,10 +206,10 @@ def stop():
     """Stops the server: unloads the default engine (requests in flight finish first)."""
     engine = _default_engine()
     if engine is None or engine.status != engine_pb.ENGINE_STATUS_LOADED:
-        return jsonify({"success": True, "message": "Server is not running"})
+        return jsonify(bodies.Done(message="Server is not running").body())
     grpc_client().engines.UnloadEngine(engine_pb.UnloadEngineRequest(engine_id=engine.engine_id),
                                        timeout=LIFECYCLE_TIMEOUT_S)
-    return jsonify({"success": True, "message": "Server stopped successfully"})
+    return jsonify(bodies.Done(message="Server stopped successfully").body())
 
 
 _STATUS_WORDS = {"loaded": "running", "loading": "starting", "unloading": "stopping",
@@ -246,19 +225,19 @@ def status():
     response_ms = round((time.perf_counter() - started) * 1000)
     running = engine is not None and engine.status == engine_pb.ENGINE_STATUS_LOADED
     checked = now_iso()
-    health = {"is_healthy": running, "response_time_ms": response_ms if running else 0,
-              "endpoint": _endpoint() if running else None, "last_check": checked}
-    if running:
-        health["api_key"] = None
-    return jsonify({
-        "is_running": running,
-        "status": _STATUS_WORDS.get(engine_status(engine), "stopped") if engine else "stopped",
-        "current_model": _simple_name(engine, _local_models()) if running else None,
-        "loaded_model_id": engine.engine_id if running else None,
-        "port": _bridge_port() if running else None,
-        "health": health,
-        "last_updated": checked,
-    })
+    health = (bodies.RunningServerHealth(is_healthy=True, response_time_ms=response_ms,
+                                         endpoint=_endpoint(), last_check=checked) if running else
+              bodies.ServerHealth(is_healthy=False, response_time_ms=0, endpoint=None,
+                                  last_check=checked))
+    return jsonify(bodies.ServerStatus(
+        is_running=running,
+        status=_STATUS_WORDS.get(engine_status(engine), "stopped") if engine else "stopped",
+        current_model=_simple_name(engine, _local_models()) if running else None,
+        loaded_model_id=engine.engine_id if running else None,
+        port=_bridge_port() if running else None,
+        health=health,
+        last_updated=checked,
+    ).body())
 
 
 @blueprint.post("/switch-model")
@@ -266,28 +245,13 @@ def status():
        ENGINES + "SwitchDefaultEngine")
 def switch_model():
     """Replaces the running model: the new one loads, then takes over; the old one unloads."""
-    body = json_object_or_empty()
-    model_name, options = _model_name(body), StartOptions(body)
-    for _ in _ensure_downloaded(model_name, options):
+    body = parse(bodies.StartRequest, optional=True)
+    for _ in _ensure_downloaded(body.model_name, body.options):
         pass
-    return jsonify(_started(_switch(model_name, options), model_name))
+    return jsonify(_started(_switch(body), body.model_name).body())
 
 
 # -- models ------------------------------------------------------------------------------------
-
-
-def _catalog_item(m: model_pb.CatalogModel, local: dict[str, model_pb.LocalModel]) -> dict:
-    size = local[m.local_name].size_bytes if m.local_name in local else m.size_bytes
-    return {"model_id": m.model_id, "simple_name": m.name, "size": m.parameters,
-            "quantization": m.quantization, "is_downloaded": m.is_downloaded,
-            "is_loaded": m.is_loaded, "file_size_bytes": size, "file_size_formatted": human_size(size)}
-
-
-def _local_item(m: model_pb.LocalModel) -> dict:
-    return {"model_id": m.catalog_model_id or m.name, "simple_name": m.catalog_name or m.name,
-            "size": m.metadata.size_label, "quantization": m.metadata.quantization,
-            "is_downloaded": True, "is_loaded": m.loaded, "file_size_bytes": m.size_bytes,
-            "file_size_formatted": human_size(m.size_bytes)}
 
 
 @blueprint.get("/models")
@@ -296,17 +260,18 @@ def models():
     """Every model this server knows: the catalog, plus local models that are not in it."""
     local = {m.name: m for m in _local_models()}
     catalog = grpc_client().models.ListCatalogModels(model_pb.ListCatalogModelsRequest()).models
-    items = [_catalog_item(m, local) for m in catalog]
-    items += [_local_item(m) for m in local.values() if not m.catalog_name]
-    return jsonify({"models": items, "total_count": len(items)})
+    items = [bodies.ModelEntry.from_catalog(m, local) for m in catalog]
+    items += [bodies.ModelEntry.from_local(m) for m in local.values() if not m.catalog_name]
+    return jsonify(bodies.ModelList(models=items, total_count=len(items)).body())
 
 
 @blueprint.get("/models/downloaded")
 @calls(MODELS + "ListLocalModels")
 def downloaded_models():
     """The models on disk, with their download dates."""
-    items = [{**_local_item(m), "download_date": iso_time(m.downloaded_unix)} for m in _local_models()]
-    return jsonify({"models": items, "total_count": len(items)})
+    items = [bodies.DownloadedModelEntry.from_local(m, download_date=iso_time(m.downloaded_unix))
+             for m in _local_models()]
+    return jsonify(bodies.DownloadedModelList(models=items, total_count=len(items)).body())
 
 
 @blueprint.get("/models/loaded")
@@ -315,11 +280,12 @@ def loaded_models():
     """The models loaded now (one per loaded engine)."""
     local = _local_models()
     engines = grpc_client().engines.ListEngines(engine_pb.ListEnginesRequest()).engines
-    items = [{"model_id": e.engine_id, "simple_name": _simple_name(e, local),
-              "size": e.model.size_label, "quantization": e.model.quantization,
-              "is_downloaded": True, "is_loaded": True, "loaded_at": iso_time(e.loaded_unix)}
-             for e in engines if e.status == engine_pb.ENGINE_STATUS_LOADED]
-    return jsonify({"models": items, "total_count": len(items)})
+    items = [bodies.LoadedModelEntry(
+        model_id=e.engine_id, simple_name=_simple_name(e, local), size=e.model.size_label,
+        quantization=e.model.quantization, is_downloaded=True, is_loaded=True,
+        loaded_at=iso_time(e.loaded_unix))
+        for e in engines if e.status == engine_pb.ENGINE_STATUS_LOADED]
+    return jsonify(bodies.LoadedModelList(models=items, total_count=len(items)).body())
 
 
 @blueprint.post("/models/unload-all")
@@ -328,7 +294,7 @@ def unload_all():
     """Unloads every model (requests in flight finish first)."""
     grpc_client().engines.UnloadAllEngines(engine_pb.UnloadAllEnginesRequest(),
                                            timeout=LIFECYCLE_TIMEOUT_S)
-    return jsonify({"success": True, "message": "All models unloaded successfully"})
+    return jsonify(bodies.Done(message="All models unloaded successfully").body())
 
 
 @blueprint.delete("/models/<path:model_name>")
@@ -338,9 +304,8 @@ def delete_model(model_name: str):
     force = request.args.get("force", "false").lower() in ("1", "true", "yes")
     deleted = grpc_client().models.DeleteLocalModel(
         model_pb.DeleteLocalModelRequest(name=model_name, force=force), timeout=LIFECYCLE_TIMEOUT_S)
-    return jsonify({"success": True, "message": "Model deleted successfully",
-                    "model_name": model_name, "freed_space_bytes": deleted.freed_bytes,
-                    "freed_space_formatted": human_size(deleted.freed_bytes)})
+    return jsonify(bodies.Deleted(model_name=model_name, freed_space_bytes=deleted.freed_bytes,
+                                  freed_space_formatted=human_size(deleted.freed_bytes)).body())
 
 
 @blueprint.post("/models/<path:model_name>/download")
@@ -359,12 +324,10 @@ def download_model(model_name: str):
                 done = step
     size = done.downloaded_bytes if done is not None else next(
         (m.size_bytes for m in _local_models() if m.name == entry.local_name), entry.size_bytes)
-    return jsonify({"success": True,
-                    "message": "Model downloaded successfully" if done is not None
-                               else "Model already downloaded",
-                    "model_name": model_name, "actual_model_id": entry.model_id,
-                    "file_size_bytes": size,
-                    "download_time_seconds": round(time.monotonic() - started)})
+    return jsonify(bodies.Downloaded(
+        message="Model downloaded successfully" if done is not None else "Model already downloaded",
+        model_name=model_name, actual_model_id=entry.model_id, file_size_bytes=size,
+        download_time_seconds=round(time.monotonic() - started)).body())
 
 
 @blueprint.post("/models/<path:model_name>/download-stream")
@@ -381,10 +344,10 @@ def download_model_stream(model_name: str):
                 for step in _download(entry):
                     if isinstance(step, str):
                         yield _progress(step)
-            yield sse_event({"type": "success", "message": "Download completed successfully",
-                             "data": {"success": True, "model_name": model_name}})
+            yield sse_event(bodies.DownloadedEvent(
+                data=bodies.DownloadOutcome(model_name=model_name)).body())
         except Exception as exc:  # the stream has begun: errors become its last event
-            yield sse_event({"type": "error", **errors.foundry_body(errors.failure_of(exc))["error"]})
+            yield _error_event(exc)
 
     return sse_response(events())
 
@@ -397,18 +360,18 @@ def download_model_stream(model_name: str):
 def info():
     """The service, its capabilities, configuration and model counts."""
     answer = grpc_client().server.GetServerInfo(server_pb.GetServerInfoRequest())
-    return jsonify({
-        "service": SERVICE_NAME, "version": answer.version,
-        "foundry_local_version": f"tokenwire {answer.version} (llama.cpp via llama-cpp-python "
-                                 f"{answer.llama_cpp_version})",
-        "capabilities": CAPABILITIES,
-        "configuration": {"default_port": _bridge_port(),
-                          "cache_dir": answer.config.models_directory,
-                          "default_log_level": answer.config.log_level},
-        "model_registry": {"total_models": answer.catalog_models,
-                           "downloaded_models": answer.local_models,
-                           "loaded_models": answer.loaded_engines},
-    })
+    return jsonify(bodies.Info(
+        service=SERVICE_NAME, version=answer.version,
+        foundry_local_version=f"tokenwire {answer.version} (llama.cpp via llama-cpp-python "
+                              f"{answer.llama_cpp_version})",
+        capabilities=CAPABILITIES,
+        configuration=bodies.Configuration(default_port=_bridge_port(),
+                                           cache_dir=answer.config.models_directory,
+                                           default_log_level=answer.config.log_level),
+        model_registry=bodies.ModelRegistry(total_models=answer.catalog_models,
+                                            downloaded_models=answer.local_models,
+                                            loaded_models=answer.loaded_engines),
+    ).body())
 
 
 @blueprint.post("/config")
@@ -416,20 +379,11 @@ def info():
 def config():
     """Updates the live configuration: cache_dir (the models directory), default_log_level;
     `{"defaults": true}` restores the configured values first."""
-    body = json_object_or_empty()
-    port = integer_field(body, "port")
-    if port is not None and port != _bridge_port():
+    body = parse(bodies.ConfigRequest, optional=True)
+    if body.port is not None and body.port != _bridge_port():
         raise HttpError(400, "Failed to update configuration: the port of a running server "
                              "cannot change; set server.port and restart",
                         code="update_failed", param="port")
-    update = server_pb.UpdateServerConfigRequest(reset_to_defaults=boolean_field(body, "defaults"))
-    cache_dir = string_field(body, "cache_dir")
-    if cache_dir is not None:
-        update.models_directory = cache_dir
-    level = string_field(body, "default_log_level")
-    if level is not None:
-        update.log_level = level
-    answer = grpc_client().server.UpdateServerConfig(update)
-    return jsonify({"success": True, "message": "Configuration updated successfully",
-                    "port": _bridge_port(), "cachedir": answer.config.models_directory,
-                    "default_log_level": answer.config.log_level})
+    answer = grpc_client().server.UpdateServerConfig(body.to_pb())
+    return jsonify(bodies.ConfigUpdated(port=_bridge_port(), cachedir=answer.config.models_directory,
+                                        default_log_level=answer.config.log_level).body())

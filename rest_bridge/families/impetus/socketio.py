@@ -24,11 +24,11 @@ import grpc
 from flask import Flask
 from werkzeug.datastructures import EnvironHeaders
 
-from rest_bridge import monitoring_shapes as shapes
 from rest_bridge.cors import allowed_origin
+from rest_bridge.families.impetus import bodies
 from rest_bridge.grpc_client import EXTENSION as GRPC_EXTENSION
 from rest_bridge.grpc_client import REQUEST_ID_HEADER, GrpcClient, header_metadata
-from rest_bridge.model_views import DOWNLOAD_STATUS, ENGINE_STATUS
+from rest_bridge.model_views import DOWNLOAD_STATUS, ENGINE_STATUS, iso
 from rest_bridge.policy import EXTENSION as POLICY_EXTENSION
 from rest_bridge.policy import PolicyCache
 from tokenwire.v1 import auth_service_pb2 as auth_pb
@@ -74,7 +74,7 @@ def _model_status_shaper() -> Callable[[object], Iterable[dict]]:
                 yield {"model_id": engine.engine_id,
                        "status": ENGINE_STATUS.get(engine.status, "unknown"),
                        "is_default": engine.is_default, "error": engine.error or None,
-                       "server_ready": message.status.ready, "timestamp": shapes.iso()}
+                       "server_ready": message.status.ready, "timestamp": iso()}
 
     return shape
 
@@ -85,11 +85,11 @@ def _inference_stats(message: metrics_pb.WatchInferenceStatsResponse) -> Iterato
            "completion_tokens": s.completion_tokens, "tokens_per_second": s.tokens_per_second,
            "time_to_first_token_ms": s.time_to_first_token_ms, "queue_ms": s.queue_ms,
            "duration_ms": s.duration_ms, "finish_reason": s.finish_reason,
-           "timestamp": shapes.iso(s.timestamp_unix_ms)}
+           "timestamp": iso(s.timestamp_unix_ms)}
 
 
 def _hardware(message: hw_pb.WatchHardwareMetricsResponse) -> Iterator[dict]:
-    yield shapes.impetus_metrics(message.metrics)
+    yield bodies.HardwareMetrics.from_pb(message.metrics).body()
 
 
 def _download_progress(message) -> Iterator[dict]:
@@ -100,7 +100,7 @@ def _download_progress(message) -> Iterator[dict]:
            "total_bytes": d.total_bytes if d.HasField("total_bytes") else None,
            "speed_bytes_per_second": d.speed_bytes_per_second,
            "eta_seconds": d.eta_seconds if d.HasField("eta_seconds") else None,
-           "error": d.error or None, "timestamp": shapes.iso()}
+           "error": d.error or None, "timestamp": iso()}
 
 
 #: event name -> its source.

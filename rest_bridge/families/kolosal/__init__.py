@@ -2,6 +2,6 @@
 API-key administration under /v1/auth. Its /health and JSON /metrics are in the health family."""
 
 from rest_bridge.families import Family
-from rest_bridge.families.kolosal import auth, engines, openapi, openapi_auth
+from rest_bridge.families.kolosal import auth, engines, openapi
 
-FAMILY = Family("kolosal", (engines.blueprint, auth.blueprint), (openapi, openapi_auth))
+FAMILY = Family("kolosal", (engines.blueprint, auth.blueprint), (openapi,))

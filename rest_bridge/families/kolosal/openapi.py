@@ -1,118 +1,112 @@
-"""OpenAPI documentation of Kolosal's engine routes (`rest_bridge.families.kolosal.engines`), by example."""
+"""OpenAPI documentation of Kolosal's engine and authentication routes (`engines`, `auth`), from
+the bodies they read and send (`rest_bridge.families.kolosal.bodies`)."""
 
 from __future__ import annotations
 
-from rest_bridge.openapi_examples import operation, path_parameter
+from rest_bridge.bodies import ref, schemas
+from rest_bridge.families.kolosal import bodies as b
 
-TAG = "Kolosal engines"
-TAGS = [{"name": TAG, "description": "Kolosal Server's engine management. Errors answer "
-                                     "`{\"error\": {\"message\", \"type\", \"param\", \"code\"}}`."}]
+TAG, AUTH = "Kolosal engines", "Authentication"
+TAGS = [{"name": TAG, "description": "Kolosal Server's engine management. Errors answer `{\"error"
+                                     "\": {\"message\", \"type\", \"param\", \"code\"}}`."},
+        {"name": AUTH, "description": "Kolosal's live security configuration: API keys, rate "
+                                      "limiting and CORS. Admin only once admin keys are "
+                                      "configured; key values are write-only."}]
+NS, JSON = b.NAMESPACE, "application/json"
+SCHEMAS = schemas(NS, b.Error, b.AddEngine, b.EngineAdded, b.DownloadStarted, b.EngineList,
+                  b.EngineRemoved, b.EngineStatus, b.DownloadProgress, b.ActiveDownloads,
+                  b.DownloadCancelled, b.BulkCancellation, b.AuthConfig, b.AuthConfigUpdate,
+                  b.AuthStats, b.ClearRequest, b.Cleared)
 
-_ERROR = {"error": {"message": "engine 'x' not found", "type": "not_found_error", "param": None,
-                    "code": "model_not_found"}}
-_PARAMETERS = {"n_ctx": 4096, "n_gpu_layers": 50, "main_gpu_id": 0}
-_ENGINE_ID = path_parameter("engine_id", "The engine id (may contain '/').")
+
+def response(description: str, model) -> dict:
+    return {"description": description, "content": {JSON: {"schema": ref(NS, model)}}}
+
+
+def operation(operation_id: str, summary: str, answer, *, tag: str = TAG, status: str = "200",
+              request=None, errors: dict[str, str] | None = None, **more) -> dict:
+    """`more`: the operation's other members (description, parameters, responses)."""
+    op: dict = {"operationId": operation_id, "tags": [tag], "summary": summary, **more}
+    if request is not None:
+        op["requestBody"] = {"required": True, "content": {JSON: {"schema": ref(NS, request)}}}
+    op["responses"] = {status: response(summary, answer), **more.get("responses", {}),
+                       **{code: response(text, b.Error) for code, text in (errors or {}).items()}}
+    return op
+
+
+_ENGINE_ID = [{"name": "engine_id", "in": "path", "required": True, "schema": {"type": "string"},
+               "description": "The engine id (may contain '/')."}]
+_MODEL_ID = [{"name": "model_id", "in": "path", "required": True, "schema": {"type": "string"},
+              "description": "The model id the download was started for."}]
+_NO_DOWNLOAD = {"404": "No download for this model."}
+_CANCEL = {"parameters": _MODEL_ID, "errors": {
+    **_NO_DOWNLOAD, "409": "The download already ended (download_not_active)."}}
+_PROGRESS = {"parameters": _MODEL_ID, "errors": _NO_DOWNLOAD, "description": "The model's latest "
+             "download; `engine_creation` is present when an engine is created at the end."}
 
 PATHS = {
     "/engines": {
         "post": operation(
-            "kolosal_add_engine", TAG, "Add an engine",
+            "kolosal_add_engine", "Add an engine", b.EngineAdded, request=b.AddEngine,
+            status="201", responses={"202": response("Download started", b.DownloadStarted)},
             description="`model_path` is a GGUF path on the server, a local model name, a catalog "
                         "name, or an http(s) URL; a URL (or a catalog model not on disk) starts a "
                         "download and answers 202, and the engine is created when it completes.",
-            request={"engine_id": "llama-7b", "model_path": "/path/to/model.gguf", **_PARAMETERS,
-                     "use_mmap": True, "use_mlock": False, "load_immediately": True},
-            required=("engine_id", "model_path"), status="201",
-            response={"engine_id": "llama-7b", "status": "loaded",
-                      "model_path": "/path/to/model.gguf", "parameters": _PARAMETERS},
-            extra_responses={"202": ("Download started", {
-                "engine_id": "llama-7b", "status": "downloading",
-                "model_path": "https://example.com/model.gguf", "download_id": "llama-7b",
-                "message": "Download started; the engine is created when it completes",
-                "progress_url": "/download-progress/llama-7b"})},
             errors={"400": "Missing or malformed fields.", "404": "No such model.",
                     "409": "An engine with this id exists.",
-                    "507": "Loading would exceed the memory budget."},
-            error_example=_ERROR),
-        "get": operation(
-            "kolosal_list_engines", TAG, "List engines",
-            response={"engines": [{"engine_id": "llama-7b", "status": "loaded",
-                                   "model_path": "/path/to/model.gguf", "is_default": True}]}),
+                    "507": "Loading would exceed the memory budget."}),
+        "get": operation("kolosal_list_engines", "List engines", b.EngineList),
     },
-    "/engines/{engine_id}": {
-        "delete": operation(
-            "kolosal_remove_engine", TAG, "Remove an engine",
-            description="Requests in flight finish, then the engine's memory is freed. The "
-                        "default engine cannot be removed (400): switch the default first.",
-            parameters=[_ENGINE_ID],
-            response={"engine_id": "llama-7b", "status": "removed",
-                      "message": "Engine removed successfully"},
-            errors={"404": "No such engine.", "400": "It is the default engine."},
-            error_example=_ERROR),
+    "/engines/{engine_id}": {"delete": operation(
+        "kolosal_remove_engine", "Remove an engine", b.EngineRemoved, parameters=_ENGINE_ID,
+        description="Requests in flight finish, then the engine's memory is freed. The default "
+                    "engine cannot be removed (400): switch the default first.",
+        errors={"404": "No such engine.", "400": "It is the default engine."})},
+    "/engines/{engine_id}/status": {"get": operation(
+        "kolosal_engine_status", "Engine status", b.EngineStatus, parameters=_ENGINE_ID,
+        errors={"404": "No such engine."})},
+    "/download-progress/{model_id}": {"get": operation(
+        "kolosal_download_progress", "Download progress of a model", b.DownloadProgress,
+        **_PROGRESS)},
+    "/v1/download-progress/{model_id}": {"get": operation(
+        "kolosal_download_progress_v1", "Download progress of a model", b.DownloadProgress,
+        **_PROGRESS)},
+    "/downloads": {
+        "get": operation("kolosal_active_downloads", "Active downloads", b.ActiveDownloads),
+        "delete": operation("kolosal_cancel_all_downloads", "Cancel every download",
+                            b.BulkCancellation),
     },
-    "/engines/{engine_id}/status": {
-        "get": operation(
-            "kolosal_engine_status", TAG, "Engine status",
-            parameters=[_ENGINE_ID],
-            response={"engine_id": "llama-7b", "status": "loaded",
-                      "model_path": "/path/to/model.gguf", "parameters": _PARAMETERS,
-                      "memory_usage": {"model_size_mb": 3584.0, "context_size_mb": 128.0},
-                      "performance": {"last_inference_tps": 42.5, "total_requests": 157},
-                      "is_default": True, "error": None},
-            errors={"404": "No such engine."}, error_example=_ERROR),
-    },
+    "/v1/downloads": {"get": operation("kolosal_active_downloads_v1", "Active downloads",
+                                       b.ActiveDownloads)},
+    "/v1/downloads/cancel": {"post": operation("kolosal_cancel_all_downloads_v1",
+                                               "Cancel every download", b.BulkCancellation)},
+    "/downloads/{model_id}": {"delete": operation(
+        "kolosal_cancel_download", "Cancel a download", b.DownloadCancelled, **_CANCEL)},
+    "/v1/downloads/{model_id}/cancel": {"post": operation(
+        "kolosal_cancel_download_v1", "Cancel a download", b.DownloadCancelled, **_CANCEL)},
 }
 
-_PROGRESS = {
-    "model_id": "my-model", "status": "downloading", "download_type": "regular",
-    "url": "https://huggingface.co/model/file.gguf", "local_path": "/models/file.gguf",
-    "progress": {"downloaded_bytes": 1048576, "total_bytes": 10485760, "percentage": 10.0,
-                 "download_speed_bps": 524288},
-    "timing": {"start_time": 1703097600000, "elapsed_seconds": 10.0,
-               "estimated_remaining_seconds": 90.0},
-    "download_id": "dl-0123456789abcdef",
-    "engine_creation": {"engine_id": "my-model", "load_immediately": True},
+ERRORS = {
+    "400": "A value has the wrong type or is out of range, or keys would be required with none.",
+    "401": "An API key is required and was missing or wrong.",
+    "403": "Admin keys are configured and the key sent is a user key.",
+    "429": "The caller's rate limit is used up.",
+    "503": "The server is at its concurrency limit or draining.",
 }
-_MODEL_ID = path_parameter("model_id", "The model id the download was started for.")
-_CANCELLED = {"success": True, "message": "Download cancelled successfully", "model_id": "my-model",
-              "previous_status": "downloading", "download_type": "startup",
-              "timestamp": 1703097620000}
-_CANCEL_ERRORS = {"404": "No download for this model.",
-                  "409": "The download already ended (download_not_active)."}
-_ACTIVE = {"active_downloads": [_PROGRESS], "total_active": 1, "timestamp": 1703097610000}
-_BULK = {"success": True, "message": "Bulk download cancellation completed",
-         "summary": {"total_downloads": 3, "successful_cancellations": 2, "failed_cancellations": 1,
-                     "startup_cancellations": 1, "regular_cancellations": 1},
-         "cancelled_downloads": [{"model_id": "model1", "previous_status": "downloading",
-                                  "download_type": "startup"}],
-         "failed_cancellations": [{"model_id": "model2", "status": "completed",
-                                   "reason": "Already completed"}]}
-
-
-def _progress(operation_id: str) -> dict:
-    return {"get": operation(operation_id, TAG, "Download progress of a model",
-                             description="The model's latest download; `engine_creation` is "
-                                         "present when an engine is created at the end.",
-                             parameters=[_MODEL_ID], response=_PROGRESS,
-                             errors={"404": "No download for this model."}, error_example=_ERROR)}
-
+_READ = {code: text for code, text in ERRORS.items() if code != "400"}
 
 PATHS.update({
-    "/download-progress/{model_id}": _progress("kolosal_download_progress"),
-    "/v1/download-progress/{model_id}": _progress("kolosal_download_progress_v1"),
-    "/downloads": {
-        "get": operation("kolosal_active_downloads", TAG, "Active downloads", response=_ACTIVE),
-        "delete": operation("kolosal_cancel_all_downloads", TAG, "Cancel every download",
-                            response=_BULK),
+    "/v1/auth/config": {
+        "get": operation("Kolosal_GetAuthConfig", "Get the authentication configuration",
+                         b.AuthConfig, tag=AUTH, errors=_READ),
+        "put": operation("Kolosal_UpdateAuthConfig", "Update the authentication configuration",
+                         b.AuthConfig, tag=AUTH, request=b.AuthConfigUpdate, errors=ERRORS,
+                         description="Changes only the fields sent, at once; nothing changes "
+                                     "when any value is invalid."),
     },
-    "/v1/downloads": {"get": operation("kolosal_active_downloads_v1", TAG, "Active downloads",
-                                       response=_ACTIVE)},
-    "/v1/downloads/cancel": {"post": operation("kolosal_cancel_all_downloads_v1", TAG,
-                                               "Cancel every download", response=_BULK)},
-    "/downloads/{model_id}": {"delete": operation(
-        "kolosal_cancel_download", TAG, "Cancel a download", parameters=[_MODEL_ID],
-        response=_CANCELLED, errors=_CANCEL_ERRORS, error_example=_ERROR)},
-    "/v1/downloads/{model_id}/cancel": {"post": operation(
-        "kolosal_cancel_download_v1", TAG, "Cancel a download", parameters=[_MODEL_ID],
-        response=_CANCELLED, errors=_CANCEL_ERRORS, error_example=_ERROR)},
+    "/v1/auth/stats": {"get": operation("Kolosal_GetAuthStats", "Get rate limiting statistics",
+                                        b.AuthStats, tag=AUTH, errors=_READ)},
+    "/v1/auth/clear": {"post": operation("Kolosal_ClearRateLimits", "Clear rate limit data",
+                                         b.Cleared, tag=AUTH, request=b.ClearRequest,
+                                         errors=ERRORS)},
 })

@@ -14,7 +14,7 @@ Raw SSE: each token is one event, `data: <text>` (a token holding a newline span
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from typing import Iterator
 
 import grpc
 from flask import Blueprint, Response, jsonify, request
@@ -23,16 +23,16 @@ from simple_websocket import ConnectionClosed
 from werkzeug.routing.exceptions import WebsocketMismatch
 
 from rest_bridge import errors
+from rest_bridge.bodies import parse, validate
 from rest_bridge.errors import HttpError
-from rest_bridge.grpc_client import grpc_client
-from rest_bridge.http_json import json_kind, json_object
 from rest_bridge.families.openai import routes as openai
+from rest_bridge.families.rust import bodies
+from rest_bridge.grpc_client import grpc_client
 from rest_bridge.rpc_map import calls
 from rest_bridge.streaming import PeekedCall, stream_response
 from tokenwire.errors import from_rpc_error
 from tokenwire.v1 import auth_service_pb2 as auth_pb
 from tokenwire.v1 import engine_service_pb2 as engine_pb
-from tokenwire.v1 import generation_service_pb2 as gen_svc_pb
 from tokenwire.v1 import session_service_pb2 as session_pb
 
 blueprint = Blueprint("rust_sessions", __name__)
@@ -40,86 +40,13 @@ sock = Sock()
 
 ERROR_PREFIX = "__ERROR__:"
 SESSION_ID_HEADER = "X-Session-Id"
-DEVICES = ("cpu", "cuda", "metal")
-
-# Documented defaults of /completions and /chat/completions (applied when a field is absent).
-COMPLETION_DEFAULTS = {"max_tokens": 128, "temperature": 0.7, "top_p": 0.95}
-CHAT_DEFAULTS = {"max-token": 512, "temperature": 0.7, "top-p": 0.95, "top-k": 40,
-                 "repeat-penalty": 1.1}
 
 
 def error_body(failure: errors.Failure) -> dict:
-    return {"error": failure.message}
+    return bodies.Error(error=failure.message).body()
 
 
 errors.register_family(blueprint, error_body)
-
-
-# -- reading bodies ---------------------------------------------------------------------------
-
-
-def _value(body: dict, name: str, kind: type | tuple, what: str, default: Any = None) -> Any:
-    value = body.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-        raise HttpError(400, f"'{name}' must be {what}", param=name)
-    if not isinstance(value, kind):
-        raise HttpError(400, f"'{name}' must be {what}, not {json_kind(value)}", param=name)
-    return value
-
-
-def _required_string(body: dict, name: str) -> str:
-    value = _value(body, name, str, "a string")
-    if not value:
-        raise HttpError(400, f"'{name}' is required", param=name)
-    return value
-
-
-def _stop(body: dict) -> list[str]:
-    stop = body.get("stop")
-    if stop is None:
-        return []
-    if isinstance(stop, list) and all(isinstance(s, str) for s in stop):
-        return stop
-    raise HttpError(400, "'stop' must be an array of strings", param="stop")
-
-
-def _fill_sampling(sampling, body: dict, names: dict[str, str], defaults: dict) -> None:
-    """names: body field -> SamplingParams field."""
-    for name, target in names.items():
-        integer = target == "top_k"
-        value = _value(body, name, int if integer else (int, float),
-                       "an integer" if integer else "a number", defaults.get(name))
-        if value is not None:
-            setattr(sampling, target, value)
-
-
-def _max_tokens(body: dict, name: str, defaults: dict) -> int:
-    value = _value(body, name, int, "an integer", defaults.get(name))
-    if not -2**31 <= value < 2**31:
-        raise HttpError(400, f"'{name}' is out of range", param=name)
-    return value
-
-
-def _chat_request(body: dict) -> session_pb.ChatRequest:
-    """A kebab-case body as a Chat call that creates the session when it does not exist."""
-    pb = session_pb.ChatRequest(content=_required_string(body, "prompt"),
-                                model=_required_string(body, "model-name"),
-                                create_if_missing=True)
-    pb.session_id = _value(body, "session-id", str, "a string", "")
-    pb.max_tokens = _max_tokens(body, "max-token", CHAT_DEFAULTS)
-    _fill_sampling(pb.sampling, body, {"temperature": "temperature", "top-p": "top_p",
-                                       "top-k": "top_k", "repeat-penalty": "repeat_penalty"},
-                   CHAT_DEFAULTS)
-    system_prompt = _value(body, "system-prompt", str, "a string")
-    if system_prompt is not None:
-        pb.system_prompt = system_prompt
-    pb.stop.extend(_stop(body))
-    device = _value(body, "device", str, "a string")
-    if device is not None and device not in DEVICES:
-        raise HttpError(400, f"'device' must be one of {', '.join(DEVICES)}", param="device")
-    return pb
 
 
 def raw_event(text: str) -> bytes:
@@ -143,19 +70,12 @@ def _raw_tokens(call: PeekedCall) -> Iterator[bytes]:
 @calls("tokenwire.v1.GenerationService/Generate", "tokenwire.v1.GenerationService/Complete")
 def completions():
     """Text completion: {text, model, tokens}, or raw-token SSE with `stream: true`."""
-    body = json_object()
-    stream = _value(body, "stream", bool, "true or false", False)
-    pb = (gen_svc_pb.GenerateRequest if stream else gen_svc_pb.CompleteRequest)(
-        model=_required_string(body, "model"), prompt=_required_string(body, "prompt"),
-        max_tokens=_max_tokens(body, "max_tokens", COMPLETION_DEFAULTS), stop=_stop(body))
-    _fill_sampling(pb.sampling, body, {"temperature": "temperature", "top_p": "top_p"},
-                   COMPLETION_DEFAULTS)
+    body = parse(bodies.CompletionRequest)
     stub = grpc_client().generation
-    if stream:
-        call = PeekedCall(stub.Generate(pb))
+    if body.stream:
+        call = PeekedCall(stub.Generate(body.to_pb()))
         return stream_response(call, _raw_tokens, _stream_error, "text/event-stream")
-    result = stub.Complete(pb)
-    return jsonify({"text": result.text, "model": result.model, "tokens": result.usage.completion_tokens})
+    return jsonify(bodies.Completion.from_pb(stub.Complete(body.to_pb())).body())
 
 
 @blueprint.post("/chat/completions")
@@ -164,13 +84,13 @@ def completions():
 def chat_completions():
     """Kebab-case chat over a session, answered with raw-token SSE; an OpenAI body (with
     `messages`) is served as OpenAI's /v1/chat/completions."""
-    body = json_object()
-    if "messages" in body:
+    body = request.get_json(force=True, silent=True)  # the body is read and checked below
+    if isinstance(body, dict) and "messages" in body:
         try:
             return openai.chat_completions()
         except Exception as exc:  # the OpenAI family's errors keep the OpenAI shape
             return errors.error_response(exc, openai._error_body)
-    call = PeekedCall(grpc_client().sessions.Chat(_chat_request(body)))
+    call = PeekedCall(grpc_client().sessions.Chat(parse(bodies.ChatRequest).to_pb()))
     response = stream_response(call, _raw_tokens, _stream_error, "text/event-stream")
     if call.first is not None:
         response.headers[SESSION_ID_HEADER] = call.first.session_id
@@ -217,9 +137,7 @@ def chat_ws(ws):
             body = json.loads(ws.receive())
         except (ValueError, TypeError) as exc:
             raise HttpError(400, f"the message is not valid JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise HttpError(400, f"the message must be a JSON object, not {json_kind(body)}")
-        call = grpc_client().sessions.Chat(_chat_request(body))
+        call = grpc_client().sessions.Chat(validate(bodies.ChatRequest, body).to_pb())
         for message in call:
             if message.text:
                 ws.send(message.text)
@@ -249,10 +167,7 @@ def list_sessions():
 def get_history(session_id: str):
     """The conversation, oldest first, the system prompt (if any) as the first message."""
     result = grpc_client().sessions.GetSession(session_pb.GetSessionRequest(session_id=session_id))
-    messages = [{"role": "system", "content": result.session.system_prompt}] \
-        if result.session.HasField("system_prompt") else []
-    messages += [{"role": m.role, "content": m.content} for m in result.messages]
-    return jsonify(messages)
+    return jsonify(bodies.Message.history(result))
 
 
 @blueprint.delete("/chat/history/<session_id>")
@@ -267,30 +182,18 @@ def delete_history(session_id: str):
 @calls("tokenwire.v1.SessionService/RollbackSession")
 def rollback(session_id: str):
     """Removes the last `amount` messages (the system prompt is not one of them)."""
-    body = json_object()
-    amount = _value(body, "amount", int, "an integer")
-    if amount is None:
-        raise HttpError(400, "'amount' is required", param="amount")
-    if not -2**31 <= amount < 2**31:
-        raise HttpError(400, "'amount' is out of range", param="amount")
+    body = parse(bodies.Rollback)
     try:
-        grpc_client().sessions.RollbackSession(
-            session_pb.RollbackSessionRequest(session_id=session_id, message_count=amount))
+        grpc_client().sessions.RollbackSession(body.to_pb(session_id))
     except grpc.RpcError as exc:
         error = from_rpc_error(exc)
         if error.violations:  # the server names its own field; the client sent `amount`
             raise HttpError(400, "'amount' " + error.violations[0].description, param="amount") from None
         raise error from None
-    return jsonify({"status": "ok"})
+    return jsonify(bodies.Status().body())
 
 
 # -- models -----------------------------------------------------------------------------------
-
-def _model_info(engine: engine_pb.Engine) -> dict:
-    name = engine.model_path.rsplit("/", 1)[-1]
-    return {"id": engine.engine_id, "name": name.removesuffix(".gguf"),
-            "context_length": engine.n_ctx or None,
-            "quantization": engine.model.quantization or None}  # from the GGUF header
 
 
 @blueprint.get("/models")
@@ -298,7 +201,7 @@ def _model_info(engine: engine_pb.Engine) -> dict:
 def list_models():
     """The model (engine) ids, the default first."""
     engines = grpc_client().engines.ListEngines(engine_pb.ListEnginesRequest()).engines
-    return jsonify({"models": [e.engine_id for e in engines]})
+    return jsonify(bodies.ModelList(models=[e.engine_id for e in engines]).body())
 
 
 @blueprint.get("/models/<path:model_id>")
@@ -306,4 +209,4 @@ def list_models():
 def get_model(model_id: str):
     """One model: id, file name, context length (null until loaded) and quantization."""
     engine = grpc_client().engines.GetEngine(engine_pb.GetEngineRequest(engine_id=model_id)).engine
-    return jsonify(_model_info(engine))
+    return jsonify(bodies.Model.from_pb(engine).body())

@@ -27,14 +27,13 @@ import uuid
 from pathlib import Path
 from typing import AsyncIterator, Callable, Iterable
 
-from server.config import DownloadSettings
-from server.core import download_sources as sources
-from server.core.download_http import Aborted, TransferError
-from server.core.download_transfer import (FinalNameTaken, Job, Transfer, name_taken, unlink,
-                                           write_state)
-from server.core.download_types import (CancelAllOutcome, CancelOutcome, CatalogResolver,
-                                        DownloadRequest, DownloadSnapshot, DownloadStatus,
-                                        DownloadType, OnAbandoned, OnDownloaded, now_ms)
+from server.downloads import sources
+from server.downloads.http import Aborted, TransferError
+from server.downloads.transfer import (FinalNameTaken, Job, Transfer, name_taken, unlink,
+                                       write_state)
+from server.downloads.types import (CancelAllOutcome, CancelOutcome, CatalogResolver,
+                                    DownloadLimits, DownloadRequest, DownloadSnapshot,
+                                    DownloadStatus, DownloadType, OnAbandoned, OnDownloaded, now_ms)
 from server.errors import (AlreadyExists, CatalogEntryNotFound, DownloadLimitReached,
                            DownloadNotFound, InvalidArgument, PreconditionFailed, Unavailable)
 
@@ -75,7 +74,7 @@ class Subscription:
 
 
 class DownloadManager:
-    def __init__(self, settings: DownloadSettings, models_dir: ModelsDir, *,
+    def __init__(self, settings: DownloadLimits, models_dir: ModelsDir, *,
                  catalog: CatalogResolver | None = None,
                  on_downloaded: OnDownloaded | None = None,
                  on_abandoned: OnAbandoned | None = None):

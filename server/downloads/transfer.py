@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from server.config import DownloadSettings
-from server.core import download_sources as sources
-from server.core.download_http import Abort, Aborted, TransferError, open_get
-from server.core.download_types import DownloadSnapshot, DownloadStatus, DownloadType
+from server.downloads import sources
+from server.downloads.http import Abort, Aborted, TransferError, open_get
+from server.downloads.types import DownloadLimits, DownloadSnapshot, DownloadStatus, DownloadType
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +121,7 @@ class Transfer:
     """Moves one job's bytes. `headers_received(job)` is called (from the worker thread) once a
     response's size is known, so the manager can publish it at once."""
 
-    def __init__(self, settings: DownloadSettings, headers_received: Callable[[Job], None]):
+    def __init__(self, settings: DownloadLimits, headers_received: Callable[[Job], None]):
         self.settings = settings
         self._headers_received = headers_received
 

@@ -19,9 +19,8 @@ import urllib.parse
 from dataclasses import dataclass
 
 from server import __version__
-from server.core.download_sources import (HttpUrl, UrlRejected, name_has_no_address,
-                                          parse_http_url, refused_addresses, resolve,
-                                          resolve_failure_text)
+from server.downloads.sources import (HttpUrl, UrlRejected, name_has_no_address, parse_http_url,
+                                      refused_addresses, resolve, resolve_failure_text)
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 USER_AGENT = f"tokenwire/{__version__}"

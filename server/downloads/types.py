@@ -1,5 +1,6 @@
-"""What the download manager tells and takes: statuses, snapshots, requests, outcomes, and the
-two callables that other parts of the server inject (the catalog and auto-load)."""
+"""What the download manager tells and takes: statuses, snapshots, requests, outcomes, the
+settings it reads, and the two callables that other parts of the server inject (the catalog and
+auto-load)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import enum
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Protocol
 
 # name -> (url, filename, sha256 or None), or None when the catalog has no such name.
 CatalogResolver = Callable[[str], "tuple[str, str, str | None] | None"]
@@ -15,6 +16,22 @@ CatalogResolver = Callable[[str], "tuple[str, str, str | None] | None"]
 OnDownloaded = Callable[[str, Path], Awaitable[None]]
 # Called with the model_id when a download that asked for auto_load fails or is cancelled.
 OnAbandoned = Callable[[str], None]
+
+
+class DownloadLimits(Protocol):
+    """The settings the manager and the transfer read: server.config.DownloadSettings (the
+    `downloads` section) is one, handed in by server.app."""
+
+    allow_private_addresses: bool
+    max_redirects: int
+    max_concurrent: int
+    read_timeout_seconds: float
+    max_retries: int
+    retry_backoff_seconds: float
+    reserve_free_bytes: int
+    progress_interval_seconds: float
+    resume_on_startup: bool
+    history_limit: int
 
 
 class DownloadStatus(enum.Enum):

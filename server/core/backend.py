@@ -1,4 +1,5 @@
-"""The interface every backend implements, so that servicers never depend on a backend's internals.
+"""The interface every backend implements (server.backends holds the implementations), so that
+the engine manager and servicers never depend on a backend's internals.
 
 `generate` returns an async iterator of deltas. Closing or cancelling the iterator aborts the work
 (the backend's own `finally`), so a client that disconnects or whose deadline passes frees the
