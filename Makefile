@@ -19,7 +19,7 @@ endif
 export CMAKE_ARGS ?= $(LLAMA_CMAKE_ARGS)
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc)
 
-.PHONY: install serve test lint proto proto-check pytest bench print-cmake-args
+.PHONY: install system-deps serve test lint proto proto-check pytest bench print-cmake-args
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,15 @@ install: $(STAMP)
 serve: install
 	$(BIN)/tokenwire serve $(ARGS)
 
-test: install lint proto-check pytest
+test: install system-deps lint proto-check pytest
+
+# What the tests need from Debian: Chromium renders Swagger UI and the web chat page. Installed
+# when missing (as root, or through sudo), so `make test` alone works on a fresh machine.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  echo "installing chromium (apt-get)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 lint: install
 	buf lint
