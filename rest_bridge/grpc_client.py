@@ -6,7 +6,8 @@ same behaviour without any view doing anything:
 - the request's credentials and request id travel as call metadata, with the client's address
   vouched for by the bridge secret (the server ignores an address without it);
 - unary calls get the configured deadline (504 / DEADLINE_EXCEEDED past it) and are cancelled
-  when the HTTP client disconnects while waiting, so the engine stops;
+  when the HTTP client disconnects while waiting, so the engine stops (`wait_while_connected`,
+  which rest_bridge.streaming uses too while a stream waits for its first message);
 - each call is remembered for the request, so rate-limit metadata the server sends becomes HTTP
   headers (`copy_rate_limit_headers`), whatever the route family.
 """
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 import atexit
 import socket
-from typing import Any, Mapping
+import time
+from typing import Any, Callable, Mapping
 
 import grpc
 from flask import Flask, Response, current_app, g, has_request_context, request
@@ -234,36 +236,65 @@ class _Streaming:
         return getattr(self._inner, name)
 
 
-def _client_socket() -> socket.socket | None:
+def client_socket() -> socket.socket | None:
+    """The HTTP client's socket (werkzeug's or gunicorn's), or None outside a request or when
+    the WSGI server does not expose it (Flask's test client)."""
     if not has_request_context():
         return None
     environ = request.environ
     return environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
 
 
-def _client_gone(sock: socket.socket) -> bool:
+def client_gone(sock: socket.socket) -> bool:
+    """True once the client closed its side (EOF) or the socket failed. Reads nothing: a byte the
+    client sent ahead stays for the WSGI server."""
     try:
         return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-    except BlockingIOError:
+    except (BlockingIOError, InterruptedError):
         return False
     except OSError:
         return True
 
 
+def wait_while_connected(ready: Callable[[float], bool], cancel: Callable[[], None],
+                         sock: socket.socket | None, timeout: float | None = None) -> bool:
+    """Waits until `ready(poll_s)` (which blocks at most poll_s) says the awaited thing happened,
+    looking every DISCONNECT_POLL_S whether the HTTP client behind `sock` went away; if it did,
+    `cancel()` (the gRPC call, so the server drops the request, queued or running) and raise
+    ClientGone. False if `timeout` passed first. Without a socket it only waits.
+
+    The one place the bridge watches a client while nothing is being written to it: a unary call
+    in flight, a stream before its first message (queued behind other requests), a silent stream.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = DISCONNECT_POLL_S if deadline is None else min(DISCONNECT_POLL_S,
+                                                               deadline - time.monotonic())
+        if ready(max(left, 0.0)):
+            return True
+        if sock is not None and client_gone(sock):
+            cancel()
+            raise ClientGone()
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+
+
+def _future_done(future, timeout: float) -> bool:
+    try:
+        future.exception(timeout=timeout)
+        return True
+    except grpc.FutureTimeoutError:
+        return False
+
+
 def _wait(future):
     """Waits for a unary call; cancels it if the HTTP client disconnects meanwhile."""
-    sock = _client_socket()
+    sock = client_socket()
     if sock is None:
         future.exception()  # blocks until done
-        return future
-    while True:
-        try:
-            future.exception(timeout=DISCONNECT_POLL_S)
-            return future
-        except grpc.FutureTimeoutError:
-            if _client_gone(sock):
-                future.cancel()
-                raise ClientGone() from None
+    else:
+        wait_while_connected(lambda poll_s: _future_done(future, poll_s), future.cancel, sock)
+    return future
 
 
 # -- rate-limit headers ---------------------------------------------------------------------------

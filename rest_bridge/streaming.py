@@ -1,20 +1,22 @@
 """Server-streaming gRPC calls as HTTP streams.
 
 The first message is read before any header is sent, so an error the server reports up front
-(bad argument, unknown model) becomes a real HTTP status. Once streaming, closing the response
-(the client went away, or the stream ended) cancels the gRPC call, which stops the engine.
+(bad argument, unknown model) becomes a real HTTP status; meanwhile the client's socket is
+watched, so a client that leaves while its request is queued cancels it. Once streaming, closing
+the response (the client went away, or the stream ended) cancels the gRPC call, which stops the
+engine.
 """
 
 from __future__ import annotations
 
 import json
-import queue
 import threading
 from typing import Callable, Iterable, Iterator
 
 import grpc
 from flask import Response, stream_with_context
 
+from rest_bridge.grpc_client import ClientGone, client_socket, wait_while_connected
 from tokenwire.errors import from_rpc_error
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -23,25 +25,29 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 class PeekedCall:
     """A started server-streaming call whose first message has already arrived.
 
+    While it waits for that message (a request queued behind others may wait long), the HTTP
+    client's socket is watched: a client that leaves cancels the call, so the server drops the
+    queued request (it never decodes a token nor holds a queue place), and the view ends with
+    ClientGone. Then the headers go out with the first message, as before.
+
     With `wait_s`, the peek is bounded: a watch stream may stay silent for a long time (no
-    download yet), and then its HTTP headers go out after `wait_s` without the first message.
-    Errors the server raises before that (bad arguments, no access) still become real HTTP
-    statuses, since they arrive at once.
+    download yet), and then its HTTP headers go out after `wait_s` without the first message
+    (and the socket is still watched until it comes). Errors the server raises before that (bad
+    arguments, no access) still become real HTTP statuses, since they arrive at once.
     """
 
     def __init__(self, call, *, wait_s: float | None = None):
         self._call = call
-        self._pending: queue.Queue | None = None
-        if wait_s is None:
+        self._pending: _Peek | None = None
+        self._client = client_socket()
+        if wait_s is None and self._client is None:  # nothing to watch: no thread needed
             self._first = _unwrap(_next_of(call))
             return
-        outcome: queue.Queue = queue.Queue(maxsize=1)
-        threading.Thread(target=lambda: outcome.put(_next_of(call)), daemon=True,
-                         name="stream-peek").start()
-        try:
-            self._first = _unwrap(outcome.get(timeout=wait_s))
-        except queue.Empty:
-            self._first, self._pending = [], outcome
+        peek = _Peek(call)
+        if wait_while_connected(peek.done.wait, call.cancel, self._client, wait_s):
+            self._first = _unwrap(peek.outcome)
+        else:
+            self._first, self._pending = [], peek
 
     @property
     def waiting(self) -> bool:
@@ -55,7 +61,11 @@ class PeekedCall:
 
     def __iter__(self) -> Iterator:
         if self._pending is not None:
-            kind, value = self._pending.get()
+            try:
+                wait_while_connected(self._pending.done.wait, self._call.cancel, self._client)
+            except ClientGone:
+                return  # the headers are out: the stream just ends (the call is cancelled)
+            kind, value = self._pending.outcome
             self._pending = None
             if kind == "error":
                 raise value
@@ -68,6 +78,22 @@ class PeekedCall:
 
     def cancel(self) -> None:
         self._call.cancel()
+
+
+class _Peek:
+    """Reads a call's first message on a thread of its own, so the request's thread can watch
+    the client meanwhile."""
+
+    def __init__(self, call):
+        self.done = threading.Event()
+        self.outcome: tuple[str, object] = ("end", None)
+        threading.Thread(target=self._read, args=(call,), daemon=True, name="stream-peek").start()
+
+    def _read(self, call) -> None:
+        try:
+            self.outcome = _next_of(call)
+        finally:
+            self.done.set()
 
 
 def _next_of(call) -> tuple[str, object]:

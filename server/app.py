@@ -21,8 +21,9 @@ from grpc_reflection.v1alpha import reflection
 from server.backends.registry import BACKENDS, BackendFactory
 from server.config import ConfigError, ModelSpec, Settings, embedded_model_path
 from server.core.backend import Backend
+from server.core import gguf_info
 from server.core.catalog import Catalog
-from server.core.engines import EngineManager
+from server.core.engines import Engine, EngineManager, EngineState
 from server.core.model_library import ModelLibrary
 from server.core.model_store import ModelStore
 from server.core.types import LoadParams
@@ -97,6 +98,7 @@ class TokenwireServer:
         self.health = health_servicer
         self.port = port
         self._loading: list[asyncio.Task] = []
+        self._loaded_at_start: list[str] = []  # engines (not downloads) loaded by _start
         # asyncio keeps only weak references to tasks: hold health updates until they are done.
         self._health_updates: set[asyncio.Task] = set()
         self._stopped = asyncio.Event()
@@ -118,6 +120,14 @@ class TokenwireServer:
     async def wait_until_loaded(self) -> None:
         """Waits for the startup loads to finish (successfully or not)."""
         await asyncio.gather(*self._loading)
+
+    async def failed_startup_loads(self) -> list[Engine]:
+        """Waits for the startup loads; the engines loaded at start (the default one and each
+        load_immediately model, not those still to be downloaded) that did not load."""
+        await self.wait_until_loaded()
+        engines = {engine.id: engine for engine in self.engines.engines()}
+        return [engines[engine_id] for engine_id in self._loaded_at_start
+                if engine_id in engines and engines[engine_id].state is EngineState.FAILED]
 
     async def shutdown(self, grace_seconds: float | None = None) -> bool:
         """Drains and stops; True if every in-flight request finished within the grace period."""
@@ -292,6 +302,7 @@ async def _start(settings: Settings, backends: Mapping[str, BackendFactory],
             server._loading.append(asyncio.create_task(
                 _preload(creator, downloads, preloads[spec.id], store.directory)))
         elif spec.load_immediately or spec.id == engines.default_id:
+            server._loaded_at_start.append(spec.id)
             server._loading.append(asyncio.create_task(engines.load(spec.id)))
     return server, port
 
@@ -300,6 +311,30 @@ def _preload_of(spec: ModelSpec, settings: Settings) -> Preload:
     """A configured model whose path is a URL, in the terms of the downloads package."""
     return Preload(engine_id=spec.id, url=spec.path, expected_sha256=spec.sha256,
                    params=settings.resolved_load_params(spec), load=spec.load_immediately)
+
+
+def check_model_files(settings: Settings) -> None:
+    """Every configured model file exists and is a GGUF, before anything listens: a ConfigError
+    (exit status 2) naming the file and what is wrong with it otherwise. URLs are downloaded later
+    and checked then; a file that looks right but fails to load stops the server once it has
+    tried (exit status 1, in _serve)."""
+    for spec in settings.engine_specs():
+        if spec.backend != "llama_cpp" or is_url(spec.path):
+            continue
+        where = f"model file {spec.path} (engine '{spec.id}')"
+        try:
+            with open(spec.path, "rb") as file:
+                magic = file.read(len(gguf_info.GGUF_MAGIC))
+        except FileNotFoundError:
+            raise ConfigError(f"{where} does not exist") from None
+        except OSError as exc:
+            raise ConfigError(f"{where} cannot be read: {exc.strerror or exc}") from None
+        if magic != gguf_info.GGUF_MAGIC:
+            raise ConfigError(f"{where} is not a GGUF file")
+        try:
+            gguf_info.read(spec.path)  # the header and tensor table, through a memory map
+        except (OSError, gguf_info.NotGguf) as exc:
+            raise ConfigError(f"{where} is a damaged GGUF file ({exc})") from None
 
 
 async def _preload(creator: EnginesFromDownloads, downloads: DownloadManager, preload: Preload,

@@ -205,8 +205,25 @@ async def _serve(settings: Settings) -> int:
         loop.add_signal_handler(signum, stop.set)
     bridge_exit = asyncio.ensure_future(asyncio.to_thread(bridge.wait))
     stopped = asyncio.ensure_future(stop.wait())
-    await asyncio.wait({bridge_exit, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    startup = asyncio.ensure_future(server.failed_startup_loads())
+    await asyncio.wait({bridge_exit, stopped, startup}, return_when=asyncio.FIRST_COMPLETED)
     status = 0
+    if startup.done() and startup.exception() is not None:
+        print(f"tokenwire: starting the configured models failed: {startup.exception()}; stopping",
+              file=sys.stderr, flush=True)
+        status = 1
+    elif startup.done() and startup.result():
+        # The engines asked for at start must serve: a server without them is not what was
+        # started, and an exit status is what a supervisor (systemd, Kubernetes) acts on.
+        for engine in startup.result():
+            path = engine.model_path
+            named = f" ({path})" if path and path not in engine.error else ""
+            print(f"tokenwire: engine '{engine.id}' failed to load{named}: {engine.error}; "
+                  "stopping", file=sys.stderr, flush=True)
+        status = 1
+    elif not (bridge_exit.done() or stopped.done()):
+        await asyncio.wait({bridge_exit, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    startup.cancel()
     if bridge_exit.done():
         log.error("the REST bridge exited unexpectedly (status %s); stopping", bridge_exit.result())
         status = 1
@@ -362,6 +379,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args.config, overrides=_overrides(args))
         settings.engine_specs()  # locates the embedded model now, so a missing one is a config error
+        from server.app import check_model_files
+
+        check_model_files(settings)
     except ConfigError as exc:
         print(f"tokenwire: {exc}", file=sys.stderr)
         return EXIT_CONFIG

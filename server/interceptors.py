@@ -9,9 +9,10 @@ import uuid
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
-from server.errors import InvalidArgument, TokenwireError, status_code_for
+from server.errors import FieldViolation, InvalidArgument, TokenwireError, status_code_for
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +61,39 @@ async def _abort(context: grpc.aio.ServicerContext, error: Exception,
 abort_with = _abort  # for the security interceptor, which sits outside this one
 
 
+def unknown_enum_values(message: Message, prefix: str = "") -> list[FieldViolation]:
+    """Enum fields holding a number their enum does not define, with their field paths. proto3
+    enums are open, so the wire carries any number; no servicer should have to see one."""
+    found = []
+    for field, value in message.ListFields():
+        path = prefix + field.name
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            field = field.message_type.fields_by_name["value"]
+            items = [(f"{path}[{key!r}]", value[key]) for key in value]
+        elif field.is_repeated:
+            items = [(f"{path}[{i}]", item) for i, item in enumerate(value)]
+        else:
+            items = [(path, value)]
+        for where, item in items:
+            if field.enum_type is not None and item not in field.enum_type.values_by_number:
+                found.append(FieldViolation(where, f"{item} is not a value of "
+                                                   f"{field.enum_type.full_name}"))
+            elif field.message_type is not None:
+                found += unknown_enum_values(item, where + ".")
+    return found
+
+
+def _check_request(request) -> None:
+    if isinstance(request, Message):
+        violations = unknown_enum_values(request)
+        if violations:
+            raise InvalidArgument(violations)
+
+
 def _wrap_unary(behavior):
     async def handler(request, context):
         try:
+            _check_request(request)
             return await behavior(request, context)
         except grpc.aio.AbortError:
             raise
@@ -79,6 +110,7 @@ def _wrap_stream(behavior):
 
     async def handler(request, context):
         try:
+            _check_request(request)
             async for response in behavior(request, context):
                 yield response
         except grpc.aio.AbortError:

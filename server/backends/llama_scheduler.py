@@ -37,12 +37,13 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
-from server.core.backend import Embedding
 from server.backends.llama_bindings import llama_cpp
 from server.backends.llama_kv_park import KvParking
 from server.backends.llama_model import LlamaModel
 from server.backends.llama_sampling import make_picker
+from server.core.backend import Embedding
 from server.core.chat_template import ChatTemplate
 from server.core.text import DeltaAssembler
 from server.core.types import Delta, Finish, FinishReason, GenerationRequest, Timings, Usage
@@ -63,11 +64,15 @@ class Job:
         self.cancelled = False  # set from the event loop; read by the worker before each step
         self.steps = 0  # decode steps this job took part in, written by the worker
         self.steps_at_cancel = 0
+        # Set by Scheduler.submit: takes the job out of the queue if it is still waiting there.
+        self.withdraw: Callable[[Job], None] | None = None
 
     def cancel(self) -> None:
         if not self.cancelled:
             self.steps_at_cancel = self.steps
             self.cancelled = True
+            if self.withdraw is not None:
+                self.withdraw(self)
 
     def emit(self, item: object) -> None:
         deliver([(self, item)])
@@ -181,8 +186,22 @@ class Scheduler:
             if len(self._waiting) >= self.max_queue:
                 raise QueueFull(f"engine '{self.engine_id}' has {len(self._waiting)} requests "
                                 f"waiting (the limit); retry later")
+            job.withdraw = self._withdraw
             self._waiting.append(job)
             self._cond.notify()
+
+    def _withdraw(self, job: Job) -> None:
+        """A job cancelled while still queued leaves the queue at once: it no longer counts as
+        queued nor against max_queue, and never reaches a sequence. (A running job's sequence is
+        freed at the next step instead.) While stopping, waiting jobs stay for _abandon_all."""
+        with self._cond:
+            if self._stopping:
+                return
+            try:
+                self._waiting.remove(job)
+            except ValueError:  # not waiting: running, finished, or taken by the worker
+                return
+            self._note_cancelled(job)
 
     def stop(self) -> None:
         """Cancels everything and joins the thread (call off the event loop)."""
@@ -273,8 +292,8 @@ class Scheduler:
                     job.prompt = self._prompt_tokens(job.request)
                 prompt = job.prompt
             except Exception as exc:
-                with self._cond:
-                    self._waiting.popleft()
+                if not self._take(job):
+                    continue  # cancelled meanwhile: nobody waits for the error
                 job.emit(exc if isinstance(exc, InvalidArgument) else
                          EngineFailure(f"engine '{self.engine_id}' could not prepare the prompt: {exc}"))
                 continue
@@ -286,9 +305,18 @@ class Scheduler:
                 reuse = 0
             else:
                 reuse = self._unpark(slot, job.request.cache_key, prompt, reuse)
-            with self._cond:
-                self._waiting.popleft()
+            if not self._take(job):
+                continue  # cancelled while its prompt was prepared
             self._start(slot, job, prompt, reuse)
+
+    def _take(self, job: Job) -> bool:
+        """Takes `job`, which stood first in the queue when the lock was last held, out of it;
+        False if it was withdrawn (cancelled) in between."""
+        with self._cond:
+            if self._waiting and self._waiting[0] is job:
+                self._waiting.popleft()
+                return True
+            return False
 
     def _abandon_all(self) -> None:
         for job in self._waiting:
@@ -426,8 +454,10 @@ class Scheduler:
             self._forget(slot)
 
     def _note_cancelled(self, job: Job) -> None:
-        self._cancelled_total += 1
-        self._max_steps_after_cancel = max(self._max_steps_after_cancel, job.steps - job.steps_at_cancel)
+        with self._cond:  # the worker and (for queued jobs) the event loop both count
+            self._cancelled_total += 1
+            self._max_steps_after_cancel = max(self._max_steps_after_cancel,
+                                               job.steps - job.steps_at_cancel)
 
     def _step(self) -> None:
         for slot in self._slots:

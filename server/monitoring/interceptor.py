@@ -8,6 +8,7 @@ It sits outside ErrorInterceptor, so it sees the status code that interceptor ch
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
@@ -19,6 +20,7 @@ from server.monitoring.logbuffer import ACCESS_LOGGER
 from server.monitoring.metrics import Metrics
 from server.monitoring.tracing import extract_context, tracer
 
+log = logging.getLogger(__name__)
 access_log = logging.getLogger(ACCESS_LOGGER)
 
 # Calls that would flood the access log (probes, the log stream itself) are counted, not logged.
@@ -38,6 +40,20 @@ def _code_name(context, error: BaseException | None) -> str:
     if isinstance(error, (asyncio.CancelledError, GeneratorExit)):
         return "CANCELLED"
     return "UNKNOWN"
+
+
+async def _write(context: grpc.aio.ServicerContext, response) -> None:
+    """Sends one message of a stream; a call that can no longer take one ends as cancelled.
+
+    grpc's core fails the write of a client that has gone (cancelled, disconnected, past its
+    deadline), at times before it reports the cancellation: left to grpc, that is an ERROR with a
+    traceback for an ordinary cancel. The call is over either way, so it ends as a cancelled one.
+    """
+    try:
+        await context.write(response)
+    except grpc.aio.InternalError as exc:
+        log.debug("stream write failed, the client has gone: %s", exc)
+        raise asyncio.CancelledError("the client has gone") from None
 
 
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
@@ -88,13 +104,20 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         if not inspect.isasyncgenfunction(behavior):  # writes with context.write() and returns
             return self._unary(method, behavior)
 
+        # A coroutine that writes each response itself, not an async generator handed to grpc:
+        # the span stays current from the first step to the last in this one task. grpc drops a
+        # generator whose client cancelled while it waited at a `yield`, and asyncio then closes it
+        # in a task (a contextvars Context) of its own, where the span's context cannot be
+        # detached ("Failed to detach context", an ERROR per cancel) and the backend's abort waits
+        # for the collector.
         async def handler(request, context):
             started, span, error = time.perf_counter(), self._start(method, context), None
             peer = self._peer(context)
             try:
                 with trace.use_span(span, end_on_exit=False):
-                    async for response in behavior(request, context):
-                        yield response
+                    async with contextlib.aclosing(behavior(request, context)) as responses:
+                        async for response in responses:
+                            await _write(context, response)
             except BaseException as exc:
                 error = exc
                 raise
