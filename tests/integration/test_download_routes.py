@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import grpc
 import pytest
@@ -48,6 +51,8 @@ def server(files, models_dir, tmp_path_factory):
                 "url": files.url(GGUF), "filename": f"smol-{tag.lower()}.gguf",
                 "size_bytes": 98 * MiB, "quantization": "Q4_1", "parameters": "135M",
                 "categories": ["tiny"]} for tag in ("Impetus", "Foundry", "Stream", "Start")]
+    entries.append({**entries[0], "name": "Smol-Broken-GGUF", "model_id": "Tests/Smol-Broken-GGUF",
+                    "url": files.url("no-such-file.gguf"), "filename": "smol-broken.gguf"})
     catalog.write_text(yaml.safe_dump({"models": entries}))
     settings = make_settings(
         model_store={"directory": str(models_dir), "catalog_path": str(catalog)},
@@ -229,6 +234,61 @@ def test_foundry_start_with_auto_download(http):
     assert events[-1]["type"] == "success", events[-1]
     assert events[-1]["data"]["loaded_model_id"] == "Tests/Smol-Start-GGUF"
     assert http.get(f"{F}/status").get_json()["current_model"] == "Smol-Start-GGUF"
+
+
+# -- the document's own JavaScript, run with Node against the bridge over HTTP ----------------------
+
+SNIPPETS = Path(__file__).resolve().parents[1] / "data" / "reference_snippets"
+
+
+@pytest.fixture(scope="module")
+def bridge_url(server):
+    from tests.e2e.cli_process import BridgeProcess
+
+    running = BridgeProcess(server.target, runtime="in-process").start()
+    yield running.base_url
+    running.stop()
+
+
+def _run_snippet(name: str, bridge_url: str, tmp_path, example_model: str, model: str):
+    """The snippet as the document prints it; only its host and example model are ours."""
+    node = shutil.which("node")
+    assert node, "Node.js is needed to run the reference documents' JavaScript examples"
+    code = (SNIPPETS / name).read_text()
+    assert "http://localhost:9500" in code and example_model in code
+    script = tmp_path / name
+    script.write_text(code.replace("http://localhost:9500", bridge_url).replace(example_model, model))
+    return subprocess.run([node, str(script)], capture_output=True, text=True, timeout=300)
+
+
+def _download_stream(bridge_url, tmp_path, model: str):
+    return _run_snippet("foundry_download_stream.mjs", bridge_url, tmp_path,
+                        "Qwen2.5-3B-Instruct-Q4_K_M-GGUF", model)
+
+
+def test_the_documents_download_stream_client_sees_a_failed_download(bridge_url, tmp_path):
+    done = _download_stream(bridge_url, tmp_path, "Smol-Broken-GGUF")
+    assert done.returncode == 0, done.stderr
+    assert "Progress: Starting download: Smol-Broken-GGUF" in done.stdout
+    assert "Error: Failed to download model" in done.stderr
+    assert "Download complete!" not in done.stdout
+
+
+def test_the_documents_download_stream_client_sees_success(bridge_url, tmp_path):
+    done = _download_stream(bridge_url, tmp_path, "Smol-Impetus-GGUF")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "Download complete!" and not done.stderr
+
+
+def test_the_documents_start_stream_client_sees_an_unknown_model_fail(http, bridge_url, tmp_path):
+    assert http.post(f"{F}/stop").status_code == 200
+    done = _run_snippet("foundry_start_stream.mjs", bridge_url, tmp_path,
+                        "Qwen2.5-0.5B-Instruct-Q8_0-GGUF", "no-such-model")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "[progress] Checking if model is downloaded..."
+    assert "[progress] Model found locally" not in lines  # it is nowhere: not the opposite
+    assert lines[-1].startswith("[error] ") and "no-such-model" in lines[-1], lines
 
 
 def test_a_configured_model_whose_path_is_a_url_is_downloaded_then_served(files, tmp_path):

@@ -72,7 +72,8 @@ def test_metrics_is_prometheus_for_prometheus_and_json_otherwise(http):
     plain = http.get("/v1/metrics", headers={"Accept": "text/plain"})
     assert plain.content_type.startswith("text/plain") and "# TYPE" in plain.get_data(as_text=True)
     for path in ("/metrics", "/v1/metrics"):
-        for accept in ("*/*", "application/json"):
+        # axios's default Accept (Kolosal's Node.js getMetrics() example) prefers neither: JSON.
+        for accept in ("*/*", "application/json", "application/json, text/plain, */*"):
             answer = http.get(path, headers={"Accept": accept})
             assert answer.status_code == 200 and answer.is_json, (path, accept)
 

@@ -43,7 +43,8 @@ PATHS = {
     f"{P}/start-stream": {"post": _operation(
         "foundry_start_stream", "Start the server, streaming progress",
         _stream("data: lines, each a foundry.ProgressEvent, then a foundry.StartedEvent or an "
-                "error event (the error body's members).",
+                "error event (`type: error`, the error body's members, its own type as "
+                "`error_type`).",
                 'data: {"type":"progress","message":"Checking if model is downloaded..."}\n\n'
                 'data: {"type":"success","message":"Server started successfully","data":{...}}\n\n'),
         description="Events `{\"type\": \"progress\"|\"success\"|\"error\", \"message\", \"data\"?}`; "
@@ -83,7 +84,8 @@ PATHS = {
     f"{P}/models/{{model_name}}/download-stream": {"post": _operation(
         "foundry_download_model_stream", "Download a model, streaming progress",
         _stream("data: lines, each a foundry.ProgressEvent, then a foundry.DownloadedEvent or an "
-                "error event (the error body's members).",
+                "error event (`type: error`, the error body's members, its own type as "
+                "`error_type`).",
                 'data: {"type":"progress","message":"Starting download: Qwen2.5-3B-Instruct-Q4_K_M-GGUF"}\n\n'
                 'data: {"type":"progress","message":"Downloaded: 5.2% (105 MB / 2048 MB) - 12.5 MB/s"}\n\n'
                 'data: {"type":"success","message":"Download completed successfully",'

@@ -119,8 +119,10 @@ def _ensure_downloaded(model_name: str, options: bodies.StartOptions) -> Iterato
     Yields progress lines."""
     entry = catalog_entry(model_name)
     if entry is None or entry.is_downloaded:
-        yield "Model found locally"
-        return  # a local model or file (or unknown: the switch says model_not_found)
+        if entry is not None or any(model_name in (m.name, m.catalog_name, m.path)
+                                    for m in _local_models()):
+            yield "Model found locally"
+        return  # a local model or file, or unknown: then the switch says model_not_found
     if not options.auto_download:
         raise HttpError(400, "Model must be downloaded before starting server",
                         code="model_not_downloaded",
@@ -154,7 +156,10 @@ def _refuse_if_running() -> None:
 
 
 def _error_event(exc: Exception) -> bytes:
-    return sse_event({"type": "error", **errors.foundry_body(errors.failure_of(exc))["error"]})
+    """The stream's last event: `type` stays "error" (what the document's clients test), the
+    error's own type is `error_type`."""
+    error = errors.foundry_body(errors.failure_of(exc))["error"]
+    return sse_event({**error, "type": "error", "error_type": error["type"]})
 
 
 def _progress(message: str) -> bytes:

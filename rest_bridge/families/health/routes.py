@@ -45,13 +45,15 @@ def prometheus_response(openmetrics: bool = False) -> Response:
 
 
 def _exposition_asked() -> str | None:
-    """The Prometheus format the Accept header asks for over JSON, or None for JSON."""
+    """The Prometheus format the Accept header prefers to JSON, or None for JSON."""
     quality: dict[str, float] = {}
     for value, q in request.accept_mimetypes:
         mimetype = value.split(";")[0].strip().lower()
         quality[mimetype] = max(quality.get(mimetype, 0.0), q)
     best = max(PROMETHEUS_TYPES, key=lambda t: quality.get(t, 0.0))
-    if quality.get(best, 0.0) > 0 and quality[best] >= quality.get("application/json", 0.0):
+    # A tie is JSON: axios and other HTTP libraries send "application/json, text/plain, */*" by
+    # default, and Kolosal's client reads JSON; Prometheus asks for its formats first.
+    if quality.get(best, 0.0) > quality.get("application/json", 0.0):
         return best
     return None
 
@@ -85,7 +87,7 @@ def readiness():
 @blueprint.get("/v1/metrics")
 @calls(GET_SNAPSHOT, GET_PROMETHEUS)
 def metrics():
-    """System and completion metrics: Prometheus text when Accept asks for text/plain or
+    """System and completion metrics: Prometheus text when Accept prefers text/plain or
     OpenMetrics (what Prometheus sends), Kolosal's JSON otherwise."""
     asked = _exposition_asked()
     if asked is not None:
@@ -138,7 +140,7 @@ def _health_op(operation_id: str) -> dict:
 def _metrics_op(operation_id: str) -> dict:
     return _op(operation_id, "Combined metrics", {"description": "Metrics.", "content": {
         **json_content(_op.ref(bodies.Metrics)), **PROMETHEUS_CONTENT}},
-        description="Prometheus text when Accept asks for text/plain or OpenMetrics (what "
+        description="Prometheus text when Accept prefers text/plain or OpenMetrics to JSON (what "
                     "Prometheus sends), Kolosal's JSON otherwise.")
 
 
