@@ -21,7 +21,7 @@ import yaml
 from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator,
                       model_validator)
 
-from server.core.types import LoadParams
+from server.core.types import MAX_THREADS, LoadParams
 from server.downloads import sources
 from server.errors import InvalidArgument
 
@@ -222,7 +222,7 @@ class EngineSettings(_Section):
                              default=100, ge=-1, flags=("--gpu-layers",))
     main_gpu: int = _opt("Primary GPU device id.", default=0, ge=0, flags=("--main-gpu",))
     n_threads: int | None = _opt("Decode threads; default: all physical cores.", default=None,
-                                 ge=1, flags=("--threads",))
+                                 ge=1, le=MAX_THREADS, flags=("--threads",))
     n_batch: int = _opt("Prompt tokens evaluated per step (the prefill chunk).", default=512,
                         ge=1, flags=("--batch-size",))
     n_parallel: int = _opt("Sequences decoded together in one batch (continuous batching). The "
@@ -391,7 +391,8 @@ class Settings(BaseModel):
             n_gpu_layers=p.n_gpu_layers if p.n_gpu_layers is not None else e.n_gpu_layers,
             main_gpu=main_gpu if main_gpu is not None else e.main_gpu,
             n_threads=p.n_threads or e.n_threads or physical_cores(),
-            n_batch=p.n_batch or e.n_batch,
+            # The default batch never exceeds the window: llama.cpp caps its batch at n_ctx.
+            n_batch=p.n_batch or min(e.n_batch, p.n_ctx if p.n_ctx is not None else e.n_ctx),
             n_parallel=p.n_parallel or e.n_parallel,
             flash_attn=p.flash_attn if p.flash_attn is not None else e.flash_attn,
             kv_unified=p.kv_unified if p.kv_unified is not None else e.kv_unified,

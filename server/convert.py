@@ -61,7 +61,10 @@ def _sampling_from_pb(pb: gen_pb.SamplingParams, violations: list[FieldViolation
             values[name] = default
             continue
         value = getattr(pb, name)
-        if isinstance(value, float) and math.isnan(value) or not ok(value):
+        if isinstance(value, float) and not math.isfinite(value):  # inf passes "v >= 0"
+            violations.append(FieldViolation(f"sampling.{name}", f"must be a finite number "
+                                                                 f"(got {value})"))
+        elif not ok(value):
             violations.append(FieldViolation(f"sampling.{name}", f"{rule} (got {value})"))
         values[name] = value
     for token, bias in pb.logit_bias.items():
@@ -212,6 +215,15 @@ def load_params_from_pb(pb: engine_pb.LoadParams, field: str = "params") -> Load
         raise InvalidArgument([
             FieldViolation(f"{field}.{reverse.get(str(e['loc'][0]), e['loc'][0])}", e["msg"])
             for e in exc.errors()]) from None
+
+
+def check_resolved_load_params(params: LoadParams, field: str = "params") -> LoadParams:
+    """Rules between load parameters, once the server's defaults fill the unset ones."""
+    if params.n_batch is not None and params.n_ctx is not None and params.n_batch > params.n_ctx:
+        # llama.cpp caps its batch at n_ctx, while the scheduler would allocate the larger one.
+        raise InvalidArgument.single(f"{field}.n_batch", f"must be at most n_ctx ({params.n_ctx}), "
+                                                         f"got {params.n_batch}")
+    return params
 
 
 def load_params_to_pb(params: LoadParams) -> engine_pb.LoadParams:

@@ -50,6 +50,12 @@ class InvalidArgument(TokenwireError):
         return cls([FieldViolation(field_name, description)], reason=reason)
 
 
+class MalformedRequest(TokenwireError):
+    """The request's bytes do not parse as the method's message (no field to name)."""
+
+    reason = "MALFORMED_REQUEST"
+
+
 class PromptTooLong(InvalidArgument):
     """The prompt does not leave room for a single generated token in the context window."""
 
@@ -225,6 +231,7 @@ class RequestTimeout(TokenwireError):
 # which are looked up through the MRO.
 STATUS_CODES: dict[type[TokenwireError], grpc.StatusCode] = {
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    MalformedRequest: grpc.StatusCode.INVALID_ARGUMENT,
     ModelNotFound: grpc.StatusCode.NOT_FOUND,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
     QueueFull: grpc.StatusCode.RESOURCE_EXHAUSTED,

@@ -1,5 +1,10 @@
 """Server interceptors. ErrorInterceptor turns domain errors into gRPC statuses with rich details,
-so servicers raise and never call `context.abort` themselves."""
+so servicers raise and never call `context.abort` themselves.
+
+It also owns two checks every request gets before any servicer code: the request's bytes must
+parse as the method's message (grpc would otherwise answer UNKNOWN and log a traceback per
+request), and its enum fields must hold defined values.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +17,32 @@ from google.protobuf import any_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
-from server.errors import FieldViolation, InvalidArgument, TokenwireError, status_code_for
+from server.errors import (FieldViolation, InvalidArgument, MalformedRequest, TokenwireError,
+                           status_code_for)
 
 log = logging.getLogger(__name__)
 
 ERROR_DOMAIN = "tokenwire"
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
+
+# An error travels in the HTTP/2 trailers: grpc-message (percent-encoded, up to 3 bytes per byte)
+# and the Status again in grpc-status-details-bin (base64). Clients refuse trailers past 8 KiB
+# (soft limit, at random) and 16 KiB (hard), and then see RESOURCE_EXHAUSTED "Stream removed"
+# instead of the error. Messages echo what the caller sent (a 4 KB model name, 300 enum
+# violations), so every part is bounded here, in UTF-8 bytes: at most about 6 KiB in all.
+MAX_MESSAGE_BYTES = 512
+MAX_VIOLATIONS = 8
+MAX_FIELD_BYTES = 100
+MAX_DESCRIPTION_BYTES = 200
+MAX_METADATA_VALUE_BYTES = 100
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` UTF-8 bytes (at a character boundary), marked with "…"."""
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= limit:
+        return text
+    return data[:limit - 3].decode("utf-8", "ignore") + "…"
 
 
 def _pack(message) -> any_pb2.Any:
@@ -29,13 +54,22 @@ def _pack(message) -> any_pb2.Any:
 def rich_status(code: grpc.StatusCode, message: str, *, reason: str,
                 metadata: dict[str, str] | None = None,
                 violations: list | None = None) -> status_pb2.Status:
+    """The Status for an error, every part bounded (see MAX_MESSAGE_BYTES)."""
+    metadata = {k: clip(str(v), MAX_METADATA_VALUE_BYTES) for k, v in (metadata or {}).items()}
+    violations = list(violations or ())
+    if len(violations) > MAX_VIOLATIONS:
+        metadata["omitted_field_violations"] = str(len(violations) - MAX_VIOLATIONS)
+        violations = violations[:MAX_VIOLATIONS]
     details = [_pack(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN,
-                                                 metadata=metadata or {}))]
+                                                 metadata=metadata))]
     if violations:
         details.append(_pack(error_details_pb2.BadRequest(field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+            error_details_pb2.BadRequest.FieldViolation(
+                field=clip(v.field, MAX_FIELD_BYTES),
+                description=clip(v.description, MAX_DESCRIPTION_BYTES))
             for v in violations])))
-    return status_pb2.Status(code=code.value[0], message=message, details=details)
+    return status_pb2.Status(code=code.value[0], message=clip(message, MAX_MESSAGE_BYTES),
+                             details=details)
 
 
 async def _abort(context: grpc.aio.ServicerContext, error: Exception,
@@ -83,17 +117,45 @@ def unknown_enum_values(message: Message, prefix: str = "") -> list[FieldViolati
     return found
 
 
-def _check_request(request) -> None:
+class _Undecodable:
+    """What the request deserializer hands on for bytes that are not the method's message, so
+    that the call reaches the interceptors (authentication first) and ends INVALID_ARGUMENT."""
+
+    __slots__ = ("problem",)
+
+    def __init__(self, problem: str):
+        self.problem = problem
+
+
+def _tolerant(deserializer):
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes):
+        try:
+            return deserializer(data)
+        except Exception as exc:  # noqa: BLE001 - DecodeError, or any other reason not to parse
+            return _Undecodable(str(exc) or type(exc).__name__)
+
+    return deserialize
+
+
+def _check_request(method: str, request) -> None:
+    if isinstance(request, _Undecodable):
+        # One short line: any client can send these, so never a traceback per request.
+        log.info("undecodable request to %s: %s", method, clip(request.problem, 200))
+        raise MalformedRequest(f"the request is not a valid message for {method}: "
+                               f"{request.problem}")
     if isinstance(request, Message):
         violations = unknown_enum_values(request)
         if violations:
             raise InvalidArgument(violations)
 
 
-def _wrap_unary(behavior):
+def _wrap_unary(behavior, method: str):
     async def handler(request, context):
         try:
-            _check_request(request)
+            _check_request(method, request)
             return await behavior(request, context)
         except grpc.aio.AbortError:
             raise
@@ -103,14 +165,14 @@ def _wrap_unary(behavior):
     return handler
 
 
-def _wrap_stream(behavior):
+def _wrap_stream(behavior, method: str):
     if not inspect.isasyncgenfunction(behavior):
         # A handler that writes with context.write() and returns (grpc's aio health Watch).
-        return _wrap_unary(behavior)
+        return _wrap_unary(behavior, method)
 
     async def handler(request, context):
         try:
-            _check_request(request)
+            _check_request(method, request)
             async for response in behavior(request, context):
                 yield response
         except grpc.aio.AbortError:
@@ -126,10 +188,13 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        common = dict(request_deserializer=handler.request_deserializer,
+        method = handler_call_details.method
+        common = dict(request_deserializer=_tolerant(handler.request_deserializer),
                       response_serializer=handler.response_serializer)
         if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(_wrap_unary(handler.unary_unary), **common)
+            return grpc.unary_unary_rpc_method_handler(_wrap_unary(handler.unary_unary, method),
+                                                       **common)
         if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(_wrap_stream(handler.unary_stream), **common)
+            return grpc.unary_stream_rpc_method_handler(_wrap_stream(handler.unary_stream, method),
+                                                        **common)
         return handler  # client- and bidi-streaming methods (reflection) handle their own errors

@@ -85,6 +85,7 @@ class LlamaCppBackend(Backend):
     # -- requests ----------------------------------------------------------------------------
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Delta]:
+        self._check_logit_bias(request)
         job = GenerateJob(request, asyncio.get_running_loop())
         self._running().submit(job)
         if request.request_id:
@@ -136,6 +137,18 @@ class LlamaCppBackend(Backend):
                 "token_ids", f"{bad[0]} is outside the vocabulary (ids 0 to {model.n_vocab - 1})")
         data = await asyncio.to_thread(model.detokenize, token_ids, render_special=render_special)
         return data.decode("utf-8", errors="replace")
+
+    def _check_logit_bias(self, request: GenerationRequest) -> None:
+        """A bias for a token the model does not have is a mistake (llama.cpp would silently
+        ignore it): the caller hears which id, and the vocabulary's range."""
+        model = self._model
+        if model is None:
+            return  # not loaded: submitting says so
+        outside = sorted(t for t in request.sampling.logit_bias if not 0 <= t < model.n_vocab)
+        if outside:
+            raise InvalidArgument.single(
+                "sampling.logit_bias", f"token id {outside[0]} is outside the vocabulary (ids 0 "
+                                       f"to {model.n_vocab - 1})")
 
     def _loaded_model(self) -> LlamaModel:
         if self._model is None:

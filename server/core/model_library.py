@@ -22,6 +22,17 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 ENGINE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
 
 
+def _existing_file(reference: str) -> Path | None:
+    """The file `reference` names as a path, if there is one. A name that cannot be a path here
+    (too long for the file system, "~user" of no user) names no file: the caller goes on to say
+    the model is not found, as for any other name."""
+    try:
+        path = Path(reference).expanduser()
+        return path if path.is_file() else None
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
 @dataclass(frozen=True)
 class ResolvedModel:
     """What a model reference points at. Exactly one of `path` and `url` is set."""
@@ -96,8 +107,8 @@ class ModelLibrary:
             if local is not None:
                 return ResolvedModel(reference, path=local.path, local=local, entry=entry)
             return ResolvedModel(reference, url=entry.url, entry=entry)
-        path = Path(reference).expanduser()
-        if path.is_file():
+        path = _existing_file(reference)
+        if path is not None:
             if not gguf_info.is_gguf(path):
                 raise InvalidArgument.single(field, f"{reference} is not a GGUF model file",
                                              reason="NOT_GGUF")

@@ -111,6 +111,10 @@ class Delta:
     finish: Finish | None = None
 
 
+#: llama.cpp's ceiling (GGML_MAX_N_THREADS); a larger count is never useful.
+MAX_THREADS = 512
+
+
 class LoadParams(BaseModel):
     """How an engine is loaded. Unset fields take the values from the `engine` settings section
     (server.config.Settings.resolve_load_params fills them in)."""
@@ -122,9 +126,9 @@ class LoadParams(BaseModel):
                                      "GPU (-1 or a large value: all).")
     main_gpu: int | None = Field(default=None, ge=0,
                                  description="GPU that holds the model when it is not split.")
-    n_threads: int | None = Field(default=None, ge=1, description="Decode threads.")
-    n_batch: int | None = Field(default=None, ge=1,
-                                description="Prompt tokens evaluated per step.")
+    n_threads: int | None = Field(default=None, ge=1, le=MAX_THREADS, description="Decode threads.")
+    n_batch: int | None = Field(default=None, ge=1, description="Prompt tokens evaluated per step "
+                                "(at most n_ctx).")
     n_parallel: int | None = Field(default=None, ge=1, le=256, description="Sequences decoded "
                                    "together (continuous batching).")
     flash_attn: bool | None = Field(default=None, description="Use flash attention.")

@@ -27,7 +27,8 @@ class EngineServicer(pb_grpc.EngineServiceServicer):
         return convert.engine_to_pb(engine, is_default=engine.id == self._engines.default_id)
 
     def _params(self, params: pb.LoadParams):
-        return self._settings.resolve_load_params(convert.load_params_from_pb(params))
+        return convert.check_resolved_load_params(
+            self._settings.resolve_load_params(convert.load_params_from_pb(params)))
 
     async def ListEngines(self, request: pb.ListEnginesRequest, context) -> pb.ListEnginesResponse:
         return pb.ListEnginesResponse(engines=[self._pb(e) for e in self._engines.engines()],

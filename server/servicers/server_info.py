@@ -67,12 +67,15 @@ class ServerServicer(pb_grpc.ServerServiceServicer):
             if not request.models_directory.strip() or "\0" in request.models_directory:
                 raise InvalidArgument.single("models_directory", "must be a directory path")
             target.models_directory = request.models_directory
-        directory = Path(target.models_directory).expanduser()
         try:
+            directory = Path(target.models_directory).expanduser()
             directory.mkdir(parents=True, exist_ok=True)
+        except RuntimeError as exc:  # "~user" of a user that does not exist
+            raise InvalidArgument.single("models_directory", str(exc)) from None
         except OSError as exc:
-            raise InvalidArgument.single("models_directory",
-                                         f"cannot create {directory}: {exc.strerror}") from None
+            raise InvalidArgument.single(
+                "models_directory", f"cannot create {target.models_directory}: "
+                                    f"{exc.strerror or exc}") from None
         # Validated everything before changing anything: a refused update changes nothing.
         logging.getLogger().setLevel(target.log_level)
         self._library.store.directory = directory
