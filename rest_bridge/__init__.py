@@ -10,9 +10,18 @@ from __future__ import annotations
 
 import grpc
 from flask import Flask
+from werkzeug.routing import PathConverter
 
 from rest_bridge import errors, grpc_client
 from rest_bridge.config import BridgeConfig
+
+
+class AnyPathConverter(PathConverter):
+    """werkzeug's `path`, also across a newline (`%0A`): its `.` does not match one, so an id
+    holding one missed its route and got the app's fallback 404, in another family's error
+    shape. The route's own view now refuses it, as it refuses any other unknown id."""
+
+    regex = "[^/](?s:.)*?"
 
 
 def create_app(config: BridgeConfig | None = None, *, channel: grpc.Channel | None = None) -> Flask:
@@ -22,6 +31,7 @@ def create_app(config: BridgeConfig | None = None, *, channel: grpc.Channel | No
 
     config = config or BridgeConfig()
     app = Flask(__name__)
+    app.url_map.converters["path"] = AnyPathConverter  # before any family adds its rules
     app.config["MAX_CONTENT_LENGTH"] = config.max_request_size
     app.config["TOKENWIRE_BRIDGE"] = config
     app.json.sort_keys = False  # keep documented field order (OpenAI's, the proto's)

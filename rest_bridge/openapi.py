@@ -59,12 +59,19 @@ HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "tra
 RPC_ERRORS: dict[str, str] = {
     "400": "INVALID_ARGUMENT, FAILED_PRECONDITION or OUT_OF_RANGE: the request is malformed or a "
            "field is out of range; details carry a google.rpc.BadRequest naming the fields.",
+    "401": "UNAUTHENTICATED: API keys are required and the call carries no valid one.",
+    "403": "PERMISSION_DENIED: the key may not call this method (admin keys are configured and "
+           "it is a user key), or a download source is refused (a private address).",
     "404": "NOT_FOUND: e.g. no engine is loaded under the requested model id.",
+    "409": "ALREADY_EXISTS or ABORTED: e.g. an engine or download with that id exists, or the "
+           "session is answering another turn.",
     "413": "The request body is larger than the bridge's limit.",
     "429": "RESOURCE_EXHAUSTED: a quota or rate limit was hit.",
     "500": "INTERNAL or UNKNOWN: the server failed.",
     "503": "UNAVAILABLE: the engine is loading or saturated, or the server is draining.",
     "504": "DEADLINE_EXCEEDED: the call's deadline passed.",
+    "507": "RESOURCE_EXHAUSTED for lack of memory or disk: loading would exceed the memory "
+           "budget, or a download would fill the disk.",
 }
 
 STATUS_SCHEMA_NAME = "google.rpc.Status"

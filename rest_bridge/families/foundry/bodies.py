@@ -165,6 +165,17 @@ class DownloadedEvent(Answer):
     data: DownloadOutcome
 
 
+class ErrorEvent(Answer):
+    """A progress stream's last event when it fails: the error body's members, with `type`
+    "error" (what Foundry's clients test) and the error's own type as `error_type`."""
+
+    type: Literal["error"] = "error"
+    message: str
+    error_type: str
+    code: str | None
+    details: str | None
+
+
 class ServerHealth(Answer):
     is_healthy: bool
     response_time_ms: int

@@ -122,8 +122,7 @@ PATHS = {
             "type": "integer", "default": bodies.DEFAULT_LOG_COUNT, "minimum": 1})])},
     f"{PREFIX}/logs/stream": {"get": _op(
         "Foundry_LogStream", "Stream live logs", {"description": "An SSE stream.", "content": {
-            SSE: {"schema": {"type": "string",
-                             "description": "data: lines, each a foundry.LogEntry."}}}},
+            SSE: {"schema": _op.ref(bodies.LogEntry)}}},
         description="Server-Sent Events: `data: {timestamp, level, message, source}` per new "
                     "entry.")},
 }

@@ -159,7 +159,8 @@ def _error_event(exc: Exception) -> bytes:
     """The stream's last event: `type` stays "error" (what the document's clients test), the
     error's own type is `error_type`."""
     error = errors.foundry_body(errors.failure_of(exc))["error"]
-    return sse_event({**error, "type": "error", "error_type": error["type"]})
+    return sse_event(bodies.ErrorEvent(message=error["message"], error_type=error["type"],
+                                       code=error["code"], details=error["details"]).body())
 
 
 def _progress(message: str) -> bytes:

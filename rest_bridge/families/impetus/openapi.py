@@ -17,6 +17,9 @@ SCHEMAS = schemas(NS, bodies.Error, bodies.Discovery, bodies.LoadedModels, bodie
                   bodies.LoadAnswer, bodies.UnloadRequest, bodies.UnloadAnswer,
                   bodies.DownloadRequest, bodies.DownloadAnswer)
 
+# A model that must be downloaded first, from a source the server may not fetch from.
+_SOURCE_REFUSED = ("The model's download source is refused: it resolves to a private, loopback "
+                   "or link-local address (downloads.allow_private_addresses is off).")
 
 PATHS = {
     "/api/models/discover": {"get": _operation(
@@ -33,18 +36,20 @@ PATHS = {
         description="`model_id` names an engine, or a model (catalog id or name, local name) "
                     "to create an engine from, with `model_id` as the engine id.",
         errors={"400": "Missing model_id, or the model is not downloaded.",
-                "404": "No such model.", "507": "Loading would exceed the memory budget."})},
+                "403": _SOURCE_REFUSED, "404": "No such model.",
+                "507": "Loading would exceed the memory budget."})},
     "/api/models/unload": {"post": _operation(
         "impetus_unload_model", "Unload a model", bodies.UnloadAnswer, request=bodies.UnloadRequest,
         description="Requests in flight finish first, unless `force`.",
-        errors={"404": "No such model."})},
+        errors={"400": "Missing model_id, or the body is not a JSON object.",
+                "404": "No such model."})},
     "/api/models/download": {"post": _operation(
         "impetus_download_model", "Download a catalog model", bodies.DownloadAnswer,
         request=bodies.DownloadRequest,
         description="`auto_load` creates an engine (named by the catalog model id) when the "
                     "download completes; `force_download` replaces a file already on disk (409 "
                     "otherwise).",
-        errors={"400": "Missing model_id.", "404": "Not in the catalog.",
+        errors={"400": "Missing model_id.", "403": _SOURCE_REFUSED, "404": "Not in the catalog.",
                 "409": "Already downloaded (use force_download) or downloading.",
                 "507": "Not enough disk space."})},
 }

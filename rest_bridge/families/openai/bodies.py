@@ -36,17 +36,31 @@ def unsupported(message: str, code: str = "unsupported_parameter") -> PydanticCu
     return PydanticCustomError("unsupported", message, {"code": code})
 
 
+def _same_json(a: Any, b: Any) -> bool:
+    """Equal as JSON values: `0` is not `false` (nor `1` `true`), as Python's `==` has it."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_json(a[k], b[k]) for k in a)
+    return a == b
+
+
 def _only(allowed: tuple, message: str | None = None) -> AfterValidator:
     """A parameter this server implements only for the `allowed` values: any other is a 400."""
     def check(value: Any, info: ValidationInfo) -> Any:
-        if value not in allowed:
+        if not any(_same_json(value, a) for a in allowed):
             raise unsupported(message or f"'{info.field_name}' is not supported by this server")
         return value
     return AfterValidator(check)
 
 
-#: A parameter OpenAI defines and this server does not implement: any value but null is a 400.
-Unsupported = Annotated[Any, _only((None, False))]
+#: A parameter OpenAI defines and this server does not implement: any value but null or false
+#: is a 400 (`0` too: it is not false in JSON, and no other value would be read from it).
+Unsupported = Annotated[Any, _only((None, False)),
+                        Field(description="Not supported by this server: any value but null or "
+                                          "false is a 400.")]
 
 
 def _token_ids(bias: Any) -> Any:

@@ -48,31 +48,57 @@ def _op(operation_id: str, summary: str, ok: dict | tuple, errors: str = "", *, 
                        errors={code: _ERRORS[code] for code in errors.split() or _ERRORS})
 
 
+def _chat_completions() -> dict:
+    """Two bodies, two families: a kebab-case body is this family's session chat (raw-token
+    SSE, `{"error": "..."}` errors); a body with `messages` is OpenAI's chat completion, with
+    OpenAI's answers and error bodies. Each response documents both."""
+    from rest_bridge.families.openai import openapi as openai
+
+    either_error = {"oneOf": [ref(NS, bodies.Error), ref("openai", "ErrorResponse")]}
+    errors = {**{code: _ERRORS.get(code, text) for code, text in openai.ERRORS.items()},
+              **_ERRORS}
+    operation = _operations(
+        "Rust_ChatCompletions", "Chat in a session (raw-token SSE), or OpenAI chat",
+        description="A kebab-case body runs one turn of a server-side session and streams raw "
+                    "tokens; the turn joins the history when the answer is complete. A body "
+                    "with `messages` is OpenAI's chat completion (see /v1/chat/completions), "
+                    "with OpenAI's answers and error bodies.",
+        responses={"200": {
+            "description": "Raw-token SSE (kebab-case body), or OpenAI's answer: one JSON object, "
+                           "or SSE chunks with `stream: true`.",
+            "headers": {"X-Session-Id": {"schema": {"type": "string"},
+                                         "description": "The session's id (kebab-case body)."}},
+            "content": {JSON: {"schema": ref("openai", "ChatCompletion")},
+                        SSE: {"schema": {"oneOf": [_RAW_SSE[SSE]["schema"],
+                                                   ref("openai", "ChatCompletionChunk")]}}}}})
+    for code, text in sorted(errors.items()):
+        operation["responses"][code] = {"description": text,
+                                        "content": {JSON: {"schema": either_error}}}
+    operation["requestBody"] = {"required": True, "content": {JSON: {"schema": {"oneOf": [
+        ref(NS, bodies.ChatRequest), ref("openai", "CreateChatCompletionRequest")]}}}}
+    return operation
+
+
 PATHS: dict[str, dict] = {
     "/completions": {"post": _op(
         "Rust_Completions", "Complete a prompt", {"200": {
             "description": "`stream` false: one JSON object; true: raw-token SSE.",
             "content": {JSON: {"schema": ref(NS, bodies.Completion)}, **_RAW_SSE}}},
         "400 404 429 500 503", request=bodies.CompletionRequest)},
-    "/chat/completions": {"post": {**_op(
-        "Rust_ChatCompletions", "Chat in a session (raw-token SSE), or OpenAI chat", {"200": {
-            "description": "Raw-token SSE (kebab-case body) or OpenAI's answer.",
-            "headers": {"X-Session-Id": {"schema": {"type": "string"},
-                                         "description": "The session's id."}},
-            "content": _RAW_SSE}},
-        description="A kebab-case body runs one turn of a server-side session and streams raw "
-                    "tokens; the turn joins the history when the answer is complete. A body "
-                    "with `messages` is OpenAI's chat completion (see /v1/chat/completions), "
-                    "with OpenAI's answers and error bodies."),
-        "requestBody": {"required": True, "content": {JSON: {"schema": {"oneOf": [
-            ref(NS, bodies.ChatRequest), ref("openai", "CreateChatCompletionRequest")]}}}}}},
+    "/chat/completions": {"post": _chat_completions()},
     "/chat/ws": {"get": {
         "tags": [TAG], "operationId": "Rust_ChatWebSocket", "summary": "Chat over a WebSocket",
         "description": "Upgrade to a WebSocket, send one JSON message shaped like the kebab-case "
                        "chat body, and receive the answer as text frames, one per token; the "
                        "server closes the socket when the answer is complete. An error is one "
                        "text frame `__ERROR__:<message>`.",
-        "responses": {"101": {"description": "Switching to the WebSocket protocol."}},
+        "responses": {
+            "101": {"description": "Switching to the WebSocket protocol."},
+            **{code: answer(text, ref(NS, bodies.Error)) for code, text in (
+                ("400", "A plain HTTP request, without `Upgrade: websocket`."),
+                ("401", "An API key is required and was missing or wrong (the handshake is "
+                        "refused)."),
+                ("403", "The key may not chat."))}},
     }},
     "/sessions": {"get": _op("Rust_ListSessions", "List session ids", (
         "Session ids, most recently used first.", {"type": "array", "items": {"type": "string"}}),
