@@ -27,7 +27,7 @@ class AnyPathConverter(PathConverter):
 def create_app(config: BridgeConfig | None = None, *, channel: grpc.Channel | None = None) -> Flask:
     """The bridge app. `channel` lets tests share one; otherwise the app opens and owns its own."""
     from rest_bridge import cors, docs, families, tracing, transcoder
-    from rest_bridge.families import foundry, health, impetus, kolosal, openai, rust
+    from rest_bridge.families import foundry, health, impetus, kolosal, openai, openai_responses, rust
 
     config = config or BridgeConfig()
     app = Flask(__name__)
@@ -44,6 +44,7 @@ def create_app(config: BridgeConfig | None = None, *, channel: grpc.Channel | No
     tracing.init_app(app)
     # One line per route family; the order is the order their routes are matched and documented.
     openai.FAMILY.init_app(app)
+    openai_responses.FAMILY.init_app(app)
     kolosal.FAMILY.init_app(app)
     impetus.FAMILY.init_app(app)
     foundry.FAMILY.init_app(app)

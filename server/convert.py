@@ -6,8 +6,10 @@ Validation of request fields lives here too, because it speaks in the request's 
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
 import time
 
 from pydantic import ValidationError
@@ -18,8 +20,9 @@ from server.core.engines import Engine, EngineState
 from server.core.model_library import CatalogModelState, LocalModelState
 from server.core.session_store import SessionRecord
 from server.core.sessions import SESSION_ID, ChatTurn, TurnDelta
-from server.core.types import (ChatMessage, Delta, FinishReason, GenerationRequest, LoadParams,
-                               Sampling, Timings, Usage)
+from server.core.types import (ChatMessage, Constraint, ConstraintKind, Delta, FinishReason,
+                               GenerationRequest, LoadParams, Sampling, Timings, TokenLogprob,
+                               Tool, ToolCall, ToolChoice, Usage)
 from server.downloads.types import (CancelAllOutcome, DownloadRequest, DownloadSnapshot,
                                     DownloadStatus, DownloadType)
 from server.errors import FieldViolation, InvalidArgument
@@ -33,6 +36,10 @@ from tokenwire.v1 import session_service_pb2 as session_pb
 
 MAX_STOP_SEQUENCES = 16
 MAX_EMBED_INPUTS = 256
+MAX_TOOLS = 128
+MAX_TOP_LOGPROBS = 20
+MAX_CHOICES = 128  # the engine's parallel sequences bound n further
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 CHAT_ROLES = frozenset({"system", "user", "assistant", "tool"})
 LOGIT_BIAS_LIMIT = 100.0
 
@@ -40,7 +47,15 @@ _FINISH_TO_PB = {
     FinishReason.STOP: gen_pb.FINISH_REASON_STOP,
     FinishReason.STOP_SEQUENCE: gen_pb.FINISH_REASON_STOP_SEQUENCE,
     FinishReason.LENGTH: gen_pb.FINISH_REASON_LENGTH,
+    FinishReason.TOOL_CALLS: gen_pb.FINISH_REASON_TOOL_CALLS,
 }
+_CONSTRAINT_KINDS = {"json_object": ConstraintKind.JSON_OBJECT,
+                     "json_schema": ConstraintKind.JSON_SCHEMA, "gbnf": ConstraintKind.GBNF,
+                     "lark": ConstraintKind.LARK, "regex": ConstraintKind.REGEX}
+_TOOL_CHOICES = {gen_pb.TOOL_CHOICE_MODE_AUTO: ToolChoice.AUTO,
+                 gen_pb.TOOL_CHOICE_MODE_NONE: ToolChoice.NONE,
+                 gen_pb.TOOL_CHOICE_MODE_REQUIRED: ToolChoice.REQUIRED,
+                 gen_pb.TOOL_CHOICE_MODE_FUNCTION: ToolChoice.FUNCTION}
 
 # (field, default, check, description of the valid range)
 _SAMPLING_RULES = (
@@ -94,11 +109,7 @@ def generation_request_from_pb(
     else:
         if not pb.chat.messages:
             violations.append(FieldViolation("chat.messages", "must hold at least one message"))
-        for i, m in enumerate(pb.chat.messages):
-            if m.role not in CHAT_ROLES:
-                violations.append(FieldViolation(f"chat.messages[{i}].role",
-                                                 f"must be one of {', '.join(sorted(CHAT_ROLES))} (got {m.role!r})"))
-        messages = tuple(ChatMessage(m.role, m.content) for m in pb.chat.messages)
+        messages = chat_messages_from_pb(pb.chat.messages, "chat.messages", violations)
     sampling = _sampling_from_pb(pb.sampling, violations)
     max_tokens = pb.max_tokens if pb.HasField("max_tokens") else None
     if max_tokens is not None and max_tokens < 1:
@@ -107,11 +118,124 @@ def generation_request_from_pb(
         violations.append(FieldViolation("stop", f"at most {MAX_STOP_SEQUENCES} sequences (got {len(pb.stop)})"))
     if any(not s for s in pb.stop):
         violations.append(FieldViolation("stop", "stop sequences must not be empty"))
+    constraint = constraint_from_pb(pb, violations)
+    tools, choice, tool_name = _tools_from_pb(pb, violations)
+    if tools and which == "prompt":
+        violations.append(FieldViolation("tools", "tools need chat input (a raw prompt has no "
+                                                  "chat template to show them with)"))
+    if constraint is not None and choice is not ToolChoice.NONE:
+        violations.append(FieldViolation("constraint", "a constraint and tool calling cannot be "
+                                                       "combined (set tool_choice none, or drop "
+                                                       "the constraint)"))
+    top_logprobs = _top_logprobs(pb, violations)
+    n = pb.n if pb.HasField("n") else 1
+    if not 1 <= n <= MAX_CHOICES:
+        violations.append(FieldViolation("n", f"must be between 1 and {MAX_CHOICES} (got {n})"))
     if violations:
         raise InvalidArgument(violations)
     return GenerationRequest(prompt=prompt, messages=messages, sampling=sampling,
                              max_tokens=max_tokens, stop=tuple(pb.stop), request_id=request_id,
-                             arrived_at=arrived_at)
+                             arrived_at=arrived_at, constraint=constraint, tools=tools,
+                             tool_choice=choice, tool_name=tool_name,
+                             parallel_tool_calls=(pb.parallel_tool_calls
+                                                  if pb.HasField("parallel_tool_calls") else True),
+                             top_logprobs=top_logprobs, n=n)
+
+
+def chat_messages_from_pb(messages, path: str,
+                          violations: list[FieldViolation]) -> tuple[ChatMessage, ...]:
+    out = []
+    for i, m in enumerate(messages):
+        if m.role not in CHAT_ROLES:
+            violations.append(FieldViolation(f"{path}[{i}].role", f"must be one of "
+                                             f"{', '.join(sorted(CHAT_ROLES))} (got {m.role!r})"))
+        if m.tool_calls and m.role != "assistant":
+            violations.append(FieldViolation(f"{path}[{i}].tool_calls",
+                                             "only assistant messages make tool calls"))
+        for j, call in enumerate(m.tool_calls):
+            if not _is_json_object(call.arguments):
+                violations.append(FieldViolation(f"{path}[{i}].tool_calls[{j}].arguments",
+                                                 "must be a JSON object text"))
+        out.append(ChatMessage(m.role, m.content,
+                               tuple(ToolCall(c.id, c.name, c.arguments) for c in m.tool_calls),
+                               m.tool_call_id, m.name))
+    return tuple(out)
+
+
+def _is_json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
+
+
+def constraint_from_pb(pb, violations: list[FieldViolation]) -> Constraint | None:
+    """The request's OutputConstraint (GenerateRequest, CompleteRequest, session ChatRequest)."""
+    if not pb.HasField("constraint"):
+        return None
+    kind = pb.constraint.WhichOneof("kind")
+    if kind is None:
+        violations.append(FieldViolation("constraint", "set one of json_object, json_schema, "
+                                                       "gbnf, lark or regex"))
+        return None
+    value = getattr(pb.constraint, kind)
+    path = f"constraint.{kind}"
+    if kind == "json_object":
+        if not value:
+            violations.append(FieldViolation(path, "must be true when set"))
+        return Constraint(ConstraintKind.JSON_OBJECT, "", path)
+    if not value.strip():
+        violations.append(FieldViolation(path, "must not be empty"))
+    return Constraint(_CONSTRAINT_KINDS[kind], value, path)
+
+
+def _tools_from_pb(pb, violations: list[FieldViolation]) -> tuple[tuple[Tool, ...], ToolChoice, str]:
+    tools = []
+    if len(pb.tools) > MAX_TOOLS:
+        violations.append(FieldViolation("tools", f"at most {MAX_TOOLS} tools (got {len(pb.tools)})"))
+    names = set()
+    for i, t in enumerate(pb.tools):
+        if not TOOL_NAME.match(t.name):
+            violations.append(FieldViolation(f"tools[{i}].name", "must be 1 to 64 letters, digits, "
+                                                                 f"'_' or '-' (got {t.name!r})"))
+        elif t.name in names:
+            violations.append(FieldViolation(f"tools[{i}].name", f"{t.name!r} is given twice"))
+        names.add(t.name)
+        parameters: dict = {}
+        if t.parameters_json:
+            try:
+                parameters = json.loads(t.parameters_json)
+            except ValueError as exc:
+                violations.append(FieldViolation(f"tools[{i}].parameters_json",
+                                                 f"is not valid JSON: {exc}"))
+            if not isinstance(parameters, dict):
+                violations.append(FieldViolation(f"tools[{i}].parameters_json",
+                                                 "must be a JSON object (a schema)"))
+                parameters = {}
+        tools.append(Tool(t.name, t.description, parameters))
+    mode = pb.tool_choice.mode
+    if mode == gen_pb.TOOL_CHOICE_MODE_UNSPECIFIED:
+        choice = ToolChoice.AUTO if tools else ToolChoice.NONE
+    else:
+        choice = _TOOL_CHOICES[mode]
+    name = pb.tool_choice.function_name
+    if choice in (ToolChoice.REQUIRED, ToolChoice.FUNCTION) and not tools:
+        violations.append(FieldViolation("tool_choice", "requires tools"))
+    if choice is ToolChoice.FUNCTION and name not in names:
+        violations.append(FieldViolation("tool_choice.function_name",
+                                         f"must name one of the tools (got {name!r})"))
+    if choice is ToolChoice.AUTO and not tools:
+        choice = ToolChoice.NONE
+    return tuple(tools), choice, name if choice is ToolChoice.FUNCTION else ""
+
+
+def _top_logprobs(pb, violations: list[FieldViolation]) -> int | None:
+    if not pb.HasField("top_logprobs"):
+        return None
+    if not 0 <= pb.top_logprobs <= MAX_TOP_LOGPROBS:
+        violations.append(FieldViolation("top_logprobs", f"must be between 0 and "
+                                                         f"{MAX_TOP_LOGPROBS} (got {pb.top_logprobs})"))
+    return pb.top_logprobs
 
 
 def usage_to_pb(usage: Usage, cached_prompt_tokens: int = 0) -> gen_pb.Usage:
@@ -125,8 +249,24 @@ def timings_to_pb(t: Timings) -> gen_pb.Timings:
                           prompt_tokens_per_second=t.prompt_tokens_per_second, queue_ms=t.queue_ms)
 
 
+def logprobs_to_pb(entries: tuple[TokenLogprob, ...]) -> list[gen_pb.TokenLogprob]:
+    return [gen_pb.TokenLogprob(
+        token_id=e.token_id, token=e.token.decode("utf-8", errors="replace"),
+        token_bytes=e.token, logprob=e.logprob,
+        top_logprobs=[gen_pb.TopLogprob(token_id=t.token_id,
+                                        token=t.token.decode("utf-8", errors="replace"),
+                                        token_bytes=t.token, logprob=t.logprob) for t in e.top])
+        for e in entries]
+
+
+def tool_calls_to_pb(calls: tuple[ToolCall, ...]) -> list[gen_pb.ToolCall]:
+    return [gen_pb.ToolCall(id=c.id, name=c.name, arguments=c.arguments) for c in calls]
+
+
 def delta_to_pb(delta: Delta, engine_id: str) -> svc_pb.GenerateResponse:
-    pb = svc_pb.GenerateResponse(text=delta.text, token_ids=delta.token_ids, model=engine_id)
+    pb = svc_pb.GenerateResponse(text=delta.text, token_ids=delta.token_ids, model=engine_id,
+                                 index=delta.index, logprobs=logprobs_to_pb(delta.logprobs),
+                                 tool_calls=tool_calls_to_pb(delta.tool_calls))
     if delta.finish is not None:
         f = delta.finish
         pb.finish_reason = _FINISH_TO_PB[f.reason]
@@ -137,14 +277,30 @@ def delta_to_pb(delta: Delta, engine_id: str) -> svc_pb.GenerateResponse:
 
 
 def completion_to_pb(deltas: list[Delta], engine_id: str) -> svc_pb.CompleteResponse:
-    """Joins a whole stream into one response: by construction the same text as the stream."""
-    last = delta_to_pb(deltas[-1], engine_id)
+    """Joins a whole stream into one response: by construction the same text as the stream.
+    With n > 1 each choice is joined on its own; usage counts the prompt once and every choice's
+    tokens, and timings are those of the choice that finished last."""
+    by_choice: dict[int, list[Delta]] = {}
+    for d in deltas:
+        by_choice.setdefault(d.index, []).append(d)
+    choices = []
+    for index in sorted(by_choice):
+        own = by_choice[index]
+        finish = own[-1].finish
+        choices.append(svc_pb.Choice(
+            index=index, text="".join(d.text for d in own),
+            token_ids=[t for d in own for t in d.token_ids],
+            finish_reason=_FINISH_TO_PB[finish.reason],
+            completion_tokens=finish.usage.completion_tokens,
+            logprobs=logprobs_to_pb(tuple(e for d in own for e in d.logprobs)),
+            tool_calls=tool_calls_to_pb(own[-1].tool_calls), seed=finish.seed))
+    last = deltas[-1].finish
+    usage = Usage(last.usage.prompt_tokens, sum(c.completion_tokens for c in choices))
+    first = choices[0]
     return svc_pb.CompleteResponse(
-        text="".join(d.text for d in deltas),
-        token_ids=[t for d in deltas for t in d.token_ids],
-        finish_reason=last.finish_reason, usage=last.usage, timings=last.timings,
-        model=engine_id, seed=last.seed,
-    )
+        text=first.text, token_ids=first.token_ids, finish_reason=first.finish_reason,
+        usage=usage_to_pb(usage, last.reused_prompt_tokens),
+        timings=timings_to_pb(last.timings), model=engine_id, seed=first.seed, choices=choices)
 
 
 def embed_inputs_from_pb(pb: svc_pb.EmbedRequest) -> list[str]:
@@ -400,6 +556,23 @@ def session_record_from_pb(pb: session_pb.CreateSessionRequest) -> SessionRecord
                          sampling=sampling, max_tokens=max_tokens)
 
 
+def imported_messages_from_pb(pb: session_pb.CreateSessionRequest) -> tuple[ChatMessage, ...]:
+    """The history a CreateSession imports (the system prompt is kept apart, as for turns)."""
+    violations: list[FieldViolation] = []
+    messages = chat_messages_from_pb(pb.messages, "messages", violations)
+    violations += [FieldViolation(f"messages[{i}].role", "set the system prompt in system_prompt")
+                   for i, m in enumerate(messages) if m.role == "system"]
+    if violations:
+        raise InvalidArgument(violations)
+    return messages
+
+
+def chat_message_to_pb(m: ChatMessage) -> gen_pb.ChatMessage:
+    return gen_pb.ChatMessage(role=m.role, content=m.content,
+                              tool_calls=tool_calls_to_pb(m.tool_calls),
+                              tool_call_id=m.tool_call_id, name=m.name)
+
+
 def branch_id_from_pb(pb: session_pb.BranchSessionRequest) -> str:
     violations: list[FieldViolation] = []
     new_id = _optional_session_id(pb, "new_session_id", violations)
@@ -424,9 +597,12 @@ def chat_turn_from_pb(pb: session_pb.ChatRequest, *, request_id: str = "") -> Ch
         violations.append(FieldViolation("stop", f"at most {MAX_STOP_SEQUENCES} sequences (got {len(pb.stop)})"))
     if any(not s for s in pb.stop):
         violations.append(FieldViolation("stop", "stop sequences must not be empty"))
+    constraint = constraint_from_pb(pb, violations)
+    top_logprobs = _top_logprobs(pb, violations)
     if violations:
         raise InvalidArgument(violations)
     return ChatTurn(session_id=pb.session_id, content=pb.content, sampling=sampling,
+                    constraint=constraint, top_logprobs=top_logprobs,
                     max_tokens=max_tokens, stop=tuple(pb.stop),
                     create_if_missing=pb.create_if_missing, model=pb.model,
                     system_prompt=pb.system_prompt if pb.HasField("system_prompt") else None,
@@ -437,7 +613,8 @@ def chat_turn_from_pb(pb: session_pb.ChatRequest, *, request_id: str = "") -> Ch
 def turn_delta_to_pb(item: TurnDelta) -> session_pb.ChatResponse:
     delta = item.delta
     pb = session_pb.ChatResponse(session_id=item.session_id, text=delta.text,
-                                 token_ids=delta.token_ids, model=item.engine_id)
+                                 token_ids=delta.token_ids, model=item.engine_id,
+                                 logprobs=logprobs_to_pb(delta.logprobs))
     if delta.finish is not None:
         f = delta.finish
         pb.finish_reason = _FINISH_TO_PB[f.reason]

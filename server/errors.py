@@ -59,12 +59,14 @@ class MalformedRequest(TokenwireError):
 class PromptTooLong(InvalidArgument):
     """The prompt does not leave room for a single generated token in the context window."""
 
-    def __init__(self, field_name: str, prompt_tokens: int, n_ctx: int, engine_id: str):
+    def __init__(self, field_name: str, prompt_tokens: int, n_ctx: int, engine_id: str, *,
+                 at_least: bool = False):
         super().__init__(
             [
                 FieldViolation(
                     field_name,
-                    f"the prompt is {prompt_tokens} tokens but the context window of engine "
+                    f"the prompt is {'at least ' if at_least else ''}{prompt_tokens} tokens but "
+                    f"the context window of engine "
                     f"'{engine_id}' holds {n_ctx} tokens (prompt plus output)",
                 )
             ],

@@ -13,6 +13,7 @@ import logging
 from server.backends.llama_bindings import llama_cpp
 from typing import AsyncIterator
 
+from server.backends.llama_grammar import GrammarCompiler
 from server.backends.llama_model import LlamaModel
 from server.backends.llama_scheduler import EmbedJob, GenerateJob, Job, Scheduler, SchedulerStats
 from server.core.backend import Backend, BackendHealth, BackendInfo, Embedding
@@ -39,6 +40,7 @@ class LlamaCppBackend(Backend):
         self._live: set[Job] = set()
         self._n_threads: int | None = None  # set by tune(); else the configured count
         self._closing = asyncio.Lock()
+        self._grammars: GrammarCompiler | None = None  # made by the first constrained request
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -76,6 +78,7 @@ class LlamaCppBackend(Backend):
             if self._model is not None:
                 self._model.close()
                 self._model = None
+                self._grammars = None
 
     def _running(self) -> Scheduler:
         if self._scheduler is None:
@@ -86,11 +89,21 @@ class LlamaCppBackend(Backend):
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Delta]:
         self._check_logit_bias(request)
-        job = GenerateJob(request, asyncio.get_running_loop())
-        self._running().submit(job)
+        scheduler = self._running()
+        if request.n > scheduler.n_parallel:
+            raise InvalidArgument.single(
+                "n", f"engine '{self.engine_id}' decodes at most {scheduler.n_parallel} sequences "
+                     f"at once, so n must be at most that (got {request.n})")
+        matchers = None
+        if request.constraint is not None:
+            # Compiling a schema can take milliseconds to seconds: off the event loop.
+            matchers = await asyncio.to_thread(self._matchers, request)
+        job = GenerateJob(request, asyncio.get_running_loop(), matchers)
+        scheduler.submit(job)
         if request.request_id:
             self._by_id[request.request_id] = job
         self._live.add(job)
+        finished = 0
         try:
             while True:
                 item = await job.events.get()
@@ -98,7 +111,9 @@ class LlamaCppBackend(Backend):
                     raise item
                 yield item
                 if item.finish is not None:
-                    return
+                    finished += 1
+                    if finished == request.n:
+                        return
         finally:
             # Normal end, client cancel, deadline, or consumer error: the scheduler lets go of
             # the sequence at its next step (a no-op if the job already finished).
@@ -137,6 +152,12 @@ class LlamaCppBackend(Backend):
                 "token_ids", f"{bad[0]} is outside the vocabulary (ids 0 to {model.n_vocab - 1})")
         data = await asyncio.to_thread(model.detokenize, token_ids, render_special=render_special)
         return data.decode("utf-8", errors="replace")
+
+    def _matchers(self, request: GenerationRequest) -> list:
+        if self._grammars is None:
+            self._grammars = GrammarCompiler(self._loaded_model())
+        first = self._grammars.matcher(request.constraint)
+        return [first] + [first.deep_copy() for _ in range(request.n - 1)]
 
     def _check_logit_bias(self, request: GenerationRequest) -> None:
         """A bias for a token the model does not have is a mistake (llama.cpp would silently

@@ -64,6 +64,9 @@ class LlamaModel:
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
         self.n_embd = llama_cpp.llama_model_n_embd(self.model)
         self._pieces: dict[int, bytes] = {}
+        # No token covers more bytes than this, so a text of B bytes needs at least
+        # B / max_token_bytes tokens: enough to refuse a huge prompt without tokenizing it.
+        self.max_token_bytes = max(1, max(len(self.token_text_bytes(t)) for t in range(self.n_vocab)))
 
     def close(self) -> None:
         if self.ctx:
@@ -92,6 +95,10 @@ class LlamaModel:
         if piece is None:
             piece = self._pieces[token] = self._token_bytes(token, special=False)
         return piece
+
+    def token_text_bytes(self, token: int) -> bytes:
+        """A token's bytes, special tokens rendered as their text."""
+        return self._token_bytes(token, special=True)
 
     def token_text(self, token: int) -> str:
         """A token as text, special tokens included (for BOS/EOS markers in chat templates)."""

@@ -8,9 +8,18 @@ against 6 us here), and on a small CPU every step's Python and sampling time is 
 threads wait. The result is the same token: bias added in float32, then the first highest
 logit, as llama.cpp's logit_bias and greedy samplers do
 (tests/integration/test_token_pickers.py holds us to it). Everything else runs llama.cpp's chain.
+
+Two request features hook into either picker:
+- a grammar (an llguidance matcher, server.backends.llama_grammar), checked sample-then-check:
+  the token picked without it is validated, and only a rejected one costs the full-vocabulary
+  mask and a second pick over the allowed tokens;
+- log probabilities: the log-softmax of the row the sampler saw (logits plus logit_bias, before
+  temperature and the grammar mask), with the `top` most likely tokens, kept in `last_logprobs`.
 """
 
 from __future__ import annotations
+
+import ctypes
 
 from server.backends.llama_bindings import llama_cpp
 
@@ -27,10 +36,92 @@ def _bias_value(bias: float) -> float:
     return float("-inf") if bias <= BAN_BIAS else bias
 
 
-class ChainPicker:
+class _Features:
+    """The grammar and log-probability parts both pickers share."""
+
+    def _init_features(self, np, n_vocab: int, matcher, top_logprobs: int | None,
+                       logit_bias: dict[int, float]) -> None:
+        self._np = np
+        self._n_vocab = n_vocab
+        self.matcher = matcher
+        self._top = top_logprobs
+        #: (chosen logprob, ((token, logprob) of the most likely, best first)) of the last pick.
+        self.last_logprobs: tuple[float, tuple[tuple[int, float], ...]] | None = None
+        self._log_z = 0.0
+        self._row_for_logprobs = None
+        # llama.cpp ignores biases for tokens outside the vocabulary; so do we.
+        biased = [(token, _bias_value(bias)) for token, bias in logit_bias.items()
+                  if 0 <= token < n_vocab]
+        self._tokens = np.array([token for token, _ in biased], dtype=np.intp)
+        self._bias = np.array([bias for _, bias in biased], dtype=np.float32)
+        self.rejections = 0  # picks the grammar turned down (each cost a full mask)
+
+    def _row(self, ctx, index: int):
+        pointer = llama_cpp.llama_get_logits_ith(ctx, index)
+        if not pointer:
+            raise EngineFailure(f"llama.cpp has no logits for batch position {index}")
+        return self._np.ctypeslib.as_array(pointer, shape=(self._n_vocab,))
+
+    def _note_distribution(self, biased) -> None:
+        """Keeps what log probabilities need from the biased row, before anything masks it."""
+        if self._top is None:
+            return
+        np = self._np
+        peak = float(biased.max())
+        self._log_z = peak + float(np.log(np.exp(biased - peak, dtype=np.float64).sum()))
+        if self._top:
+            best = np.argpartition(-biased, self._top - 1)[:self._top]
+            best = best[np.argsort(-biased[best], kind="stable")]
+            self._best = tuple((int(t), float(biased[t]) - self._log_z) for t in best)
+        else:
+            self._best = ()
+        self._row_for_logprobs = biased
+
+    def _note_choice(self, token: int) -> None:
+        if self._top is not None:
+            chosen = float(self._row_for_logprobs[token]) - self._log_z
+            self.last_logprobs = (chosen, self._best)
+            self._row_for_logprobs = None
+
+    def _allowed(self):
+        """The grammar's full-vocabulary mask, as booleans."""
+        np = self._np
+        bits = np.frombuffer(self.matcher.compute_bitmask(), dtype=np.uint8)
+        return np.unpackbits(bits, bitorder="little")[:self._n_vocab].astype(bool)
+
+    def _unbiased_best(self, row, allowed, saved) -> int:
+        """The grammar outranks logit_bias: when the bias bans every token the grammar allows
+        (say, the end of generation once a JSON value is complete), the grammar's most likely
+        token by the unbiased logits is taken. `saved` holds the unbiased values of biased
+        tokens when `row` is biased in place."""
+        raw = row.copy()
+        if saved is not None:
+            raw[self._tokens] = saved
+        raw[~allowed] = -self._np.inf
+        return int(raw.argmax())
+
+    def _accepts(self, token: int) -> bool:
+        return self.matcher.validate_tokens([token]) == 1
+
+    def _consume(self, token: int) -> None:
+        if self.matcher is not None and not self.matcher.consume_token(token):
+            raise EngineFailure(f"the grammar refused token {token} it had allowed: "
+                                f"{self.matcher.get_error()}")
+
+
+class ChainPicker(_Features):
     """llama.cpp's sampler chain for one request."""
 
-    def __init__(self, s: Sampling, *, seed: int, n_vocab: int, prompt: list[int]):
+    def __init__(self, s: Sampling, *, seed: int, n_vocab: int, prompt: list[int], matcher=None,
+                 top_logprobs: int | None = None):
+        if matcher is not None or top_logprobs is not None:
+            import numpy as np  # the plain sampled path never loads it
+
+            self._init_features(np, n_vocab, matcher, top_logprobs, s.logit_bias)
+        else:
+            self.matcher, self._top, self.last_logprobs, self.rejections = None, None, None, 0
+        self._candidates = None
+        self._penalized = s.penalized
         chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         self._chain = chain
 
@@ -64,7 +155,65 @@ class ChainPicker:
 
     def pick(self, ctx, index: int) -> int:
         """The next token from the logits of batch position `index` (the chain accepts it)."""
-        return llama_cpp.llama_sampler_sample(self._chain, ctx, index)
+        if self.matcher is None and self._top is None:
+            return llama_cpp.llama_sampler_sample(self._chain, ctx, index)
+        row = self._row(ctx, index)
+        if self._top is not None:
+            biased = row.copy()
+            if self._tokens.size:
+                biased[self._tokens] += self._bias
+            self._note_distribution(biased)
+        if self.matcher is None:
+            token = llama_cpp.llama_sampler_sample(self._chain, ctx, index)
+        else:
+            token = self._constrained(ctx, index, row)
+        self._note_choice(token)
+        return token
+
+    def _constrained(self, ctx, index: int, row) -> int:
+        if self._penalized:
+            # The chain over a copy of the row (what llama_sampler_sample does inside), so that a
+            # rejected pick can be redone before the chain accepts (records) one.
+            token = self._apply(row, None)
+        else:
+            # Without penalties accepting changes no sampler's state, so llama.cpp's own sample
+            # call (no copy of the row in Python) serves as the first, unchecked pick.
+            token = llama_cpp.llama_sampler_sample(self._chain, ctx, index)
+        if not self._accepts(token):
+            self.rejections += 1
+            allowed = self._allowed()
+            token = self._apply(row, self._np.flatnonzero(allowed))
+            if not allowed[token]:
+                token = self._unbiased_best(row, allowed, None)
+        if self._penalized:
+            llama_cpp.llama_sampler_accept(self._chain, token)
+        self._consume(token)
+        return token
+
+    def _apply(self, row, ids) -> int:
+        """Runs the chain over the candidates `ids` (None: the whole vocabulary); the token
+        picked. Only allowed tokens are candidates after a rejection: often a handful, so the
+        chain sorts a short array instead of masking the whole vocabulary to -inf."""
+        np = self._np
+        if self._candidates is None:
+            dtype = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
+            self._candidates = np.zeros(self._n_vocab, dtype=dtype)
+            self._ids = np.arange(self._n_vocab, dtype=np.int32)
+            self._array = llama_cpp.llama_token_data_array(
+                data=self._candidates.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token_data)),
+                size=self._n_vocab, selected=-1, sorted=False)
+        if ids is None:
+            ids = self._ids
+        size = len(ids)
+        if size == 0:
+            return 0  # nothing allowed: the caller's fallback decides
+        c = self._candidates[:size]
+        c["id"] = ids
+        c["logit"] = row[ids]
+        c["p"] = 0.0
+        self._array.size, self._array.selected, self._array.sorted = size, -1, False
+        llama_cpp.llama_sampler_apply(self._chain, ctypes.byref(self._array))
+        return int(self._candidates["id"][self._array.selected])
 
     def close(self) -> None:
         if self._chain is not None:
@@ -72,40 +221,55 @@ class ChainPicker:
             self._chain = None
 
 
-class ArgmaxPicker:
-    """Greedy without penalties: the first highest logit after the bias. Stateless."""
+class ArgmaxPicker(_Features):
+    """Greedy without penalties: the first highest logit after the bias (stateless without a
+    grammar)."""
 
-    def __init__(self, logit_bias: dict[int, float], *, n_vocab: int):
+    def __init__(self, logit_bias: dict[int, float], *, n_vocab: int, matcher=None,
+                 top_logprobs: int | None = None):
         import numpy as np  # loaded with the first greedy request, not by every server
 
-        self._np = np
-        self._n_vocab = n_vocab
-        # llama.cpp ignores biases for tokens outside the vocabulary; so do we.
-        biased = [(token, _bias_value(bias)) for token, bias in logit_bias.items()
-                  if 0 <= token < n_vocab]
-        self._tokens = np.array([token for token, _ in biased], dtype=np.intp)
-        self._bias = np.array([bias for _, bias in biased], dtype=np.float32)
+        self._init_features(np, n_vocab, matcher, top_logprobs, logit_bias)
 
     def pick(self, ctx, index: int) -> int:
-        pointer = llama_cpp.llama_get_logits_ith(ctx, index)
-        if not pointer:
-            raise EngineFailure(f"llama.cpp has no logits for batch position {index}")
-        # A view of llama.cpp's row, changed in place: the next decode overwrites it, and nothing
-        # else reads it.
-        row = self._np.ctypeslib.as_array(pointer, shape=(self._n_vocab,))
+        # A view of llama.cpp's row, biased in place (no copy of the whole row), then restored.
+        row = self._row(ctx, index)
         if self._tokens.size:
+            saved = row[self._tokens]  # a copy (fancy indexing): restored below
             row[self._tokens] += self._bias
-        return int(row.argmax())
+        try:
+            self._note_distribution(row)
+            token = int(row.argmax())
+            if self.matcher is not None:
+                if not self._accepts(token):
+                    self.rejections += 1
+                    allowed = self._allowed()
+                    masked = row.copy()
+                    masked[~allowed] = -self._np.inf
+                    token = int(masked.argmax())
+                    if not allowed[token]:
+                        token = self._unbiased_best(row, allowed, saved if self._tokens.size else None)
+                self._consume(token)
+            self._note_choice(token)
+        finally:
+            # The row is left as llama.cpp wrote it: the other choices of an n > 1 request pick
+            # from the same row.
+            if self._tokens.size:
+                row[self._tokens] = saved
+        return token
 
     def close(self) -> None:
         pass
 
 
-def make_picker(s: Sampling, *, seed: int, n_vocab: int, prompt: list[int]):
+def make_picker(s: Sampling, *, seed: int, n_vocab: int, prompt: list[int], matcher=None,
+                top_logprobs: int | None = None):
     """The picker for `s`; the caller closes it when the request ends."""
     if s.greedy and not s.penalized:
-        return ArgmaxPicker(s.logit_bias, n_vocab=n_vocab)
-    return ChainPicker(s, seed=seed, n_vocab=n_vocab, prompt=prompt)
+        return ArgmaxPicker(s.logit_bias, n_vocab=n_vocab, matcher=matcher,
+                            top_logprobs=top_logprobs)
+    return ChainPicker(s, seed=seed, n_vocab=n_vocab, prompt=prompt, matcher=matcher,
+                       top_logprobs=top_logprobs)
 
 
 def seed32(seed: int) -> int:

@@ -24,6 +24,11 @@ When such a sequence must be given up anyway (more conversations than sequences,
 a full unified cache), its KV is parked in host memory first (llama_kv_park: llama.cpp's
 sequence-state API, LRU under a byte budget) and restored by the conversation's next turn.
 
+A request for n > 1 choices takes n free sequences at once. The first prefills the prompt; in the
+step where its prompt is done, its KV is copied to the other n - 1 (llama_memory_seq_cp) and every
+choice picks its first token from the same logits row with its own picker and seed, so the prompt
+is evaluated once whatever n is. Each choice then decodes, stops and reports on its own.
+
 Only this thread touches the context. The event loop hands work over through `submit()` (a
 bounded FIFO: beyond it requests fail fast) and gets results through each job's `emit`.
 """
@@ -46,7 +51,8 @@ from server.backends.llama_sampling import make_picker
 from server.core.backend import Embedding
 from server.core.chat_template import ChatTemplate
 from server.core.text import DeltaAssembler
-from server.core.types import Delta, Finish, FinishReason, GenerationRequest, Timings, Usage
+from server.core.types import (Delta, Finish, FinishReason, GenerationRequest, Timings,
+                               TokenLogprob, TopLogprob, Usage)
 from server.errors import EngineFailure, EngineUnavailable, InvalidArgument, PromptTooLong, QueueFull
 
 log = logging.getLogger(__name__)
@@ -97,10 +103,13 @@ def deliver(items: list[tuple[Job, object]]) -> None:
 
 
 class GenerateJob(Job):
-    def __init__(self, request: GenerationRequest, loop: asyncio.AbstractEventLoop):
+    def __init__(self, request: GenerationRequest, loop: asyncio.AbstractEventLoop,
+                 matchers: list | None = None):
         super().__init__(loop)
         self.request = request
         self.prompt: list[int] | None = None  # tokenized once, when first considered for a slot
+        #: One grammar matcher per choice, when the request is constrained.
+        self.matchers = matchers
 
 
 class EmbedJob(Job):
@@ -124,6 +133,11 @@ class _Slot:
     output_index: int = -1  # batch position of the token whose logits this slot samples from
     picker: object = None  # the request's ArgmaxPicker or ChainPicker
     assembler: DeltaAssembler | None = None
+    choice: int = 0  # which of the request's n choices this sequence generates
+    #: For choices 1..n-1: the sequence that prefills the shared prompt (None once copied).
+    prompt_from: _Slot | None = None
+    #: Log probabilities of generated tokens not yet released by the assembler, oldest first.
+    logprobs: collections.deque = field(default_factory=collections.deque)
     prompt_len: int = 0
     reused: int = 0
     generated: int = 0
@@ -221,6 +235,10 @@ class Scheduler:
             llama_cpp.llama_batch_free(batch)
 
     @property
+    def n_parallel(self) -> int:
+        return len(self._slots)
+
+    @property
     def alive(self) -> bool:
         return self._thread.is_alive()
 
@@ -280,8 +298,8 @@ class Scheduler:
                     self._note_cancelled(job)
                     continue
                 free = [slot for slot in self._slots if slot.job is None]
-                if not free:
-                    return True
+                if not free or (isinstance(job, GenerateJob) and len(free) < job.request.n):
+                    return True  # FIFO: a request for n choices waits for n free sequences
                 if isinstance(job, EmbedJob):
                     self._waiting.popleft()
             if isinstance(job, EmbedJob):
@@ -308,6 +326,9 @@ class Scheduler:
             if not self._take(job):
                 continue  # cancelled while its prompt was prepared
             self._start(slot, job, prompt, reuse)
+            others = sorted((s for s in free if s is not slot), key=lambda s: s.last_used)
+            for choice, sibling in enumerate(others[:job.request.n - 1], start=1):
+                self._start(sibling, job, prompt, 0, choice=choice, prompt_from=slot)
 
     def _take(self, job: Job) -> bool:
         """Takes `job`, which stood first in the queue when the lock was last held, out of it;
@@ -327,14 +348,21 @@ class Scheduler:
                 self._release(slot)
 
     def _prompt_tokens(self, request: GenerationRequest) -> list[int]:
+        text = self.template.render(request.messages) if request.messages is not None else (
+            request.prompt or "")
+        # Tokenizing megabytes costs seconds of this thread and memory for good; a text longer
+        # than the window could hold even in the longest tokens is refused unread.
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > self.n_ctx_seq * self.model.max_token_bytes:
+            raise PromptTooLong(request.input_field, -(-size // self.model.max_token_bytes),
+                                self.n_ctx_seq, self.engine_id, at_least=True)
         if request.messages is not None:
-            rendered = self.template.render(request.messages)
             # A template that writes the BOS text itself must not get a second BOS token.
             bos_text = self.template.bos_token
-            tokens = self.model.tokenize(rendered, add_special=not (bos_text and rendered.startswith(bos_text)),
+            tokens = self.model.tokenize(text, add_special=not (bos_text and text.startswith(bos_text)),
                                          parse_special=True)
         else:
-            tokens = self.model.tokenize(request.prompt or "", add_special=True, parse_special=True)
+            tokens = self.model.tokenize(text, add_special=True, parse_special=True)
         if not tokens:
             raise InvalidArgument.single(request.input_field, "the prompt is empty")
         if len(tokens) >= self.n_ctx_seq:
@@ -422,33 +450,43 @@ class Scheduler:
         if not slot.cached:
             slot.owner = ""
 
-    def _start(self, slot: _Slot, job: GenerateJob, prompt: list[int], reuse: int) -> None:
+    def _start(self, slot: _Slot, job: GenerateJob, prompt: list[int], reuse: int, *,
+               choice: int = 0, prompt_from: _Slot | None = None) -> None:
         request = job.request
-        if slot.owner != request.cache_key:
+        if prompt_from is not None or slot.owner != request.cache_key:
             self._evict(slot, keep=reuse)
         else:
             self._forget(slot, keep=reuse)
-        if request.cache_key:
+        if request.cache_key and prompt_from is None:
             self._parking.drop(request.cache_key)  # this turn supersedes any parked copy
         slot.job = job
-        slot.owner = request.cache_key
-        slot.pending = prompt[reuse:]
+        slot.owner = request.cache_key if prompt_from is None else ""
+        slot.choice, slot.prompt_from = choice, prompt_from
+        slot.pending = prompt[reuse:] if prompt_from is None else []
         slot.next_token = None
         slot.prompt_len = len(prompt)
         slot.reused = reuse
         slot.generated = 0
-        slot.seed = request.sampling.seed if request.sampling.seed is not None else random.getrandbits(32)
+        if prompt_from is not None:
+            slot.seed = (prompt_from.seed + choice) & 0xFFFFFFFFFFFFFFFF
+        else:
+            slot.seed = (request.sampling.seed if request.sampling.seed is not None
+                         else random.getrandbits(32))
         slot.picker = make_picker(request.sampling, seed=slot.seed, n_vocab=self.model.n_vocab,
-                                  prompt=prompt)
+                                  prompt=prompt,
+                                  matcher=job.matchers[choice] if job.matchers else None,
+                                  top_logprobs=request.top_logprobs)
         slot.assembler = DeltaAssembler(request.stop)
+        slot.logprobs.clear()
         slot.started = time.monotonic()
         self._reused_total += reuse
 
     def _release(self, slot: _Slot, *, forget_cache: bool = False) -> None:
         if slot.picker is not None:
             slot.picker.close()
-        slot.picker = slot.assembler = slot.job = slot.next_token = None
+        slot.picker = slot.assembler = slot.job = slot.next_token = slot.prompt_from = None
         slot.pending = []
+        slot.logprobs.clear()
         slot.last_used = time.monotonic()
         if forget_cache:
             self._forget(slot)
@@ -497,11 +535,31 @@ class Scheduler:
         generated_before = self._tokens_total
         for slot, _, wants_output in plan:
             if wants_output:
+                # Choices waiting for this prompt share its KV and pick from its row, before
+                # this slot's own token can end it (and release it).
+                for sibling in self._waiting_for(slot):
+                    self._share_prompt(slot, sibling)
+                    self._on_token(sibling, sibling.picker.pick(self.model.ctx, slot.output_index),
+                                   now)
                 token = slot.picker.pick(self.model.ctx, slot.output_index)
                 self._on_token(slot, token, now)
         self._recent.append((now, self._tokens_total - generated_before))
         while now - self._recent[0][0] > RATE_WINDOW_S:
             self._recent.popleft()
+
+    def _waiting_for(self, slot: _Slot) -> list[_Slot]:
+        if slot.job is None or slot.job.request.n == 1:
+            return []
+        return [s for s in self._slots if s.prompt_from is slot and s.job is slot.job]
+
+    def _share_prompt(self, source: _Slot, sibling: _Slot) -> None:
+        """Gives `sibling` the KV of `source`'s prompt (source holds the prompt and nothing more:
+        its first generated token is not decoded yet)."""
+        llama_cpp.llama_memory_seq_cp(self.model.memory, source.seq_id, sibling.seq_id, -1, -1)
+        sibling.cached = list(source.cached)
+        sibling.prompt_from = None
+        sibling.prefilled = source.prefilled
+        sibling.started = source.started
 
     def _decode(self, plan: list[tuple[_Slot, list[int], bool]]) -> None:
         rows = []
@@ -537,17 +595,36 @@ class Scheduler:
             return
         slot.generated += 1
         self._tokens_total += 1
-        released = slot.assembler.push(token, self.model.piece(token))
+        piece = self.model.piece(token)
+        if request.top_logprobs is not None:
+            slot.logprobs.append(self._logprob(slot.picker.last_logprobs, token, piece))
+        released = slot.assembler.push(token, piece)
         if slot.assembler.stopped:
             self._finish(slot, FinishReason.STOP_SEQUENCE, tail=released)
             return
         if released is not None:
-            self._outbox.append((slot.job, Delta(released.text, released.token_ids)))
+            self._outbox.append((slot.job, Delta(released.text, released.token_ids,
+                                                 index=slot.choice,
+                                                 logprobs=self._released(slot, released))))
         at_limit = request.max_tokens is not None and slot.generated >= request.max_tokens
         if at_limit or len(slot.cached) + 1 >= self.n_ctx_seq:
             self._finish(slot, FinishReason.LENGTH)
             return
         slot.next_token = token
+
+    def _logprob(self, figures, token: int, piece: bytes) -> TokenLogprob:
+        chosen, best = figures
+        return TokenLogprob(token, piece, chosen,
+                            tuple(TopLogprob(t, self.model.piece(t), lp) for t, lp in best))
+
+    @staticmethod
+    def _released(slot: _Slot, released) -> tuple[TokenLogprob, ...]:
+        """The log probabilities of the tokens a delta releases (the assembler releases tokens
+        in order, holding back those that may start a stop sequence)."""
+        if not slot.logprobs or released is None:
+            return ()
+        return tuple(slot.logprobs.popleft() for _ in range(min(len(released.token_ids),
+                                                                 len(slot.logprobs))))
 
     def _finish(self, slot: _Slot, reason: FinishReason, tail=None) -> None:
         if reason is not FinishReason.STOP_SEQUENCE:
@@ -569,8 +646,12 @@ class Scheduler:
         finish = Finish(reason, Usage(slot.prompt_len, slot.generated), timings, slot.seed,
                         reused_prompt_tokens=slot.reused)
         self._outbox.append((slot.job, Delta(tail.text if tail else "", tail.token_ids if tail else (),
-                                             finish)))
+                                             finish, index=slot.choice,
+                                             logprobs=self._released(slot, tail))))
+        siblings = self._waiting_for(slot)
         self._release(slot)
+        for sibling in siblings:  # the prompt ended before their turn: they end the same way
+            self._finish(sibling, reason)
 
     # -- embeddings --------------------------------------------------------------------------
 

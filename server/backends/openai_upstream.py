@@ -8,6 +8,7 @@ the upstream's work too. tokenize/detokenize have no OpenAI API and answer UNIMP
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -17,7 +18,8 @@ import openai
 
 from server.config import UpstreamSettings
 from server.core.backend import Backend, BackendHealth, BackendInfo, Embedding
-from server.core.types import Delta, Finish, FinishReason, GenerationRequest, Timings, Usage
+from server.core.types import (ConstraintKind, Delta, Finish, FinishReason, GenerationRequest,
+                               Timings, Usage)
 from server.errors import (EngineFailure, EngineUnavailable, InvalidArgument, NotFound, QueueFull,
                            TokenwireError, Unimplemented)
 
@@ -108,8 +110,30 @@ class OpenAIUpstreamBackend(Backend):
         args["extra_body"] = {"top_k": s.top_k, "min_p": s.min_p, "repeat_penalty": s.repeat_penalty}
         return args
 
+    def _features(self, request: GenerationRequest) -> dict:
+        """What the upstream is asked to enforce for us: JSON output as OpenAI's response_format
+        (Ollama, vLLM and llama-server implement it). Other constraints, log probabilities and
+        n > 1 are refused rather than silently dropped."""
+        c = request.constraint
+        if request.top_logprobs is not None:
+            raise InvalidArgument.single("top_logprobs", f"engine '{self.engine_id}' (an "
+                                         "OpenAI-compatible upstream) does not relay logprobs")
+        if request.n > 1:
+            raise InvalidArgument.single("n", f"engine '{self.engine_id}' (an OpenAI-compatible "
+                                         "upstream) serves one choice per request")
+        if c is None:
+            return {}
+        if c.kind is ConstraintKind.JSON_OBJECT:
+            return {"response_format": {"type": "json_object"}}
+        if c.kind is ConstraintKind.JSON_SCHEMA:
+            return {"response_format": {"type": "json_schema", "json_schema": {
+                "name": "output", "schema": json.loads(c.source), "strict": True}}}
+        raise InvalidArgument.single(c.field, f"engine '{self.engine_id}' (an OpenAI-compatible "
+                                     "upstream) enforces only JSON schemas and JSON mode")
+
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Delta]:
         client = self._running()
+        features = self._features(request)
         started = request.arrived_at or time.monotonic()
         first_at = None
         usage, finish, pieces = None, FinishReason.STOP, 0
@@ -122,11 +146,12 @@ class OpenAIUpstreamBackend(Backend):
                         model=self.upstream_model, stream=True,
                         stream_options={"include_usage": True},
                         messages=[{"role": m.role, "content": m.content} for m in request.messages],
-                        **self._sampling(request))
+                        **self._sampling(request), **features)
                 else:
                     stream = await client.completions.create(
                         model=self.upstream_model, prompt=request.prompt, stream=True,
-                        stream_options={"include_usage": True}, **self._sampling(request))
+                        stream_options={"include_usage": True}, **self._sampling(request),
+                        **features)
                 async for chunk in stream:
                     if chunk.usage is not None:
                         usage = chunk.usage

@@ -24,7 +24,7 @@ from typing import AsyncIterator, Callable
 
 import psutil
 
-from server.core import gguf_info
+from server.core import gguf_info, tool_calls
 from server.core.backend import Backend
 from server.core.types import Delta, GenerationRequest, LoadParams
 from server.errors import (AlreadyExists, EngineUnavailable, MemoryBudgetExceeded, ModelNotFound,
@@ -433,7 +433,10 @@ class EngineManager:
     async def generate(self, engine: Engine, request: GenerationRequest) -> AsyncIterator[Delta]:
         """Every generation goes through here (the generation RPCs, session turns): the
         backend's deltas, watched by the observer, with the engine's last speed kept."""
+        request = tool_calls.prepare(request)
         deltas = engine.backend.generate(request)
+        if request.tools:
+            deltas = tool_calls.interpret(request, deltas)
         if self.observe is not None:
             deltas = self.observe(engine.id, request, deltas)
         async with contextlib.aclosing(deltas) as stream:  # a client that leaves stops it now

@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 
-from server.core.types import ChatMessage
+from server.core.types import ChatMessage, ToolCall
 from server.errors import SessionExists, SessionNotFound
 
 
@@ -96,6 +96,33 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS sessions_by_update ON sessions(updated_unix DESC);
 """
 
+# Columns added after the first release, with what adds them to an older file (idempotent: run
+# only when the column is missing). `tool_json` holds a message's tool calls, tool_call_id and
+# name (JSON; NULL for a plain message).
+_ADDED_COLUMNS = (("messages", "tool_json", "ALTER TABLE messages ADD COLUMN tool_json TEXT"),)
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    for table, column, statement in _ADDED_COLUMNS:
+        columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column not in columns:
+            db.execute(statement)
+
+
+def _dump_tool_fields(m: ChatMessage) -> str | None:
+    if not (m.tool_calls or m.tool_call_id or m.name):
+        return None
+    return json.dumps({"tool_calls": [[c.id, c.name, c.arguments] for c in m.tool_calls],
+                       "tool_call_id": m.tool_call_id, "name": m.name})
+
+
+def _load_message(role: str, content: str, tool_json: str | None) -> ChatMessage:
+    if not tool_json:
+        return ChatMessage(role, content)
+    fields = json.loads(tool_json)
+    return ChatMessage(role, content, tuple(ToolCall(*c) for c in fields["tool_calls"]),
+                       fields["tool_call_id"], fields["name"])
+
 
 def _dump_sampling(sampling: dict) -> str:
     encoded = dict(sampling)
@@ -121,6 +148,7 @@ class SqliteSessionStore(SessionStore):
         try:
             pathlib.Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._connection().executescript(_SCHEMA)
+            _migrate(self._connection())
         except (OSError, sqlite3.Error) as exc:
             raise OSError(f"cannot open the session store {self.path}: {exc}") from None
 
@@ -200,11 +228,11 @@ class SqliteSessionStore(SessionStore):
         db.execute("BEGIN")
         try:
             self._get(db, session_id)
-            rows = db.execute("SELECT role, content FROM messages WHERE session_id = ? "
+            rows = db.execute("SELECT role, content, tool_json FROM messages WHERE session_id = ? "
                               "ORDER BY position", (session_id,)).fetchall()
         finally:
             db.execute("COMMIT")
-        return [ChatMessage(row["role"], row["content"]) for row in rows]
+        return [_load_message(row["role"], row["content"], row["tool_json"]) for row in rows]
 
     def list(self) -> list[SessionRecord]:
         rows = self._connection().execute(
@@ -216,8 +244,10 @@ class SqliteSessionStore(SessionStore):
     @staticmethod
     def _insert_messages(db: sqlite3.Connection, session_id: str, start: int,
                          messages: list[ChatMessage]) -> None:
-        db.executemany("INSERT INTO messages (session_id, position, role, content) VALUES (?, ?, ?, ?)",
-                       [(session_id, start + i, m.role, m.content) for i, m in enumerate(messages)])
+        db.executemany("INSERT INTO messages (session_id, position, role, content, tool_json) "
+                       "VALUES (?, ?, ?, ?, ?)",
+                       [(session_id, start + i, m.role, m.content, _dump_tool_fields(m))
+                        for i, m in enumerate(messages)])
 
     def create(self, record: SessionRecord, messages: list[ChatMessage] = ()) -> SessionRecord:
         now = time.time()

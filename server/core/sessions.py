@@ -23,7 +23,7 @@ from typing import AsyncIterator, Iterator
 
 from server.core.engines import EngineManager
 from server.core.session_store import SessionRecord, SessionStore
-from server.core.types import ChatMessage, Delta, GenerationRequest, Sampling
+from server.core.types import ChatMessage, Constraint, Delta, GenerationRequest, Sampling
 from server.errors import InvalidArgument, SessionBusy, SessionExists, SessionNotFound
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
@@ -48,6 +48,8 @@ class ChatTurn:
     reuse_cache: bool = True
     request_id: str = ""
     arrived_at: float = 0.0
+    constraint: Constraint | None = None
+    top_logprobs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -94,11 +96,13 @@ class SessionManager:
 
     # -- management ----------------------------------------------------------------------------
 
-    async def create(self, record: SessionRecord) -> SessionRecord:
+    async def create(self, record: SessionRecord,
+                     messages: tuple[ChatMessage, ...] = ()) -> SessionRecord:
+        """A new session, optionally starting from an imported history."""
         if not record.id:
             record = replace(record, id=new_session_id())
         with self._new(record.id):
-            return await self._run(self.store.create, record)
+            return await self._run(self.store.create, record, list(messages))
 
     async def get(self, session_id: str) -> tuple[SessionRecord, list[ChatMessage]]:
         record = await self._run(self.store.get, session_id)
@@ -175,7 +179,8 @@ class SessionManager:
                 max_tokens=turn.max_tokens if turn.max_tokens is not None else session.max_tokens,
                 stop=turn.stop, request_id=turn.request_id, arrived_at=turn.arrived_at,
                 cache_key=session_id, warm_from=self._branched_from.get(session_id, ""),
-                reuse_cache=self._kv_reuse and turn.reuse_cache)
+                reuse_cache=self._kv_reuse and turn.reuse_cache, constraint=turn.constraint,
+                top_logprobs=turn.top_logprobs)
             async with self._engines.lease(session.model) as engine:
                 answer: list[str] = []
                 async for delta in self._engines.generate(engine, request):

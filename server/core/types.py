@@ -13,12 +13,71 @@ class FinishReason(enum.Enum):
     STOP = "stop"  # end-of-generation token
     STOP_SEQUENCE = "stop_sequence"
     LENGTH = "length"  # max_tokens or the context window
+    TOOL_CALLS = "tool_calls"
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # a JSON object text
 
 
 @dataclass(frozen=True)
 class ChatMessage:
     role: str
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str = ""
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str = ""
+    #: The JSON schema of the arguments, parsed; {} for a function without parameters.
+    parameters: dict = field(default_factory=dict)
+
+
+class ToolChoice(enum.Enum):
+    AUTO = "auto"
+    NONE = "none"
+    REQUIRED = "required"
+    FUNCTION = "function"  # the one named in GenerationRequest.tool_name
+
+
+class ConstraintKind(enum.Enum):
+    JSON_OBJECT = "json_object"
+    JSON_SCHEMA = "json_schema"
+    GBNF = "gbnf"
+    LARK = "lark"
+    REGEX = "regex"
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """The formal language the output must stay in; `source` is the schema (JSON text) or the
+    grammar or regex text, and `field` the request field it came from, for error messages."""
+
+    kind: ConstraintKind
+    source: str = ""
+    field: str = "constraint"
+
+
+@dataclass(frozen=True)
+class TopLogprob:
+    token_id: int
+    token: bytes
+    logprob: float
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    token_id: int
+    token: bytes
+    logprob: float
+    top: tuple[TopLogprob, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,6 +124,17 @@ class GenerationRequest:
     warm_from: str = ""
     #: False: prefill the whole prompt even when a cached prefix could be reused.
     reuse_cache: bool = True
+    #: The language the output must stay in (None: free text).
+    constraint: Constraint | None = None
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice = ToolChoice.NONE
+    #: With ToolChoice.FUNCTION: the function to call.
+    tool_name: str = ""
+    parallel_tool_calls: bool = True
+    #: Alternatives per token to report with log probabilities; None: no log probabilities.
+    top_logprobs: int | None = None
+    #: Independent choices from one prompt evaluation.
+    n: int = 1
 
     @property
     def input_field(self) -> str:
@@ -104,11 +174,16 @@ class Finish:
 
 @dataclass(frozen=True)
 class Delta:
-    """A piece of output; the last delta of a generation carries `finish`."""
+    """A piece of output of choice `index`; the last delta of each choice carries `finish`."""
 
     text: str
     token_ids: tuple[int, ...] = ()
     finish: Finish | None = None
+    index: int = 0
+    #: One entry per token of `token_ids`, when the request asked for log probabilities.
+    logprobs: tuple[TokenLogprob, ...] = ()
+    #: The calls the choice made (on its last delta, with FinishReason.TOOL_CALLS).
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 #: llama.cpp's ceiling (GGML_MAX_N_THREADS); a larger count is never useful.

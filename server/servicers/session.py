@@ -14,7 +14,8 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
         self._sessions = sessions
 
     async def CreateSession(self, request: pb.CreateSessionRequest, context) -> pb.CreateSessionResponse:
-        record = await self._sessions.create(convert.session_record_from_pb(request))
+        record = await self._sessions.create(convert.session_record_from_pb(request),
+                                             convert.imported_messages_from_pb(request))
         return pb.CreateSessionResponse(session=convert.session_to_pb(record))
 
     async def ListSessions(self, request: pb.ListSessionsRequest, context) -> pb.ListSessionsResponse:
@@ -25,7 +26,7 @@ class SessionServicer(pb_grpc.SessionServiceServicer):
         record, messages = await self._sessions.get(request.session_id)
         return pb.GetSessionResponse(
             session=convert.session_to_pb(record),
-            messages=[convert.gen_pb.ChatMessage(role=m.role, content=m.content) for m in messages])
+            messages=[convert.chat_message_to_pb(m) for m in messages])
 
     async def DeleteSession(self, request: pb.DeleteSessionRequest, context) -> pb.DeleteSessionResponse:
         await self._sessions.delete(request.session_id)

@@ -73,3 +73,27 @@ def test_invalid_request_shows_status_and_field(server):
                   data={"prompt": "hi", "sampling": {"topP": 2}})
     assert out.returncode != 0
     assert "InvalidArgument" in out.stderr and "sampling.top_p" in out.stderr
+
+
+def test_structured_output_tools_logprobs_and_n_over_grpcurl(server):
+    schema = {"type": "object", "properties": {"city": {"type": "string"}},
+              "required": ["city"], "additionalProperties": False}
+    ask = {"messages": [{"role": "user", "content": "Name a city, as JSON."}]}
+    out = grpcurl(server, "tokenwire.v1.GenerationService/Complete", data={
+        "chat": ask, "sampling": {"temperature": 0}, "maxTokens": 40, "n": 2, "topLogprobs": 2,
+        "constraint": {"jsonSchema": json.dumps(schema)}})
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout)
+    assert [c.get("index", 0) for c in answer["choices"]] == [0, 1]
+    for choice in answer["choices"]:
+        assert set(json.loads(choice["text"])) == {"city"}
+        assert all(e["logprob"] <= 0 and len(e["topLogprobs"]) == 2 for e in choice["logprobs"])
+    tool = {"name": "get_weather", "parametersJson": json.dumps(schema)}
+    out = grpcurl(server, "tokenwire.v1.GenerationService/Complete", data={
+        "chat": ask, "sampling": {"temperature": 0}, "maxTokens": 40, "tools": [tool],
+        "toolChoice": {"mode": "TOOL_CHOICE_MODE_FUNCTION", "functionName": "get_weather"}})
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout)
+    assert answer["finishReason"] == "FINISH_REASON_TOOL_CALLS"
+    (call,) = answer["choices"][0]["toolCalls"]
+    assert call["name"] == "get_weather" and set(json.loads(call["arguments"])) == {"city"}

@@ -80,7 +80,8 @@ STREAM_TIMEOUT_S = 2.0  # how long a watch stream is read (errors come at once)
 REFUSED_SOURCE = "http://127.0.0.1:9/model.gguf"
 MAX_TOKENS = 3
 MAX_SAMPLES = 2
-TOKEN_FIELDS = {"max_tokens", "max_completion_tokens", "maxTokens", "max-token", "max-tokens"}
+TOKEN_FIELDS = {"max_tokens", "max_completion_tokens", "maxTokens", "max-token", "max-tokens",
+                "max_output_tokens"}
 SAMPLE_FIELDS = {"num_samples", "numSamples"}
 DIRECTORY_FIELDS = {"modelsDirectory", "cache_dir"}
 
@@ -192,6 +193,7 @@ LENGTH_FIELDS = {
     "Rust_Completions": ("max_tokens",), "GenerationService_Generate": ("maxTokens",),
     "GenerationService_Complete": ("maxTokens",), "SessionService_Chat": ("maxTokens",),
     "SessionService_CreateSession": ("maxTokens",),
+    "OpenAI_CreateResponse": ("max_output_tokens",),
     "Impetus_Benchmark": ("max_tokens", "num_samples"),
     "BenchmarkService_RunBenchmark": ("maxTokens", "numSamples"),
 }

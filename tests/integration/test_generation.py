@@ -167,3 +167,12 @@ def test_detokenize_rejects_ids_outside_the_vocabulary(client):
     with pytest.raises(InvalidArgumentError) as caught:
         client.detokenize([1, 10_000_000])
     assert caught.value.violations[0].field == "token_ids"
+
+
+def test_a_prompt_far_beyond_the_window_is_refused_without_tokenizing_it(client):
+    with pytest.raises(InvalidArgumentError) as caught:
+        client.complete(prompt="lorem ipsum " * 250_000, max_tokens=1)  # 3 MB
+    (violation,) = caught.value.violations
+    assert violation.field == "prompt"
+    # "at least": the count is the bound from the byte length, not a tokenization.
+    assert "the prompt is at least" in violation.description

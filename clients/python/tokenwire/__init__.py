@@ -1,6 +1,7 @@
 """tokenwire's Python client: generated gRPC code under `tokenwire.v1` plus a typed `Client`."""
 
-from tokenwire.client import ChatDelta, Client, Completion, Delta, Session, Timings, Usage
+from tokenwire.client import (ChatDelta, Choice, Client, Completion, Delta, Session, Timings,
+                              TokenLogprob, ToolCall, TopLogprob, Usage)
 from tokenwire.downloads import CancelAllResult, CancelResult, Download
 from tokenwire.errors import (AlreadyExistsError, DeadlineExceededError, FailedPreconditionError,
                               FieldViolation, InvalidArgumentError, NotFoundError,
@@ -11,4 +12,5 @@ __all__ = ["Client", "Completion", "Delta", "Timings", "Usage", "TokenwireError"
            "InvalidArgumentError", "NotFoundError", "UnavailableError", "ResourceExhaustedError",
            "DeadlineExceededError", "FieldViolation", "Download", "CancelResult",
            "CancelAllResult", "AlreadyExistsError", "PermissionDeniedError",
-           "FailedPreconditionError", "Session", "ChatDelta"]
+           "FailedPreconditionError", "Session", "ChatDelta", "Choice", "TokenLogprob", "TopLogprob",
+           "ToolCall"]

@@ -9,6 +9,7 @@ Failed calls raise subclasses of tokenwire.errors.TokenwireError.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping, Sequence
 
@@ -28,7 +29,11 @@ _FINISH_NAMES = {
     generation_pb2.FINISH_REASON_STOP: "stop",
     generation_pb2.FINISH_REASON_STOP_SEQUENCE: "stop_sequence",
     generation_pb2.FINISH_REASON_LENGTH: "length",
+    generation_pb2.FINISH_REASON_TOOL_CALLS: "tool_calls",
 }
+_TOOL_CHOICE_MODES = {"auto": generation_pb2.TOOL_CHOICE_MODE_AUTO,
+                      "none": generation_pb2.TOOL_CHOICE_MODE_NONE,
+                      "required": generation_pb2.TOOL_CHOICE_MODE_REQUIRED}
 _SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty",
                     "presence_penalty", "frequency_penalty", "seed")
 
@@ -51,8 +56,33 @@ class Timings:
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # a JSON object text
+
+
+@dataclass(frozen=True)
+class TopLogprob:
+    token_id: int
+    token: str
+    token_bytes: bytes
+    logprob: float
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    token_id: int
+    token: str
+    token_bytes: bytes
+    logprob: float
+    top_logprobs: tuple[TopLogprob, ...] = ()
+
+
+@dataclass(frozen=True)
 class Delta:
-    """One streamed piece. The last one has `finish_reason`, `usage`, `timings`, `seed` set."""
+    """One streamed piece of choice `index`. The last one of each choice has `finish_reason`,
+    `usage`, `timings`, `seed` (and any `tool_calls`) set."""
 
     text: str
     token_ids: tuple[int, ...] = ()
@@ -61,10 +91,27 @@ class Delta:
     timings: Timings | None = None
     model: str = ""
     seed: int | None = None
+    index: int = 0
+    logprobs: tuple[TokenLogprob, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+@dataclass(frozen=True)
+class Choice:
+    index: int
+    text: str
+    token_ids: tuple[int, ...]
+    finish_reason: str
+    completion_tokens: int
+    logprobs: tuple[TokenLogprob, ...]
+    tool_calls: tuple[ToolCall, ...]
+    seed: int
 
 
 @dataclass(frozen=True)
 class Completion:
+    """The first choice's fields, and every choice (n > 1) in `choices`."""
+
     text: str
     token_ids: tuple[int, ...]
     finish_reason: str
@@ -72,6 +119,18 @@ class Completion:
     timings: Timings
     model: str
     seed: int
+    choices: tuple[Choice, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+def _logprobs(entries) -> tuple[TokenLogprob, ...]:
+    return tuple(TokenLogprob(e.token_id, e.token, e.token_bytes, e.logprob,
+                              tuple(TopLogprob(t.token_id, t.token, t.token_bytes, t.logprob)
+                                    for t in e.top_logprobs)) for e in entries)
+
+
+def _tool_calls(calls) -> tuple[ToolCall, ...]:
+    return tuple(ToolCall(c.id, c.name, c.arguments) for c in calls)
 
 
 def _usage(pb) -> Usage:
@@ -85,9 +144,11 @@ def _timings(pb) -> Timings:
 
 def _delta(pb: generation_service_pb2.GenerateResponse) -> Delta:
     if pb.finish_reason == generation_pb2.FINISH_REASON_UNSPECIFIED:
-        return Delta(pb.text, tuple(pb.token_ids), model=pb.model)
+        return Delta(pb.text, tuple(pb.token_ids), model=pb.model, index=pb.index,
+                     logprobs=_logprobs(pb.logprobs))
     return Delta(pb.text, tuple(pb.token_ids), _FINISH_NAMES[pb.finish_reason], _usage(pb.usage),
-                 _timings(pb.timings), pb.model, pb.seed)
+                 _timings(pb.timings), pb.model, pb.seed, pb.index, _logprobs(pb.logprobs),
+                 _tool_calls(pb.tool_calls))
 
 
 @dataclass(frozen=True)
@@ -127,9 +188,11 @@ def _session(pb) -> Session:
 
 def _chat_delta(pb: session_service_pb2.ChatResponse) -> ChatDelta:
     if pb.finish_reason == generation_pb2.FINISH_REASON_UNSPECIFIED:
-        return ChatDelta(pb.text, tuple(pb.token_ids), model=pb.model, session_id=pb.session_id)
+        return ChatDelta(pb.text, tuple(pb.token_ids), model=pb.model, session_id=pb.session_id,
+                         logprobs=_logprobs(pb.logprobs))
     return ChatDelta(pb.text, tuple(pb.token_ids), _FINISH_NAMES[pb.finish_reason], _usage(pb.usage),
-                     _timings(pb.timings), pb.model, pb.seed, session_id=pb.session_id,
+                     _timings(pb.timings), pb.model, pb.seed, logprobs=_logprobs(pb.logprobs),
+                     session_id=pb.session_id,
                      reused_prompt_tokens=pb.reused_prompt_tokens, message_count=pb.message_count)
 
 
@@ -154,6 +217,8 @@ class _Request:
     logit_bias: Mapping[int, float] = field(default_factory=dict)
     sampling: dict = field(default_factory=dict)
 
+    features: dict = field(default_factory=dict)
+
     def fill(self, pb) -> None:
         pb.model = self.model
         if self.prompt is not None:
@@ -161,7 +226,8 @@ class _Request:
         if self.messages is not None:
             pb.chat.SetInParent()
             for m in self.messages:
-                pb.chat.messages.add(role=m["role"], content=m["content"])
+                pb.chat.messages.append(_message(m))
+        fill_features(pb, **self.features)
         if self.max_tokens is not None:
             pb.max_tokens = self.max_tokens
         pb.stop.extend(self.stop)
@@ -172,8 +238,60 @@ class _Request:
             pb.sampling.logit_bias[int(token)] = bias
 
 
+def _message(m: Mapping) -> generation_pb2.ChatMessage:
+    """{"role", "content"} plus, for an assistant, "tool_calls" ([{"id", "name", "arguments"}])
+    and, for a tool result, "tool_call_id" and "name"."""
+    return generation_pb2.ChatMessage(
+        role=m["role"], content=m.get("content") or "",
+        tool_calls=[generation_pb2.ToolCall(id=c.get("id", ""), name=c["name"],
+                                            arguments=c["arguments"] if isinstance(c["arguments"], str)
+                                            else json.dumps(c["arguments"]))
+                    for c in m.get("tool_calls") or ()],
+        tool_call_id=m.get("tool_call_id", ""), name=m.get("name", ""))
+
+
+def fill_features(pb, *, json_schema: Mapping | None = None, json_object: bool = False,
+                  grammar: str | None = None, lark: str | None = None, regex: str | None = None,
+                  tools: Sequence[Mapping] = (), tool_choice: str | None = None,
+                  parallel_tool_calls: bool | None = None, top_logprobs: int | None = None,
+                  n: int | None = None) -> None:
+    """Structured output (one of json_schema, json_object, grammar (GBNF), lark, regex), tools
+    ([{"name", "description", "parameters"}], tool_choice "auto" / "none" / "required" / a tool
+    name), log probabilities (top_logprobs alternatives per token) and n choices."""
+    if json_schema is not None:
+        pb.constraint.json_schema = json.dumps(json_schema)
+    if json_object:
+        pb.constraint.json_object = True
+    for name, value in (("gbnf", grammar), ("lark", lark), ("regex", regex)):
+        if value is not None:
+            setattr(pb.constraint, name, value)
+    for t in tools:
+        pb.tools.add(name=t["name"], description=t.get("description", ""),
+                     parameters_json=json.dumps(t["parameters"]) if t.get("parameters") else "")
+    if tool_choice is not None:
+        if tool_choice in _TOOL_CHOICE_MODES:
+            pb.tool_choice.mode = _TOOL_CHOICE_MODES[tool_choice]
+        else:
+            pb.tool_choice.mode = generation_pb2.TOOL_CHOICE_MODE_FUNCTION
+            pb.tool_choice.function_name = tool_choice
+    if parallel_tool_calls is not None:
+        pb.parallel_tool_calls = parallel_tool_calls
+    if top_logprobs is not None:
+        pb.top_logprobs = top_logprobs
+    if n is not None:
+        pb.n = n
+
+
+_FEATURES = frozenset(("json_schema", "json_object", "grammar", "lark", "regex", "tools",
+                       "tool_choice", "parallel_tool_calls", "top_logprobs", "n"))
+# A session turn takes structured output and log probabilities (no tools, one choice).
+_TURN_FEATURES = frozenset(("json_schema", "json_object", "grammar", "lark", "regex",
+                            "top_logprobs"))
+
+
 class Client:
-    """Wraps one channel. Keyword arguments of generate/complete: see GenerateRequest."""
+    """Wraps one channel. Keyword arguments of generate/complete: see GenerateRequest; the
+    features beyond sampling are those of `fill_features`."""
 
     def __init__(self, target: str, *, timeout: float | None = None,
                  metadata: Iterable[tuple[str, str]] = (), channel: grpc.Channel | None = None,
@@ -206,11 +324,12 @@ class Client:
 
     @staticmethod
     def _request(prompt, messages, model, max_tokens, stop, logit_bias, sampling) -> _Request:
+        features = {k: sampling.pop(k) for k in list(sampling) if k in _FEATURES}
         unknown = set(sampling) - set(_SAMPLING_FIELDS)
         if unknown:
             raise TypeError(f"unknown sampling arguments: {', '.join(sorted(unknown))}")
         return _Request(prompt, messages, model or "", max_tokens, tuple(stop or ()),
-                        dict(logit_bias or {}), sampling)
+                        dict(logit_bias or {}), sampling, features)
 
     def generate(self, prompt: str | None = None, *, messages: Sequence[Mapping[str, str]] | None = None,
                  model: str = "", max_tokens: int | None = None, stop: Sequence[str] = (),
@@ -238,8 +357,12 @@ class Client:
             r = self._generation.Complete(pb, **self._call_options(timeout))
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
+        choices = tuple(Choice(c.index, c.text, tuple(c.token_ids), _FINISH_NAMES[c.finish_reason],
+                               c.completion_tokens, _logprobs(c.logprobs), _tool_calls(c.tool_calls),
+                               c.seed) for c in r.choices)
         return Completion(r.text, tuple(r.token_ids), _FINISH_NAMES[r.finish_reason],
-                          _usage(r.usage), _timings(r.timings), r.model, r.seed)
+                          _usage(r.usage), _timings(r.timings), r.model, r.seed, choices,
+                          choices[0].tool_calls if choices else ())
 
     def tokenize(self, text: str, *, model: str = "", add_special_tokens: bool = False,
                  parse_special_tokens: bool = False) -> list[int]:
@@ -347,9 +470,12 @@ class Client:
 
     def create_session(self, session_id: str | None = None, *, model: str = "",
                        system_prompt: str | None = None, max_tokens: int | None = None,
-                       logit_bias: Mapping[int, float] | None = None, **sampling) -> Session:
-        """A new session; `sampling` and `max_tokens` become the defaults of its turns."""
-        pb = session_service_pb2.CreateSessionRequest(model=model)
+                       logit_bias: Mapping[int, float] | None = None,
+                       messages: Sequence[Mapping] = (), **sampling) -> Session:
+        """A new session; `sampling` and `max_tokens` become the defaults of its turns, and
+        `messages` (as for generate, without system messages) its starting history."""
+        pb = session_service_pb2.CreateSessionRequest(model=model,
+                                                      messages=[_message(m) for m in messages])
         if session_id is not None:
             pb.session_id = session_id
         if system_prompt is not None:
@@ -368,10 +494,22 @@ class Client:
                                     session_service_pb2.GetSessionRequest(session_id=session_id)).session)
 
     def history(self, session_id: str) -> list[dict[str, str]]:
-        """The session's messages, oldest first, as {"role", "content"} (system prompt not included)."""
+        """The session's messages, oldest first, as {"role", "content"} plus any "tool_calls",
+        "tool_call_id" and "name" (system prompt not included)."""
         response = self._unary(self._sessions.GetSession,
                                session_service_pb2.GetSessionRequest(session_id=session_id))
-        return [{"role": m.role, "content": m.content} for m in response.messages]
+        out = []
+        for m in response.messages:
+            message = {"role": m.role, "content": m.content}
+            if m.tool_calls:
+                message["tool_calls"] = [{"id": c.id, "name": c.name, "arguments": c.arguments}
+                                         for c in m.tool_calls]
+            if m.tool_call_id:
+                message["tool_call_id"] = m.tool_call_id
+            if m.name:
+                message["name"] = m.name
+            out.append(message)
+        return out
 
     def delete_session(self, session_id: str) -> None:
         self._unary(self._sessions.DeleteSession,
@@ -405,6 +543,8 @@ class Client:
             pb.system_prompt = system_prompt
         if reuse_cache is not None:
             pb.reuse_cache = reuse_cache
+        features = {k: sampling.pop(k) for k in list(sampling) if k in _TURN_FEATURES}
+        fill_features(pb, **features)
         _fill_sampling(pb.sampling, sampling, logit_bias)
         call = self._sessions.Chat(pb, **self._call_options(timeout))
         try:

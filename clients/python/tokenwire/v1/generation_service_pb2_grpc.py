@@ -80,8 +80,10 @@ class GenerationServiceServicer:
 
         Status codes:
         OK                  the stream ended normally.
-        INVALID_ARGUMENT    a field is out of range or missing, or the prompt does not fit the
-        engine's context window (the message states both numbers).
+        INVALID_ARGUMENT    a field is out of range or missing, the prompt does not fit the
+        engine's context window (the message states both numbers), a
+        constraint or tool schema cannot be enforced (the keyword is named),
+        or n exceeds the engine's parallel sequences.
         NOT_FOUND           no engine is loaded under the requested model id.
         UNAVAILABLE         the engine is still loading, failed to load, or the server is draining.
         RESOURCE_EXHAUSTED  the engine's admission queue is full.

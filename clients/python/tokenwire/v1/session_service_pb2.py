@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from tokenwire.v1 import generation_pb2 as tokenwire_dot_v1_dot_generation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"tokenwire/v1/session_service.proto\x12\x0ctokenwire.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1dtokenwire/v1/generation.proto\"\xd2\x02\n\x07Session\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x14\n\x05model\x18\x02 \x01(\tR\x05model\x12(\n\rsystem_prompt\x18\x03 \x01(\tH\x00R\x0csystemPrompt\x88\x01\x01\x12\x38\n\x08sampling\x18\x04 \x01(\x0b\x32\x1c.tokenwire.v1.SamplingParamsR\x08sampling\x12\"\n\nmax_tokens\x18\x05 \x01(\x05H\x01R\tmaxTokens\x88\x01\x01\x12#\n\rmessage_count\x18\x06 \x01(\x05R\x0cmessageCount\x12!\n\x0c\x63reated_unix\x18\x07 \x01(\x01R\x0b\x63reatedUnix\x12!\n\x0cupdated_unix\x18\x08 \x01(\x01R\x0bupdatedUnixB\x10\n\x0e_system_promptB\r\n\x0b_max_tokens\"\x88\x02\n\x14\x43reateSessionRequest\x12\"\n\nsession_id\x18\x01 \x01(\tH\x00R\tsessionId\x88\x01\x01\x12\x14\n\x05model\x18\x02 \x01(\tR\x05model\x12(\n\rsystem_prompt\x18\x03 \x01(\tH\x01R\x0csystemPrompt\x88\x01\x01\x12\x38\n\x08sampling\x18\x04 \x01(\x0b\x32\x1c.tokenwire.v1.SamplingParamsR\x08sampling\x12\"\n\nmax_tokens\x18\x05 \x01(\x05H\x02R\tmaxTokens\x88\x01\x01\x42\r\n\x0b_session_idB\x10\n\x0e_system_promptB\r\n\x0b_max_tokens\"H\n\x15\x43reateSessionResponse\x12/\n\x07session\x18\x01 \x01(\x0b\x32\x15.tokenwire.v1.SessionR\x07session\"\x15\n\x13ListSessionsRequest\"I\n\x14ListSessionsResponse\x12\x31\n\x08sessions\x18\x01 \x03(\x0b\x32\x15.tokenwire.v1.SessionR\x08sessions\"2\n\x11GetSessionRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\"|\n\x12GetSessionResponse\x12/\n\x07session\x18\x01 \x01(\x0b\x32\x15.tokenwire.v1.SessionR\x07session\x12\x35\n\x08messages\x18\x02 \x03(\x0b\x32\x19.tokenwire.v1.ChatMessageR\x08messages\"5\n\x14\x44\x65leteSessionRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\"\x17\n\x15\x44\x65leteSessionResponse\"\\\n\x16RollbackSessionRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12#\n\rmessage_count\x18\x02 \x01(\x05R\x0cmessageCount\"J\n\x17RollbackSessionResponse\x12/\n\x07session\x18\x01 \x01(\x0b\x32\x15.tokenwire.v1.SessionR\x07session\"\x98\x01\n\x14\x42ranchSessionRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12#\n\rmessage_count\x18\x02 \x01(\x05R\x0cmessageCount\x12)\n\x0enew_session_id\x18\x03 \x01(\tH\x00R\x0cnewSessionId\x88\x01\x01\x42\x11\n\x0f_new_session_id\"H\n\x15\x42ranchSessionResponse\x12/\n\x07session\x18\x01 \x01(\x0b\x32\x15.tokenwire.v1.SessionR\x07session\"\xfb\x02\n\x0b\x43hatRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x18\n\x07\x63ontent\x18\x02 \x01(\tR\x07\x63ontent\x12\x38\n\x08sampling\x18\x03 \x01(\x0b\x32\x1c.tokenwire.v1.SamplingParamsR\x08sampling\x12\"\n\nmax_tokens\x18\x04 \x01(\x05H\x00R\tmaxTokens\x88\x01\x01\x12\x12\n\x04stop\x18\x05 \x03(\tR\x04stop\x12*\n\x11\x63reate_if_missing\x18\x06 \x01(\x08R\x0f\x63reateIfMissing\x12\x14\n\x05model\x18\x07 \x01(\tR\x05model\x12(\n\rsystem_prompt\x18\x08 \x01(\tH\x01R\x0csystemPrompt\x88\x01\x01\x12$\n\x0breuse_cache\x18\t \x01(\x08H\x02R\nreuseCache\x88\x01\x01\x42\r\n\x0b_max_tokensB\x10\n\x0e_system_promptB\x0e\n\x0c_reuse_cache\"\xfc\x02\n\x0c\x43hatResponse\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x12\n\x04text\x18\x02 \x01(\tR\x04text\x12\x1b\n\ttoken_ids\x18\x03 \x03(\x05R\x08tokenIds\x12?\n\rfinish_reason\x18\x04 \x01(\x0e\x32\x1a.tokenwire.v1.FinishReasonR\x0c\x66inishReason\x12)\n\x05usage\x18\x05 \x01(\x0b\x32\x13.tokenwire.v1.UsageR\x05usage\x12/\n\x07timings\x18\x06 \x01(\x0b\x32\x15.tokenwire.v1.TimingsR\x07timings\x12\x14\n\x05model\x18\x07 \x01(\tR\x05model\x12\x12\n\x04seed\x18\x08 \x01(\x04R\x04seed\x12\x30\n\x14reused_prompt_tokens\x18\t \x01(\x05R\x12reusedPromptTokens\x12#\n\rmessage_count\x18\n \x01(\x05R\x0cmessageCount2\xe5\x06\n\x0eSessionService\x12q\n\rCreateSession\x12\".tokenwire.v1.CreateSessionRequest\x1a#.tokenwire.v1.CreateSessionResponse\"\x17\x82\xd3\xe4\x93\x02\x11\"\x0c/v1/sessions:\x01*\x12k\n\x0cListSessions\x12!.tokenwire.v1.ListSessionsRequest\x1a\".tokenwire.v1.ListSessionsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/sessions\x12r\n\nGetSession\x12\x1f.tokenwire.v1.GetSessionRequest\x1a .tokenwire.v1.GetSessionResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/sessions/{session_id}\x12{\n\rDeleteSession\x12\".tokenwire.v1.DeleteSessionRequest\x1a#.tokenwire.v1.DeleteSessionResponse\"!\x82\xd3\xe4\x93\x02\x1b*\x19/v1/sessions/{session_id}\x12\x8d\x01\n\x0fRollbackSession\x12$.tokenwire.v1.RollbackSessionRequest\x1a%.tokenwire.v1.RollbackSessionResponse\"-\x82\xd3\xe4\x93\x02\'\"\"/v1/sessions/{session_id}:rollback:\x01*\x12\x85\x01\n\rBranchSession\x12\".tokenwire.v1.BranchSessionRequest\x1a#.tokenwire.v1.BranchSessionResponse\"+\x82\xd3\xe4\x93\x02%\" /v1/sessions/{session_id}:branch:\x01*\x12j\n\x04\x43hat\x12\x19.tokenwire.v1.ChatRequest\x1a\x1a.tokenwire.v1.ChatResponse\")\x82\xd3\xe4\x93\x02#\"\x1e/v1/sessions/{session_id}:chat:\x01*0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"tokenwire/v1/session_service.proto\x12\x0ctokenwire.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1dtokenwire/v1/generation.proto\"\xd2\x02\n\x07Session\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x14\n\x05model\x18\x02 \x01(\tR\x05model\x12(\n\rsystem_prompt\x18\x03 \x01(\tH\x00R\x0csystemPrompt\x88\x01\x01\x12\x38\n\x08sampling\x18\x04 \x01(\x0b\x32\x1c.tokenwire.v1.SamplingParamsR\x08sampling\x12\"\n\nmax_tokens\x18\x05 \x01(\x05H\x01R\tmaxTokens\x88\x01\x01\x12#\n\rmessage_count\x18\x06 \x01(\x05R\x0cmessageCount\x12!\n\x0c\x63reated_unix\x18\x07 \x01(\x01R\x0b\x63reatedUnix\x12!\n\x0cupdated_unix\x18\x08 \x01(\x01R\x0bupdatedUnixB\x10\n\x0e_system_promptB\r\n\x0b_max_tokens\"\xbf\x02\n\x14\x43reateSessionRequest\x12\"\n\nsession_id\x18\x01 \x01(\tH\x00R\tsessionId\x88\x01\x01\x12\x14\n\x05model\x18\x02 \x01(\tR\x05model\x12(\n\rsystem_prompt\x18\x03 \x01(\tH\x01R\x0csystemPrompt\x88\x01\x01\x12\x38\n\x08sampling\x18\x04 \x01(\x0b\x32\x1c.tokenwire.v1.SamplingParamsR\x08sampling\x12\"\n\nmax_tokens\x18\x05 \x01(\x05H\x02R\tmaxTokens\x88\x01\x01\x12\x35\n\x08messages\x18\x06 \x03(\x0b\x32\x19.tokenwire.v1.ChatMessageR\x08messagesB\r\n\x0b_session_idB\x10\n\x0e_system_promptB\r\n\x0b_max_tokens\"H\n\x15\x43reateSessionResponse\x12/\n\x07session\x18\x01 \x01(\x0b\x32\x15.tokenwire.v1.SessionR\x07session\"\x15\n\x13ListSessionsRequest\"I\n\x14ListSessionsResponse\x12\x31\n\x08sessions\x18\x01 \x03(\x0b\x32\x15.tokenwire.v1.SessionR\x08sessions\"2\n\x11GetSessionRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\"|\n\x12GetSessionResponse\x12/\n\x07session\x18\x01 \x01(\x0b\x32\x15.tokenwire.v1.SessionR\x07session\x12\x35\n\x08messages\x18\x02 \x03(\x0b\x32\x19.tokenwire.v1.ChatMessageR\x08messages\"5\n\x14\x44\x65leteSessionRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\"\x17\n\x15\x44\x65leteSessionResponse\"\\\n\x16RollbackSessionRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12#\n\rmessage_count\x18\x02 \x01(\x05R\x0cmessageCount\"J\n\x17RollbackSessionResponse\x12/\n\x07session\x18\x01 \x01(\x0b\x32\x15.tokenwire.v1.SessionR\x07session\"\x98\x01\n\x14\x42ranchSessionRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12#\n\rmessage_count\x18\x02 \x01(\x05R\x0cmessageCount\x12)\n\x0enew_session_id\x18\x03 \x01(\tH\x00R\x0cnewSessionId\x88\x01\x01\x42\x11\n\x0f_new_session_id\"H\n\x15\x42ranchSessionResponse\x12/\n\x07session\x18\x01 \x01(\x0b\x32\x15.tokenwire.v1.SessionR\x07session\"\xf4\x03\n\x0b\x43hatRequest\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x18\n\x07\x63ontent\x18\x02 \x01(\tR\x07\x63ontent\x12\x38\n\x08sampling\x18\x03 \x01(\x0b\x32\x1c.tokenwire.v1.SamplingParamsR\x08sampling\x12\"\n\nmax_tokens\x18\x04 \x01(\x05H\x00R\tmaxTokens\x88\x01\x01\x12\x12\n\x04stop\x18\x05 \x03(\tR\x04stop\x12*\n\x11\x63reate_if_missing\x18\x06 \x01(\x08R\x0f\x63reateIfMissing\x12\x14\n\x05model\x18\x07 \x01(\tR\x05model\x12(\n\rsystem_prompt\x18\x08 \x01(\tH\x01R\x0csystemPrompt\x88\x01\x01\x12$\n\x0breuse_cache\x18\t \x01(\x08H\x02R\nreuseCache\x88\x01\x01\x12>\n\nconstraint\x18\n \x01(\x0b\x32\x1e.tokenwire.v1.OutputConstraintR\nconstraint\x12&\n\x0ctop_logprobs\x18\x0b \x01(\x05H\x03R\x0btopLogprobs\x88\x01\x01\x42\r\n\x0b_max_tokensB\x10\n\x0e_system_promptB\x0e\n\x0c_reuse_cacheB\x0f\n\r_top_logprobs\"\xb4\x03\n\x0c\x43hatResponse\x12\x1d\n\nsession_id\x18\x01 \x01(\tR\tsessionId\x12\x12\n\x04text\x18\x02 \x01(\tR\x04text\x12\x1b\n\ttoken_ids\x18\x03 \x03(\x05R\x08tokenIds\x12?\n\rfinish_reason\x18\x04 \x01(\x0e\x32\x1a.tokenwire.v1.FinishReasonR\x0c\x66inishReason\x12)\n\x05usage\x18\x05 \x01(\x0b\x32\x13.tokenwire.v1.UsageR\x05usage\x12/\n\x07timings\x18\x06 \x01(\x0b\x32\x15.tokenwire.v1.TimingsR\x07timings\x12\x14\n\x05model\x18\x07 \x01(\tR\x05model\x12\x12\n\x04seed\x18\x08 \x01(\x04R\x04seed\x12\x30\n\x14reused_prompt_tokens\x18\t \x01(\x05R\x12reusedPromptTokens\x12#\n\rmessage_count\x18\n \x01(\x05R\x0cmessageCount\x12\x36\n\x08logprobs\x18\x0b \x03(\x0b\x32\x1a.tokenwire.v1.TokenLogprobR\x08logprobs2\xe5\x06\n\x0eSessionService\x12q\n\rCreateSession\x12\".tokenwire.v1.CreateSessionRequest\x1a#.tokenwire.v1.CreateSessionResponse\"\x17\x82\xd3\xe4\x93\x02\x11\"\x0c/v1/sessions:\x01*\x12k\n\x0cListSessions\x12!.tokenwire.v1.ListSessionsRequest\x1a\".tokenwire.v1.ListSessionsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/sessions\x12r\n\nGetSession\x12\x1f.tokenwire.v1.GetSessionRequest\x1a .tokenwire.v1.GetSessionResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/sessions/{session_id}\x12{\n\rDeleteSession\x12\".tokenwire.v1.DeleteSessionRequest\x1a#.tokenwire.v1.DeleteSessionResponse\"!\x82\xd3\xe4\x93\x02\x1b*\x19/v1/sessions/{session_id}\x12\x8d\x01\n\x0fRollbackSession\x12$.tokenwire.v1.RollbackSessionRequest\x1a%.tokenwire.v1.RollbackSessionResponse\"-\x82\xd3\xe4\x93\x02\'\"\"/v1/sessions/{session_id}:rollback:\x01*\x12\x85\x01\n\rBranchSession\x12\".tokenwire.v1.BranchSessionRequest\x1a#.tokenwire.v1.BranchSessionResponse\"+\x82\xd3\xe4\x93\x02%\" /v1/sessions/{session_id}:branch:\x01*\x12j\n\x04\x43hat\x12\x19.tokenwire.v1.ChatRequest\x1a\x1a.tokenwire.v1.ChatResponse\")\x82\xd3\xe4\x93\x02#\"\x1e/v1/sessions/{session_id}:chat:\x01*0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,33 +50,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SESSION']._serialized_start=114
   _globals['_SESSION']._serialized_end=452
   _globals['_CREATESESSIONREQUEST']._serialized_start=455
-  _globals['_CREATESESSIONREQUEST']._serialized_end=719
-  _globals['_CREATESESSIONRESPONSE']._serialized_start=721
-  _globals['_CREATESESSIONRESPONSE']._serialized_end=793
-  _globals['_LISTSESSIONSREQUEST']._serialized_start=795
-  _globals['_LISTSESSIONSREQUEST']._serialized_end=816
-  _globals['_LISTSESSIONSRESPONSE']._serialized_start=818
-  _globals['_LISTSESSIONSRESPONSE']._serialized_end=891
-  _globals['_GETSESSIONREQUEST']._serialized_start=893
-  _globals['_GETSESSIONREQUEST']._serialized_end=943
-  _globals['_GETSESSIONRESPONSE']._serialized_start=945
-  _globals['_GETSESSIONRESPONSE']._serialized_end=1069
-  _globals['_DELETESESSIONREQUEST']._serialized_start=1071
-  _globals['_DELETESESSIONREQUEST']._serialized_end=1124
-  _globals['_DELETESESSIONRESPONSE']._serialized_start=1126
-  _globals['_DELETESESSIONRESPONSE']._serialized_end=1149
-  _globals['_ROLLBACKSESSIONREQUEST']._serialized_start=1151
-  _globals['_ROLLBACKSESSIONREQUEST']._serialized_end=1243
-  _globals['_ROLLBACKSESSIONRESPONSE']._serialized_start=1245
-  _globals['_ROLLBACKSESSIONRESPONSE']._serialized_end=1319
-  _globals['_BRANCHSESSIONREQUEST']._serialized_start=1322
-  _globals['_BRANCHSESSIONREQUEST']._serialized_end=1474
-  _globals['_BRANCHSESSIONRESPONSE']._serialized_start=1476
-  _globals['_BRANCHSESSIONRESPONSE']._serialized_end=1548
-  _globals['_CHATREQUEST']._serialized_start=1551
-  _globals['_CHATREQUEST']._serialized_end=1930
-  _globals['_CHATRESPONSE']._serialized_start=1933
-  _globals['_CHATRESPONSE']._serialized_end=2313
-  _globals['_SESSIONSERVICE']._serialized_start=2316
-  _globals['_SESSIONSERVICE']._serialized_end=3185
+  _globals['_CREATESESSIONREQUEST']._serialized_end=774
+  _globals['_CREATESESSIONRESPONSE']._serialized_start=776
+  _globals['_CREATESESSIONRESPONSE']._serialized_end=848
+  _globals['_LISTSESSIONSREQUEST']._serialized_start=850
+  _globals['_LISTSESSIONSREQUEST']._serialized_end=871
+  _globals['_LISTSESSIONSRESPONSE']._serialized_start=873
+  _globals['_LISTSESSIONSRESPONSE']._serialized_end=946
+  _globals['_GETSESSIONREQUEST']._serialized_start=948
+  _globals['_GETSESSIONREQUEST']._serialized_end=998
+  _globals['_GETSESSIONRESPONSE']._serialized_start=1000
+  _globals['_GETSESSIONRESPONSE']._serialized_end=1124
+  _globals['_DELETESESSIONREQUEST']._serialized_start=1126
+  _globals['_DELETESESSIONREQUEST']._serialized_end=1179
+  _globals['_DELETESESSIONRESPONSE']._serialized_start=1181
+  _globals['_DELETESESSIONRESPONSE']._serialized_end=1204
+  _globals['_ROLLBACKSESSIONREQUEST']._serialized_start=1206
+  _globals['_ROLLBACKSESSIONREQUEST']._serialized_end=1298
+  _globals['_ROLLBACKSESSIONRESPONSE']._serialized_start=1300
+  _globals['_ROLLBACKSESSIONRESPONSE']._serialized_end=1374
+  _globals['_BRANCHSESSIONREQUEST']._serialized_start=1377
+  _globals['_BRANCHSESSIONREQUEST']._serialized_end=1529
+  _globals['_BRANCHSESSIONRESPONSE']._serialized_start=1531
+  _globals['_BRANCHSESSIONRESPONSE']._serialized_end=1603
+  _globals['_CHATREQUEST']._serialized_start=1606
+  _globals['_CHATREQUEST']._serialized_end=2106
+  _globals['_CHATRESPONSE']._serialized_start=2109
+  _globals['_CHATRESPONSE']._serialized_end=2545
+  _globals['_SESSIONSERVICE']._serialized_start=2548
+  _globals['_SESSIONSERVICE']._serialized_end=3417
 # @@protoc_insertion_point(module_scope)

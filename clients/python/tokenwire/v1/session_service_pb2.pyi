@@ -29,18 +29,20 @@ class Session(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., model: _Optional[str] = ..., system_prompt: _Optional[str] = ..., sampling: _Optional[_Union[_generation_pb2.SamplingParams, _Mapping]] = ..., max_tokens: _Optional[int] = ..., message_count: _Optional[int] = ..., created_unix: _Optional[float] = ..., updated_unix: _Optional[float] = ...) -> None: ...
 
 class CreateSessionRequest(_message.Message):
-    __slots__ = ("session_id", "model", "system_prompt", "sampling", "max_tokens")
+    __slots__ = ("session_id", "model", "system_prompt", "sampling", "max_tokens", "messages")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SYSTEM_PROMPT_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     model: str
     system_prompt: str
     sampling: _generation_pb2.SamplingParams
     max_tokens: int
-    def __init__(self, session_id: _Optional[str] = ..., model: _Optional[str] = ..., system_prompt: _Optional[str] = ..., sampling: _Optional[_Union[_generation_pb2.SamplingParams, _Mapping]] = ..., max_tokens: _Optional[int] = ...) -> None: ...
+    messages: _containers.RepeatedCompositeFieldContainer[_generation_pb2.ChatMessage]
+    def __init__(self, session_id: _Optional[str] = ..., model: _Optional[str] = ..., system_prompt: _Optional[str] = ..., sampling: _Optional[_Union[_generation_pb2.SamplingParams, _Mapping]] = ..., max_tokens: _Optional[int] = ..., messages: _Optional[_Iterable[_Union[_generation_pb2.ChatMessage, _Mapping]]] = ...) -> None: ...
 
 class CreateSessionResponse(_message.Message):
     __slots__ = ("session",)
@@ -113,7 +115,7 @@ class BranchSessionResponse(_message.Message):
     def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ...) -> None: ...
 
 class ChatRequest(_message.Message):
-    __slots__ = ("session_id", "content", "sampling", "max_tokens", "stop", "create_if_missing", "model", "system_prompt", "reuse_cache")
+    __slots__ = ("session_id", "content", "sampling", "max_tokens", "stop", "create_if_missing", "model", "system_prompt", "reuse_cache", "constraint", "top_logprobs")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
@@ -123,6 +125,8 @@ class ChatRequest(_message.Message):
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SYSTEM_PROMPT_FIELD_NUMBER: _ClassVar[int]
     REUSE_CACHE_FIELD_NUMBER: _ClassVar[int]
+    CONSTRAINT_FIELD_NUMBER: _ClassVar[int]
+    TOP_LOGPROBS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     content: str
     sampling: _generation_pb2.SamplingParams
@@ -132,10 +136,12 @@ class ChatRequest(_message.Message):
     model: str
     system_prompt: str
     reuse_cache: bool
-    def __init__(self, session_id: _Optional[str] = ..., content: _Optional[str] = ..., sampling: _Optional[_Union[_generation_pb2.SamplingParams, _Mapping]] = ..., max_tokens: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., create_if_missing: _Optional[bool] = ..., model: _Optional[str] = ..., system_prompt: _Optional[str] = ..., reuse_cache: _Optional[bool] = ...) -> None: ...
+    constraint: _generation_pb2.OutputConstraint
+    top_logprobs: int
+    def __init__(self, session_id: _Optional[str] = ..., content: _Optional[str] = ..., sampling: _Optional[_Union[_generation_pb2.SamplingParams, _Mapping]] = ..., max_tokens: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., create_if_missing: _Optional[bool] = ..., model: _Optional[str] = ..., system_prompt: _Optional[str] = ..., reuse_cache: _Optional[bool] = ..., constraint: _Optional[_Union[_generation_pb2.OutputConstraint, _Mapping]] = ..., top_logprobs: _Optional[int] = ...) -> None: ...
 
 class ChatResponse(_message.Message):
-    __slots__ = ("session_id", "text", "token_ids", "finish_reason", "usage", "timings", "model", "seed", "reused_prompt_tokens", "message_count")
+    __slots__ = ("session_id", "text", "token_ids", "finish_reason", "usage", "timings", "model", "seed", "reused_prompt_tokens", "message_count", "logprobs")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
@@ -146,6 +152,7 @@ class ChatResponse(_message.Message):
     SEED_FIELD_NUMBER: _ClassVar[int]
     REUSED_PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LOGPROBS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     text: str
     token_ids: _containers.RepeatedScalarFieldContainer[int]
@@ -156,4 +163,5 @@ class ChatResponse(_message.Message):
     seed: int
     reused_prompt_tokens: int
     message_count: int
-    def __init__(self, session_id: _Optional[str] = ..., text: _Optional[str] = ..., token_ids: _Optional[_Iterable[int]] = ..., finish_reason: _Optional[_Union[_generation_pb2.FinishReason, str]] = ..., usage: _Optional[_Union[_generation_pb2.Usage, _Mapping]] = ..., timings: _Optional[_Union[_generation_pb2.Timings, _Mapping]] = ..., model: _Optional[str] = ..., seed: _Optional[int] = ..., reused_prompt_tokens: _Optional[int] = ..., message_count: _Optional[int] = ...) -> None: ...
+    logprobs: _containers.RepeatedCompositeFieldContainer[_generation_pb2.TokenLogprob]
+    def __init__(self, session_id: _Optional[str] = ..., text: _Optional[str] = ..., token_ids: _Optional[_Iterable[int]] = ..., finish_reason: _Optional[_Union[_generation_pb2.FinishReason, str]] = ..., usage: _Optional[_Union[_generation_pb2.Usage, _Mapping]] = ..., timings: _Optional[_Union[_generation_pb2.Timings, _Mapping]] = ..., model: _Optional[str] = ..., seed: _Optional[int] = ..., reused_prompt_tokens: _Optional[int] = ..., message_count: _Optional[int] = ..., logprobs: _Optional[_Iterable[_Union[_generation_pb2.TokenLogprob, _Mapping]]] = ...) -> None: ...
