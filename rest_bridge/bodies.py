@@ -22,7 +22,8 @@ from typing import Annotated, Any, ClassVar, Iterable, TypeVar
 
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
+                      ValidationError, ValidationInfo, model_validator)
 from pydantic_core import PydanticCustomError
 
 from rest_bridge.errors import HttpError
@@ -31,6 +32,39 @@ from rest_bridge.http_json import json_kind, json_object, json_object_or_empty
 B = TypeVar("B", bound="Body")
 
 REF_PREFIX = "#/components/schemas/"
+
+
+def unsupported(message: str, code: str = "unsupported_parameter") -> PydanticCustomError:
+    """A 400 for a parameter (or value) this server does not implement; `code` goes to the
+    family's error body."""
+    return PydanticCustomError("unsupported", message, {"code": code})
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """Equal as JSON values: `0` is not `false` (nor `1` `true`), as Python's `==` has it."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    return a == b
+
+
+def only(allowed: tuple, message: str | None = None) -> AfterValidator:
+    """A parameter this server implements only for the `allowed` values: any other is a 400."""
+    def check(value: Any, info: ValidationInfo) -> Any:
+        if not any(same_json(value, a) for a in allowed):
+            raise unsupported(message or f"'{info.field_name}' is not supported by this server")
+        return value
+    return AfterValidator(check)
+
+
+#: A parameter an API defines and this server does not implement: any value but null or false
+#: is a 400 (`0` too: it is not false in JSON, and no other value would be read from it).
+Unsupported = Annotated[Any, only((None, False)),
+                        Field(description="Not supported by this server: any value but null or "
+                                          "false is a 400.")]
 
 
 class Body(BaseModel):

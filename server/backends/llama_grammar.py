@@ -12,8 +12,8 @@ Pickers use it sample-then-check, as llama.cpp's own sampler does: the token pic
 grammar is checked (cheap); only when the grammar rejects it is the full mask computed, applied to
 the logits, and the token picked again.
 
-A matcher is compiled once per grammar text (the schema hash is the cache key) and deep-copied
-for each request, so concurrent requests never share parser state.
+A matcher is compiled once per constraint text (its hash is the cache key) and deep-copied for
+each request, so concurrent requests never share parser state.
 """
 
 from __future__ import annotations
@@ -112,14 +112,15 @@ class GrammarCompiler:
 
     def matcher(self, constraint: Constraint):
         """A fresh matcher for `constraint` (compiled on first use, then copied)."""
-        grammar = grammar_text(constraint)
-        key = hashlib.sha256(grammar.encode()).hexdigest()
+        # Keyed by the request's own text: a repeated schema skips its conversion too.
+        key = hashlib.sha256(f"{constraint.kind.value}\0{constraint.source}".encode()).hexdigest()
         with self._lock:
             compiled = self._cache.get(key)
             if compiled is not None:
                 self._cache.move_to_end(key)
                 return compiled.deep_copy()
             tokenizer = self._vocabulary()
+        grammar = grammar_text(constraint)
         llg = _llguidance()
         compiled = llg.LLMatcher(tokenizer, grammar, log_level=0)
         if compiled.is_error():

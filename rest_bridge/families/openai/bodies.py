@@ -14,11 +14,9 @@ import time
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import (AfterValidator, BeforeValidator, ConfigDict, Field, ValidationInfo,
-                      WithJsonSchema)
-from pydantic_core import PydanticCustomError
+from pydantic import (BeforeValidator, ConfigDict, Field, WithJsonSchema)
 
-from rest_bridge.bodies import Answer, Body
+from rest_bridge.bodies import Answer, Body, Unsupported, only, unsupported
 from rest_bridge.errors import HttpError
 from tokenwire.v1 import engine_service_pb2 as engine_pb
 from tokenwire.v1 import generation_pb2 as gen_pb
@@ -30,37 +28,6 @@ FINISH_REASONS = {gen_pb.FINISH_REASON_STOP: "stop", gen_pb.FINISH_REASON_STOP_S
                   gen_pb.FINISH_REASON_LENGTH: "length"}
 _FLOATS = ("temperature", "top_p", "min_p", "repeat_penalty", "presence_penalty",
            "frequency_penalty")
-
-
-def unsupported(message: str, code: str = "unsupported_parameter") -> PydanticCustomError:
-    return PydanticCustomError("unsupported", message, {"code": code})
-
-
-def _same_json(a: Any, b: Any) -> bool:
-    """Equal as JSON values: `0` is not `false` (nor `1` `true`), as Python's `==` has it."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same_json(a[k], b[k]) for k in a)
-    return a == b
-
-
-def _only(allowed: tuple, message: str | None = None) -> AfterValidator:
-    """A parameter this server implements only for the `allowed` values: any other is a 400."""
-    def check(value: Any, info: ValidationInfo) -> Any:
-        if not any(_same_json(value, a) for a in allowed):
-            raise unsupported(message or f"'{info.field_name}' is not supported by this server")
-        return value
-    return AfterValidator(check)
-
-
-#: A parameter OpenAI defines and this server does not implement: any value but null or false
-#: is a 400 (`0` too: it is not false in JSON, and no other value would be read from it).
-Unsupported = Annotated[Any, _only((None, False)),
-                        Field(description="Not supported by this server: any value but null or "
-                                          "false is a 400.")]
 
 
 def _token_ids(bias: Any) -> Any:
@@ -132,7 +99,7 @@ class GenerationParams(Body):
     stream: bool | None = False
     """Answer with server-sent events instead of one JSON object."""
     stream_options: StreamOptions | None = None
-    n: Annotated[int | None, _only((None, 1), "only n=1 is supported: one choice per request")] = 1
+    n: Annotated[int | None, only((None, 1), "only n=1 is supported: one choice per request")] = 1
     """Choices per request: only 1 is supported (anything else is a 400)."""
     user: str | None = None
     """End-user id; accepted and ignored."""
@@ -144,10 +111,10 @@ class GenerationParams(Body):
     """tokenwire extra: multiplicative penalty for recently seen tokens; 1 disables it."""
     logprobs: Unsupported = None
     top_logprobs: Unsupported = None
-    best_of: Annotated[int | None, _only((None, 1))] = None
-    tools: Annotated[Any, _only((None, []), "'tools' (tool calling) is not supported by this "
+    best_of: Annotated[int | None, only((None, 1))] = None
+    tools: Annotated[Any, only((None, []), "'tools' (tool calling) is not supported by this "
                                             "server")] = None
-    functions: Annotated[Any, _only((None, []), "'functions' (tool calling) is not supported by "
+    functions: Annotated[Any, only((None, []), "'functions' (tool calling) is not supported by "
                                                 "this server")] = None
 
     @property
@@ -182,7 +149,7 @@ class CreateChatCompletionRequest(GenerationParams):
     """The conversation, oldest message first; rendered with the model's chat template."""
     max_completion_tokens: int | None = None
     """Takes precedence over max_tokens."""
-    response_format: Annotated[Any, _only((None, {"type": "text"}), "only response_format "
+    response_format: Annotated[Any, only((None, {"type": "text"}), "only response_format "
                                           "{\"type\": \"text\"} is supported")] = None
     conversation_id: str | None = None
     """tokenwire extra (Impetus): continue the server-side session with this id (created if

@@ -25,10 +25,9 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (AfterValidator, BeforeValidator, ConfigDict, Field, PlainValidator,
-                      RootModel, ValidationInfo, create_model)
-from pydantic_core import PydanticCustomError
+                      RootModel, create_model)
 
-from rest_bridge.bodies import Answer, Body
+from rest_bridge.bodies import Answer, Body, Unsupported, only, unsupported
 from rest_bridge.families.openai.bodies import ErrorResponse
 from tokenwire.v1 import generation_pb2 as gen_pb
 from tokenwire.v1 import generation_service_pb2 as svc_pb
@@ -43,36 +42,6 @@ TOOL_CHOICE_MODES = {"auto": gen_pb.TOOL_CHOICE_MODE_AUTO, "none": gen_pb.TOOL_C
 
 
 # -- validation helpers ---------------------------------------------------------------------------
-
-
-def unsupported(message: str, code: str = "unsupported_parameter") -> PydanticCustomError:
-    return PydanticCustomError("unsupported", message, {"code": code})
-
-
-def _same_json(a: Any, b: Any) -> bool:
-    """Equal as JSON values: `0` is not `false`, as Python's `==` has it."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same_json(a[k], b[k]) for k in a)
-    return a == b
-
-
-def _only(*allowed: Any) -> AfterValidator:
-    """A parameter this server implements only for the `allowed` values: any other is a 400."""
-    def check(value: Any, info: ValidationInfo) -> Any:
-        if not any(_same_json(value, a) for a in allowed):
-            raise unsupported(f"'{info.field_name}' is not supported by this server")
-        return value
-    return AfterValidator(check)
-
-
-#: An OpenAI parameter this server does not implement: any value but null or false is a 400.
-Unsupported = Annotated[Any, _only(None, False),
-                        Field(description="Not supported by this server: any value but null or "
-                                          "false is a 400.")]
 
 
 def _one_of(kinds: dict[str, type[Body]], what: str, *, default: str | None = None,
@@ -310,11 +279,11 @@ class CreateResponseRequest(Body):
     """Accepted and ignored (prefix caching is automatic)."""
     service_tier: str | None = None
     """Accepted and ignored."""
-    truncation: Annotated[Any, _only(None, "disabled")] = None
+    truncation: Annotated[Any, only((None, "disabled"))] = None
     """Only `disabled` (the default): input longer than the context window is a 400."""
-    reasoning: Annotated[Any, _only(None, {})] = None
+    reasoning: Annotated[Any, only((None, {}))] = None
     """Not supported: only null or `{}`."""
-    include: Annotated[Any, _only(None, [])] = None
+    include: Annotated[Any, only((None, []))] = None
     """Not supported: only null or `[]`."""
     background: Unsupported = None
     conversation: Unsupported = None
