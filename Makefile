@@ -35,13 +35,11 @@ serve: install
 
 test: install system-deps lint proto-check pytest
 
-# What the tests need from Debian: Chromium renders Swagger UI and the web chat page. Installed
-# when missing (as root, or through sudo), so `make test` alone works on a fresh machine.
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# What the tests need from Debian (tools/system-packages.d/*.txt: a command and the packages that
+# provide it), installed when missing, as root or through sudo, so `make test` alone works on a
+# fresh machine.
 system-deps:
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
-	  echo "installing chromium (apt-get)"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+	@bash tools/system-deps.sh
 
 lint: install
 	buf lint

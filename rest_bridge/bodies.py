@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Annotated, Any, ClassVar, Iterable, TypeVar
+from typing import Annotated, Any, ClassVar, Iterable, TypeVar, Union
 
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
-                      ValidationError, ValidationInfo, model_validator)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator,
+                      ValidationError, ValidationInfo, create_model, model_validator)
 from pydantic_core import PydanticCustomError
 
 from rest_bridge.errors import HttpError
@@ -58,6 +58,40 @@ def only(allowed: tuple, message: str | None = None) -> AfterValidator:
             raise unsupported(message or f"'{info.field_name}' is not supported by this server")
         return value
     return AfterValidator(check)
+
+
+def one_of(kinds: dict[str, type[Body]], what: str, *, default: str | None = None,
+            code: str = "unsupported_parameter") -> PlainValidator:
+    """Validates a JSON object as the model its `type` member names (`default` when it has none).
+    A type this server does not implement is a 400 naming `<path>.type`; errors inside the
+    chosen model keep their own paths (`input[0].call_id`)."""
+    names = ", ".join(kinds)
+
+    def refuse(kind: Any) -> Any:
+        raise unsupported(f"{what} of type {json.dumps(kind)} are not supported by this server "
+                          f"(only {names})", code)
+
+    probe = create_model(f"_{what.title().replace(' ', '')}Type", __base__=Body,
+                         type=(Annotated[Any, AfterValidator(refuse)], ...))
+
+    def validate(value: Any) -> Body:
+        kind = value.get("type", default) if isinstance(value, dict) else default
+        model = kinds.get(kind) if isinstance(kind, str) else None
+        if model is not None and (isinstance(value, dict) or default is not None):
+            return model.model_validate_json(json.dumps(value))
+        probe.model_validate_json(json.dumps(value))  # always fails, naming the path
+        raise AssertionError("unreachable")
+
+    return PlainValidator(validate, json_schema_input_type=Union[tuple(kinds.values())])
+
+
+def json_object_text(text: str) -> str:
+    try:
+        if isinstance(json.loads(text), dict):
+            return text
+    except ValueError:
+        pass
+    raise ValueError("'arguments' must be a JSON object text")
 
 
 #: A parameter an API defines and this server does not implement: any value but null or false

@@ -33,7 +33,8 @@ from server.downloads.types import CatalogResolver
 from server.errors import TokenwireError
 from server.interceptors import ErrorInterceptor
 from server.monitoring.hub import Monitoring
-from server.monitoring.interceptor import ObservabilityInterceptor
+from server.monitoring.interceptor import (GRPC_CORE_LOGGER, LATE_STATUS_FILTER,
+                                           ObservabilityInterceptor)
 from server.servicers.download import DownloadServicer
 from server.security.interceptor import SecurityInterceptor
 from server.security.state import SecurityState
@@ -232,6 +233,8 @@ async def _start(settings: Settings, backends: Mapping[str, BackendFactory],
     monitoring = Monitoring(settings, engines)
     monitoring.install()
     undo.callback(monitoring.uninstall)
+    logging.getLogger(GRPC_CORE_LOGGER).addFilter(LATE_STATUS_FILTER)
+    undo.callback(logging.getLogger(GRPC_CORE_LOGGER).removeFilter, LATE_STATUS_FILTER)
     security = SecurityState(settings)
     # Observability outermost, so refused calls are counted and traced too; then auth, rate
     # limits and limits; then the error table.

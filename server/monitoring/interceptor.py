@@ -11,9 +11,11 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import re
 import time
 
 import grpc
+from grpc._cython import cygrpc
 from opentelemetry import trace
 
 from server.monitoring.logbuffer import ACCESS_LOGGER
@@ -54,6 +56,36 @@ async def _write(context: grpc.aio.ServicerContext, response) -> None:
     except grpc.aio.InternalError as exc:
         log.debug("stream write failed, the client has gone: %s", exc)
         raise asyncio.CancelledError("the client has gone") from None
+
+
+GRPC_CORE_LOGGER = "grpc._cython.cygrpc"
+
+
+class LateStatusFilter(logging.Filter):
+    """Demotes grpc's ERROR for a final status that could not be sent to DEBUG.
+
+    When a client cancels just after reading its last message, the handler has already finished
+    and grpc's send of the status fails; grpc logs that as an ERROR with a traceback unless it
+    has noticed the cancellation first, a race the server cannot win. A failed batch holding only
+    the status means the call was already over on the client's side: nothing was lost, so it is
+    not an error. Any other failed batch stays an ERROR.
+    """
+
+    ENDING_OPS = frozenset({"SendInitialMetadataOperation", "SendStatusFromServerOperation"})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if record.levelno >= logging.ERROR and isinstance(error, cygrpc.ExecuteBatchError):
+            ops = set(re.findall(r"cygrpc\.(\w+Operation) object", str(error)))
+            if "SendStatusFromServerOperation" in ops and ops <= self.ENDING_OPS:
+                record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+                record.msg = f"final status not sent, the client had gone: {record.msg}"
+                record.exc_info = record.exc_text = None
+                return logging.getLogger(GRPC_CORE_LOGGER).isEnabledFor(logging.DEBUG)
+        return True
+
+
+LATE_STATUS_FILTER = LateStatusFilter()
 
 
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):

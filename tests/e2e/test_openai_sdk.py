@@ -101,7 +101,7 @@ def test_models(sdk):
     (dict(temperature=-1), "temperature"),
     (dict(top_p=2), "top_p"),
     (dict(max_tokens=-3), "max_tokens"),
-    (dict(n=2), "n"),
+    (dict(n=0), "n"),
     (dict(presence_penalty=7), "presence_penalty"),
     (dict(logit_bias={"5": 1000}), "logit_bias"),
 ])

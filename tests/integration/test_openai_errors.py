@@ -30,7 +30,7 @@ def _error(response, status: int) -> dict:
     (json.dumps({"messages": [{"role": "user", "content": "hi"}], "stop": [1]}), "stop"),
     (json.dumps({"messages": [{"role": "user", "content": "hi"}], "logit_bias": {"x": 1}}), "logit_bias"),
     (json.dumps({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}), "messages[0].content"),
-    (json.dumps({"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function"}]}), "tools"),
+    (json.dumps({"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function"}]}), "tools[0].function"),
     (json.dumps({"messages": [{"role": "alien", "content": "hi"}]}), "messages[0].role"),
 ])
 def test_malformed_requests_are_400_with_the_param(http, data, param):

@@ -1,7 +1,8 @@
 """OpenAPI documentation of the OpenAI route family (`rest_bridge.families.openai.routes`).
 
-OpenAI's own shapes, plus what tokenwire adds: the sampling knobs `top_k`, `min_p` and
-`repeat_penalty`, `conversation_id` (continues a server-side session), `use_cache` and
+OpenAI's own shapes (structured output, tool calls, log probabilities and n choices included),
+plus what tokenwire adds: the sampling knobs `top_k`, `min_p` and `repeat_penalty`, llama-server's
+`grammar` and `json_schema`, `conversation_id` (continues a server-side session), `use_cache` and
 `performance_metrics` in the answers. The schemas are the bodies' (`families.openai.bodies`),
 namespaced `openai.*`; this module writes the operations.
 """
@@ -22,7 +23,10 @@ TAGS = [{
 
 ERRORS = {
     "400": "The request is malformed, a parameter is out of range or not supported "
-           "(`code: unsupported_parameter`), or the prompt does not fit the context window.",
+           "(`code: unsupported_parameter`), a JSON schema or tool schema uses a keyword that "
+           "cannot be enforced (the message names it), n exceeds the engine's parallel "
+           "sequences, or the prompt does not fit the context window. `param` names the "
+           "parameter at fault.",
     "401": "An API key is required and was missing or wrong.",
     "404": "No model (engine) has the requested id.",
     "413": "The request body is larger than the server's limit.",
@@ -55,13 +59,28 @@ PATHS: dict[str, dict] = {
         _json_and_sse(bodies.ChatCompletion, bodies.ChatCompletionChunk),
         description="OpenAI's chat completions. " + STREAM_NOTE + " With "
                     "`stream_options.include_usage` a last chunk before `[DONE]` carries the "
-                    "usage. Tool calling, logprobs and n > 1 are not supported (400).",
+                    "usage.\n\n"
+                    "- **Structured output**: `response_format` `json_object` or `json_schema` "
+                    "(or llama-server's `grammar` / `json_schema`) is enforced token by token.\n"
+                    "- **Tool calls**: `tools` (functions), `tool_choice`, "
+                    "`parallel_tool_calls`; calls come back in `message.tool_calls` with "
+                    "`finish_reason: \"tool_calls\"` (streamed as `delta.tool_calls`, each call "
+                    "whole), and are answered with `tool` messages naming `tool_call_id`.\n"
+                    "- **Log probabilities**: `logprobs: true` and `top_logprobs` (0-20).\n"
+                    "- **Choices**: `n` up to the engine's parallel sequences; streamed chunks "
+                    "carry their choice's `index`, and each choice has its own first (role) and "
+                    "finish chunk.\n\n"
+                    "With `conversation_id`, `tools` and n > 1 are a 400; the deprecated "
+                    "`functions` / `function_call` are a 400.",
         request=bodies.CreateChatCompletionRequest, errors=_errors())},
     "/v1/completions": {"post": _op(
         "OpenAI_CreateCompletion", "Create a text completion (legacy)",
         _json_and_sse(bodies.TextCompletion, bodies.TextCompletion),
         description="OpenAI's legacy completions: one prompt, continued as is. " + STREAM_NOTE +
-                    " `suffix`, logprobs and n > 1 are not supported (400).",
+                    " `response_format`, `grammar` and `json_schema` constrain the output as in "
+                    "chat; `logprobs` (0-20) returns the generated tokens' log probabilities "
+                    "(with `echo`, the prompt's tokens have none); `n` choices as in chat. "
+                    "`suffix` and `best_of` > 1 are not supported (400).",
         request=bodies.CreateCompletionRequest, errors=_errors())},
     "/v1/models": {"get": _op(
         "OpenAI_ListModels", "List the models", bodies.ModelList,

@@ -24,11 +24,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import (AfterValidator, BeforeValidator, ConfigDict, Field, PlainValidator,
-                      RootModel, create_model)
+from pydantic import (AfterValidator, BeforeValidator, ConfigDict, Field, RootModel)
 
-from rest_bridge.bodies import Answer, Body, Unsupported, only, unsupported
-from rest_bridge.families.openai.bodies import ErrorResponse
+from rest_bridge.bodies import (Answer, Body, Unsupported, json_object_text, one_of, only)
+from rest_bridge.families.openai.bodies import TOOL_CHOICE_MODES, ErrorResponse, tool_choice_param
 from tokenwire.v1 import generation_pb2 as gen_pb
 from tokenwire.v1 import generation_service_pb2 as svc_pb
 from tokenwire.v1 import session_service_pb2 as session_pb
@@ -37,45 +36,9 @@ NAMESPACE = "openai_responses"
 RESPONSE_PREFIX = "resp_"
 #: Names that mark a stored user message as an input item of role system / developer.
 SYSTEM_NAMES = frozenset({"system", "developer"})
-TOOL_CHOICE_MODES = {"auto": gen_pb.TOOL_CHOICE_MODE_AUTO, "none": gen_pb.TOOL_CHOICE_MODE_NONE,
-                     "required": gen_pb.TOOL_CHOICE_MODE_REQUIRED}
 
 
 # -- validation helpers ---------------------------------------------------------------------------
-
-
-def _one_of(kinds: dict[str, type[Body]], what: str, *, default: str | None = None,
-            code: str = "unsupported_parameter") -> PlainValidator:
-    """Validates a JSON object as the model its `type` member names (`default` when it has none).
-    A type this server does not implement is a 400 naming `<path>.type`; errors inside the
-    chosen model keep their own paths (`input[0].call_id`)."""
-    names = ", ".join(kinds)
-
-    def refuse(kind: Any) -> Any:
-        raise unsupported(f"{what} of type {json.dumps(kind)} are not supported by this server "
-                          f"(only {names})", code)
-
-    probe = create_model(f"_{what.title().replace(' ', '')}Type", __base__=Body,
-                         type=(Annotated[Any, AfterValidator(refuse)], ...))
-
-    def validate(value: Any) -> Body:
-        kind = value.get("type", default) if isinstance(value, dict) else default
-        model = kinds.get(kind) if isinstance(kind, str) else None
-        if model is not None and (isinstance(value, dict) or default is not None):
-            return model.model_validate_json(json.dumps(value))
-        probe.model_validate_json(json.dumps(value))  # always fails, naming the path
-        raise AssertionError("unreachable")
-
-    return PlainValidator(validate, json_schema_input_type=Union[tuple(kinds.values())])
-
-
-def _json_object_text(text: str) -> str:
-    try:
-        if isinstance(json.loads(text), dict):
-            return text
-    except ValueError:
-        pass
-    raise ValueError("'arguments' must be a JSON object text")
 
 
 # -- the request ----------------------------------------------------------------------------------
@@ -91,7 +54,7 @@ def _string_is_one_part(content: Any) -> Any:
     return [{"type": "input_text", "text": content}] if isinstance(content, str) else content
 
 
-TextPart = Annotated[TextPartParam, _one_of(
+TextPart = Annotated[TextPartParam, one_of(
     {"input_text": TextPartParam, "output_text": TextPartParam}, "content parts",
     code="unsupported_content")]
 #: A string, or text parts (joined); images, files and audio are a 400.
@@ -120,7 +83,7 @@ class FunctionCallParam(Body):
     call_id: str
     """The call's id, which the matching `function_call_output` names."""
     name: str
-    arguments: Annotated[str, AfterValidator(_json_object_text)]
+    arguments: Annotated[str, AfterValidator(json_object_text)]
     """The arguments, a JSON object text."""
 
 
@@ -134,7 +97,7 @@ class FunctionCallOutputParam(Body):
     """The result: a string, or text parts (joined)."""
 
 
-InputItem = Annotated[Union[MessageParam, FunctionCallParam, FunctionCallOutputParam], _one_of(
+InputItem = Annotated[Union[MessageParam, FunctionCallParam, FunctionCallOutputParam], one_of(
     {"message": MessageParam, "function_call": FunctionCallParam,
      "function_call_output": FunctionCallOutputParam}, "input items", default="message")]
 
@@ -160,7 +123,7 @@ class FunctionToolParam(Body):
     """Accepted and echoed; arguments always follow the schema."""
 
 
-Tool = Annotated[FunctionToolParam, _one_of({"function": FunctionToolParam}, "tools")]
+Tool = Annotated[FunctionToolParam, one_of({"function": FunctionToolParam}, "tools")]
 
 
 class FunctionChoiceParam(Body):
@@ -169,21 +132,9 @@ class FunctionChoiceParam(Body):
     """The function the model must call, one of `tools`."""
 
 
-_function_choice = _one_of({"function": FunctionChoiceParam}, "tool choices").func
-
-
-def _tool_choice(value: Any) -> Any:
-    if isinstance(value, str):
-        if value in TOOL_CHOICE_MODES:
-            return value
-        raise ValueError("'tool_choice' must be 'auto', 'none', 'required' or an object "
-                         "naming a function")
-    return _function_choice(value)
-
-
-ToolChoiceParam = Annotated[Union[Literal["auto", "none", "required"], FunctionChoiceParam],
-                            PlainValidator(_tool_choice, json_schema_input_type=Union[
-                                Literal["auto", "none", "required"], FunctionChoiceParam])]
+ToolChoiceParam = tool_choice_param(
+    FunctionChoiceParam, one_of({"function": FunctionChoiceParam}, "tool choices").func,
+    "'tool_choice' must be 'auto', 'none', 'required' or an object naming a function")
 
 
 class TextFormatParam(Body):
@@ -207,7 +158,7 @@ class JsonSchemaFormatParam(Body):
 
 
 TextFormat = Annotated[Union[TextFormatParam, JsonObjectFormatParam, JsonSchemaFormatParam],
-                       _one_of({"text": TextFormatParam, "json_object": JsonObjectFormatParam,
+                       one_of({"text": TextFormatParam, "json_object": JsonObjectFormatParam,
                                 "json_schema": JsonSchemaFormatParam}, "text formats")]
 
 
