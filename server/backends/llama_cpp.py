@@ -222,4 +222,5 @@ class LlamaCppBackend(Backend):
         model = self._loaded_model()
         return BackendInfo(backend=self.name, model_path=self.model_path, n_ctx=model.n_ctx_seq,
                            n_vocab=model.n_vocab, n_threads=self.params.n_threads or 0,
-                           chat_template_source=self._template.fallback_reason or "model")
+                           chat_template_source=self._template.fallback_reason or "model",
+                           tool_format=self._template.tool_format)

@@ -348,8 +348,8 @@ class Scheduler:
                 self._release(slot)
 
     def _prompt_tokens(self, request: GenerationRequest) -> list[int]:
-        text = self.template.render(request.messages) if request.messages is not None else (
-            request.prompt or "")
+        text = (self.template.render(request.messages, request.template_tools)
+                if request.messages is not None else request.prompt or "")
         # Tokenizing megabytes costs seconds of this thread and memory for good; a text longer
         # than the window could hold even in the longest tokens is refused unread.
         size = len(text.encode("utf-8", "surrogatepass"))

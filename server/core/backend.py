@@ -26,6 +26,8 @@ class BackendInfo:
     n_vocab: int
     n_threads: int
     chat_template_source: str  # "model" or why a fallback is used
+    #: How the model calls tools (ChatTemplate.tool_format): "generic" or a native format.
+    tool_format: str = "generic"
 
 
 @dataclass(frozen=True)

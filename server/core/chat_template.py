@@ -8,12 +8,14 @@ reported as a problem with the request's messages, never as a server crash.
 from __future__ import annotations
 
 import datetime
+import json
+import re
 from functools import lru_cache
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-from server.core.types import ChatMessage
+from server.core.types import ChatMessage, Tool
 from server.errors import InvalidArgument, TokenwireError
 
 # Used when a model file carries no template: ChatML, which llama.cpp also falls back to.
@@ -49,6 +51,27 @@ def _strftime_now(fmt: str) -> str:
     return datetime.datetime.now().strftime(fmt)
 
 
+def _message(m: ChatMessage) -> dict:
+    """A message as templates read it (the shape of OpenAI's, which Hugging Face templates use):
+    the tool fields only where they are set, as templates test `is defined`."""
+    out: dict = {"role": m.role, "content": m.content}
+    if m.tool_calls:
+        out["tool_calls"] = [{"id": c.id, "type": "function",
+                              "function": {"name": c.name, "arguments": json.loads(c.arguments)}}
+                             for c in m.tool_calls]
+    if m.tool_call_id:
+        out["tool_call_id"] = m.tool_call_id
+    if m.name:
+        out["name"] = m.name
+    return out
+
+
+def _tool(t: Tool) -> dict:
+    return {"type": "function", "function": {
+        "name": t.name, "description": t.description,
+        "parameters": t.parameters or {"type": "object", "properties": {}}}}
+
+
 @lru_cache(maxsize=16)
 def _compile(source: str) -> jinja2.Template:
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
@@ -72,6 +95,16 @@ class ChatTemplate:
         else:
             self.fallback_reason = None if source else "model file has no chat template"
 
+    @property
+    def tool_format(self) -> str:
+        """How this model calls tools: "hermes" when its template renders `tools` itself and
+        writes calls as `<tool_call>{"name", "arguments"}</tool_call>` (Hermes 2 Pro, Qwen 2.5
+        and later, and the many templates that copied them); "generic" otherwise, where the
+        server describes the tools in the system message (server/core/tool_calls.py)."""
+        if "<tool_call>" in self.source and re.search(r"\btools\b", self.source):
+            return "hermes"
+        return "generic"
+
     def verify(self, origin: str) -> None:
         """Renders a sample conversation in the sandbox; raises UnsafeChatTemplate when the
         template tries an operation the sandbox blocks (the operation does not happen). Other
@@ -84,10 +117,13 @@ class ChatTemplate:
                     f"the chat template in {origin} was refused: it tried an operation the "
                     f"template sandbox forbids ({exc.__context__})") from None
 
-    def render(self, messages: tuple[ChatMessage, ...]) -> str:
+    def render(self, messages: tuple[ChatMessage, ...], tools: tuple[Tool, ...] = ()) -> str:
+        """The prompt for `messages`; `tools` are passed to the template (for a template whose
+        tool_format is not "generic")."""
+        extra = {"tools": [_tool(t) for t in tools]} if tools else {}
         try:
             return self._template.render(
-                messages=[{"role": m.role, "content": m.content} for m in messages],
+                messages=[_message(m) for m in messages], **extra,
                 add_generation_prompt=True,
                 bos_token=self.bos_token,
                 eos_token=self.eos_token,

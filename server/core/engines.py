@@ -433,7 +433,8 @@ class EngineManager:
     async def generate(self, engine: Engine, request: GenerationRequest) -> AsyncIterator[Delta]:
         """Every generation goes through here (the generation RPCs, session turns): the
         backend's deltas, watched by the observer, with the engine's last speed kept."""
-        request = tool_calls.prepare(request)
+        if request.messages is not None:
+            request = tool_calls.prepare(request, engine.backend.info().tool_format)
         deltas = engine.backend.generate(request)
         if request.tools:
             deltas = tool_calls.interpret(request, deltas)

@@ -1,19 +1,23 @@
-"""Tool calling in the generic format, for every backend and every model.
+"""Tool calling, for every backend and every model, in one of two formats.
 
-A request with tools is rewritten before it reaches the backend: the tools and the answer format
-go into a system message, the assistant's earlier tool calls are written back in that same
-format, and the output is constrained by a JSON schema (an `OutputConstraint`), so the model can
-only produce
+**Native (Hermes)**, for a model whose chat template renders `tools` itself and writes calls as
+`<tool_call>{"name": ..., "arguments": {...}}</tool_call>` (ChatTemplate.tool_format "hermes":
+Hermes 2 Pro, Qwen 2.5 and later, and the templates that copied them). The template renders the
+tools, the assistant's earlier calls and the tool results; the output is held by a Lark grammar
+to one or more such blocks, each call's JSON valid for its tool's schema, or (tool_choice auto
+only) to text that does not start with `<`.
+
+**Generic**, llama.cpp's format for every other template (the embedded SmolLM2 among them): the
+tools and the answer format go into a system message, the assistant's earlier tool calls are
+written back in that same format, and the output is held by a JSON schema to
 
     {"tool_calls": [{"name": "<tool>", "arguments": {...}}, ...]}    (the call's arguments valid
                                                                      for the tool's schema)
     {"response": "<text for the user>"}                              (tool_choice auto only)
 
-This is llama.cpp's "generic" tool format: it works with models whose chat template knows nothing
-of tools (the embedded SmolLM2 among them), at the price of ignoring the native call syntax of
-models trained for one (Hermes' `<tool_call>` tags, Llama 3's `<|python_tag|>`); README
-"Tool calling" says so. The deltas coming back are turned into what the caller expects: the
-`response` string is streamed as plain text as it is decoded, and tool calls come on the choice's
+Llama 3's `<|python_tag|>` and Mistral's `[TOOL_CALLS]` syntaxes are not recognised: such models
+get the generic format (README "Tool calling"). Either way the deltas coming back are turned into
+what the caller expects: text is streamed as it is decoded, and tool calls come on the choice's
 last delta, with ids and FinishReason.TOOL_CALLS.
 """
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import re
 import uuid
 from typing import AsyncIterator
 
@@ -40,12 +45,15 @@ def _call_schema(tool: Tool) -> dict:
         "required": ["name", "arguments"], "additionalProperties": False}
 
 
-def output_schema(request: GenerationRequest) -> dict:
-    """The JSON schema every answer to `request` satisfies."""
-    tools = request.tools
+def _callable(request: GenerationRequest) -> tuple[Tool, ...]:
     if request.tool_choice is ToolChoice.FUNCTION:
-        tools = tuple(t for t in tools if t.name == request.tool_name)
-    calls: dict = {"type": "array", "items": {"anyOf": [_call_schema(t) for t in tools]},
+        return tuple(t for t in request.tools if t.name == request.tool_name)
+    return request.tools
+
+
+def output_schema(request: GenerationRequest) -> dict:
+    """The JSON schema every answer to `request` satisfies (the generic format)."""
+    calls: dict = {"type": "array", "items": {"anyOf": [_call_schema(t) for t in _callable(request)]},
                    "minItems": 1}
     if not request.parallel_tool_calls:
         calls["maxItems"] = 1
@@ -95,18 +103,34 @@ def plain_messages(messages: tuple[ChatMessage, ...]) -> tuple[ChatMessage, ...]
     return tuple(out)
 
 
-def prepare(request: GenerationRequest) -> GenerationRequest:
-    """The request the backend runs: tools described in the system message, the output
-    constrained to the format above. Requests without tools in play come back unchanged, but
-    for their earlier tool turns written as text."""
+def hermes_grammar(request: GenerationRequest) -> str:
+    """The Lark grammar every answer to `request` satisfies (the Hermes format)."""
+    call = {"anyOf": [_call_schema(t) for t in _callable(request)]}
+    rules = ['start: calls | TEXT', 'TEXT: /[^<](.|\\n)*/'] if request.tool_choice is ToolChoice.AUTO \
+        else ['start: calls']
+    rules += ['calls: call ("\\n" call)*' if request.parallel_tool_calls else 'calls: call',
+              'call: "<tool_call>\\n" body "\\n</tool_call>"',
+              f"body: %json {json.dumps(call)}"]
+    return "\n".join(rules)
+
+
+def prepare(request: GenerationRequest, tool_format: str = "generic") -> GenerationRequest:
+    """The request the backend runs, for a model whose tool format is `tool_format`. Requests
+    without tools in play come back unchanged, but for their earlier tool turns written as text
+    when the template cannot render them."""
     messages = request.messages
     if messages is None:
         return request
+    native = tool_format == "hermes"
     if request.tool_choice is ToolChoice.NONE:
-        if request.tools or any(m.tool_calls or m.role == "tool" for m in messages):
+        if request.tools or (not native and any(m.tool_calls or m.role == "tool" for m in messages)):
             # Nothing to interpret on the way back: `tools` goes.
-            return dataclasses.replace(request, messages=plain_messages(messages), tools=())
+            return dataclasses.replace(request, tools=(),
+                                       messages=messages if native else plain_messages(messages))
         return request
+    if native:
+        return dataclasses.replace(request, template_tools=request.tools, constraint=Constraint(
+            ConstraintKind.LARK, hermes_grammar(request), field="tools"))
     plain = plain_messages(messages)
     text = instructions(request)
     if plain and plain[0].role == "system":
@@ -119,7 +143,12 @@ def prepare(request: GenerationRequest) -> GenerationRequest:
                               field="tools"))
 
 
-class _Choice:
+def _new_call(name: str, arguments: dict) -> ToolCall:
+    return ToolCall(f"call_{uuid.uuid4().hex[:24]}", name,
+                    json.dumps(arguments, separators=(",", ":")))
+
+
+class _GenericChoice:
     """Turns one choice's constrained JSON back into text or tool calls."""
 
     def __init__(self, streams_text: bool):
@@ -161,22 +190,50 @@ class _Choice:
             return None
         if "response" in value:
             return value["response"], ()
-        return "", tuple(ToolCall(f"call_{uuid.uuid4().hex[:24]}", c["name"],
-                                  json.dumps(c["arguments"], separators=(",", ":")))
-                         for c in value["tool_calls"])
+        return "", tuple(_new_call(c["name"], c["arguments"]) for c in value["tool_calls"])
+
+
+_HERMES_CALL = re.compile(r"<tool_call>\n(.*?)\n</tool_call>", re.S)
+
+
+class _HermesChoice:
+    """Turns one choice's `<tool_call>` blocks, or its text, back into tool calls or text."""
+
+    def __init__(self, streams_text: bool):
+        self.raw = ""
+        self.sent = 0
+        self.streams_text = streams_text
+
+    def text_so_far(self) -> str:
+        # The grammar decides on the first character: `<` begins the calls, anything else text.
+        return self.raw if self.streams_text and self.raw[:1] not in ("", "<") else ""
+
+    def finish(self) -> tuple[str, tuple[ToolCall, ...]] | None:
+        if self.raw[:1] not in ("", "<"):
+            return self.raw, ()
+        try:
+            calls = [json.loads(body) for body in _HERMES_CALL.findall(self.raw)]
+        except ValueError:
+            return None
+        if not calls or _HERMES_CALL.sub("", self.raw).strip():
+            return None  # cut short
+        return "", tuple(_new_call(c["name"], c["arguments"]) for c in calls)
 
 
 async def interpret(request: GenerationRequest, deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
     """The backend's deltas for a prepared tool request, as text and tool calls."""
-    choices: dict[int, _Choice] = {}
+    choices: dict[int, _GenericChoice | _HermesChoice] = {}
     async with contextlib.aclosing(deltas) as stream:  # a caller that leaves stops the backend
         async for delta in stream:
             for out in _interpret_one(request, choices, delta):
                 yield out
 
 
-def _interpret_one(request: GenerationRequest, choices: dict[int, _Choice], delta: Delta):
-    choice = choices.setdefault(delta.index, _Choice(request.tool_choice is ToolChoice.AUTO))
+def _interpret_one(request: GenerationRequest, choices: dict, delta: Delta):
+    if delta.index not in choices:
+        kind = _HermesChoice if request.template_tools else _GenericChoice
+        choices[delta.index] = kind(request.tool_choice is ToolChoice.AUTO)
+    choice = choices[delta.index]
     choice.raw += delta.text
     if delta.finish is None:
         text = choice.text_so_far()

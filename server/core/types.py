@@ -135,6 +135,9 @@ class GenerationRequest:
     top_logprobs: int | None = None
     #: Independent choices from one prompt evaluation.
     n: int = 1
+    #: Tools the model's chat template renders itself (its native tool format); empty when the
+    #: tools, if any, were described in the messages (server/core/tool_calls.py).
+    template_tools: tuple[Tool, ...] = ()
 
     @property
     def input_field(self) -> str:

@@ -97,3 +97,54 @@ def test_output_cut_short_is_returned_as_written():
     assert deltas[-1].finish.reason is FinishReason.LENGTH and deltas[-1].tool_calls == ()
     cut = _run(_request(ToolChoice.AUTO), ['{"response":"Hel', 'lo wo'], FinishReason.LENGTH)
     assert "".join(d.text for d in cut) == "Hello wo"
+
+
+# -- the native (Hermes) format --------------------------------------------------------------------
+
+
+def test_a_hermes_template_renders_the_tools_and_the_grammar_holds_the_calls():
+    prepared = tool_calls.prepare(_request(ToolChoice.REQUIRED), "hermes")
+    assert prepared.template_tools == (WEATHER, CLOCK)
+    assert prepared.messages == _request(ToolChoice.REQUIRED).messages  # no system message added
+    assert prepared.constraint.kind is ConstraintKind.LARK
+    assert prepared.constraint.source.startswith("start: calls\n")
+    auto = tool_calls.prepare(_request(ToolChoice.AUTO), "hermes").constraint.source
+    assert auto.startswith("start: calls | TEXT")
+    single = tool_calls.prepare(_request(ToolChoice.REQUIRED, parallel_tool_calls=False), "hermes")
+    assert "calls: call\n" in single.constraint.source
+
+
+def test_hermes_blocks_come_back_as_calls():
+    request = tool_calls.prepare(_request(ToolChoice.REQUIRED), "hermes")
+    out = _run(request, ['<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}',
+                         '\n</tool_call>\n<tool_call>\n{"name": "get_time", "arguments": {}}\n',
+                         "</tool_call>"])
+    assert "".join(d.text for d in out) == ""
+    assert out[-1].finish.reason is FinishReason.TOOL_CALLS
+    assert [(c.name, json.loads(c.arguments)) for c in out[-1].tool_calls] == [
+        ("get_weather", {"city": "Oslo"}), ("get_time", {})]
+
+
+def test_hermes_text_in_auto_mode_streams_as_it_comes():
+    request = tool_calls.prepare(_request(ToolChoice.AUTO), "hermes")
+    out = _run(request, ["Hello", " there"])
+    assert [d.text for d in out] == ["Hello", " there", ""]
+    assert out[-1].finish.reason is FinishReason.STOP and not out[-1].tool_calls
+
+
+def test_a_hermes_call_cut_short_is_returned_as_written():
+    request = tool_calls.prepare(_request(ToolChoice.REQUIRED), "hermes")
+    out = _run(request, ['<tool_call>\n{"name": "get_wea'], FinishReason.LENGTH)
+    assert "".join(d.text for d in out) == '<tool_call>\n{"name": "get_wea'
+    assert out[-1].finish.reason is FinishReason.LENGTH and not out[-1].tool_calls
+
+
+def test_with_tool_choice_none_a_hermes_template_renders_the_history_itself():
+    history = (ChatMessage("user", "hi"),
+               ChatMessage("assistant", "", tool_calls=(ToolCall("c1", "get_time", "{}"),)),
+               ChatMessage("tool", "noon", tool_call_id="c1"))
+    request = GenerationRequest(messages=history, tools=(CLOCK,), tool_choice=ToolChoice.NONE)
+    native = tool_calls.prepare(request, "hermes")
+    assert native.messages == history and native.tools == () and native.constraint is None
+    generic = tool_calls.prepare(request)
+    assert generic.messages[1].tool_calls == () and "get_time" in generic.messages[1].content
