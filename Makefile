@@ -51,7 +51,9 @@ proto: install
 # Fails when the committed generated code differs from what proto/ generates now.
 proto-check: install
 	@tmp=$$(mktemp -d) && buf generate -o $$tmp && \
-	  diff -r -x __init__.py -x __pycache__ $$tmp/clients/python/tokenwire/v1 clients/python/tokenwire/v1 \
+	  stale=; for d in v1 inference; do \
+	    diff -r -x __init__.py -x __pycache__ $$tmp/clients/python/tokenwire/$$d clients/python/tokenwire/$$d || stale=1; done; \
+	  [ -z "$$stale" ] \
 	  || { echo "generated code is stale: run 'make proto' and commit"; rm -rf $$tmp; exit 1; }; \
 	  rm -rf $$tmp; echo "generated code is up to date"
 

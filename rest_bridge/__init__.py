@@ -27,7 +27,8 @@ class AnyPathConverter(PathConverter):
 def create_app(config: BridgeConfig | None = None, *, channel: grpc.Channel | None = None) -> Flask:
     """The bridge app. `channel` lets tests share one; otherwise the app opens and owns its own."""
     from rest_bridge import cors, docs, families, tracing, transcoder
-    from rest_bridge.families import foundry, health, impetus, kolosal, openai, openai_responses, rust
+    from rest_bridge.families import (foundry, health, impetus, kolosal, kserve, openai,
+                                      openai_responses, rust)
 
     config = config or BridgeConfig()
     app = Flask(__name__)
@@ -49,6 +50,7 @@ def create_app(config: BridgeConfig | None = None, *, channel: grpc.Channel | No
     impetus.FAMILY.init_app(app)
     foundry.FAMILY.init_app(app)
     rust.FAMILY.init_app(app)
+    kserve.FAMILY.init_app(app)
     health.FAMILY.init_app(app)
     app.register_blueprint(transcoder.build_blueprint())
     docs.FAMILY.init_app(app)

@@ -132,9 +132,11 @@ class ThreadedBridgeServer(ThreadedWSGIServer):
         """Closes the listening socket; requests in flight go on."""
         self._stopping.set()
         if self.running():
-            self.shutdown()  # ends serve_forever, which then closes the socket
-        else:
-            self.server_close()
+            self.shutdown()  # ends the accept loop
+        # Closed here, not left to werkzeug's serve_forever: it closes the socket only after
+        # shutdown() has returned, and a client connecting in between would be accepted by the
+        # kernel and never answered.
+        self.server_close()
 
     def wait_idle(self, timeout: float) -> bool:
         """Waits for every connection to end; False if some were still open at the deadline."""

@@ -43,6 +43,8 @@ from server.servicers.engine import EngineServicer
 from server.core.session_store import SqliteSessionStore
 from server.core.sessions import SessionManager
 from server.servicers.generation import GenerationServicer
+from server.servicers.kserve import SERVICE_NAME as KSERVE_SERVICE
+from server.servicers.kserve import KServeServicer
 from server.servicers.model import ModelServicer
 from server.servicers.monitoring import (BenchmarkServicer, HardwareServicer, LogServicer,
                                          MetricsServicer, StatusServicer)
@@ -57,6 +59,7 @@ from tokenwire.v1 import (auth_service_pb2, auth_service_pb2_grpc, benchmark_ser
                           model_service_pb2, model_service_pb2_grpc, server_service_pb2,
                           server_service_pb2_grpc, session_service_pb2, session_service_pb2_grpc,
                           status_service_pb2, status_service_pb2_grpc)
+from tokenwire.inference import grpc_service_pb2_grpc as kserve_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +82,8 @@ LOG_SERVICE = _service_name(log_service_pb2, "LogService")
 BENCHMARK_SERVICE = _service_name(benchmark_service_pb2, "BenchmarkService")
 AUTH_SERVICE = _service_name(auth_service_pb2, "AuthService")
 # Services whose health follows the default engine; "" is the server as a whole.
-ENGINE_BACKED_SERVICES = ("", GENERATION_SERVICE, SESSION_SERVICE, BENCHMARK_SERVICE)
+ENGINE_BACKED_SERVICES = ("", GENERATION_SERVICE, SESSION_SERVICE, BENCHMARK_SERVICE,
+                          KSERVE_SERVICE)
 # Services that answer whether or not a model is loaded, until the server drains.
 ALWAYS_ON_SERVICES = (ENGINE_SERVICE, MODEL_SERVICE, SERVER_SERVICE, DOWNLOAD_SERVICE,
                       HARDWARE_SERVICE, METRICS_SERVICE, STATUS_SERVICE, LOG_SERVICE, AUTH_SERVICE)
@@ -273,12 +277,15 @@ async def _start(settings: Settings, backends: Mapping[str, BackendFactory],
     ):
         add(servicer(monitoring), grpc_server)
     auth_service_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(security), grpc_server)
+    # The Open Inference Protocol (KServe v2 / Triton) beside the contract, on the same port.
+    kserve_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(KServeServicer(engines), grpc_server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     reflection.enable_server_reflection(
         (GENERATION_SERVICE, ENGINE_SERVICE, MODEL_SERVICE, SERVER_SERVICE, DOWNLOAD_SERVICE,
          SESSION_SERVICE, HARDWARE_SERVICE, METRICS_SERVICE, STATUS_SERVICE, LOG_SERVICE,
-         BENCHMARK_SERVICE, AUTH_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
+         BENCHMARK_SERVICE, AUTH_SERVICE, KSERVE_SERVICE, health.SERVICE_NAME,
+         reflection.SERVICE_NAME),
         grpc_server)
 
     address = f"{settings.server.host}:{settings.server.grpc_port}"

@@ -14,6 +14,16 @@ ADMIN = access_pb2.ACCESS_ADMIN
 HEALTH_PREFIX = f"/{health.SERVICE_NAME}/"
 REFLECTION_PREFIXES = ("/grpc.reflection.v1alpha.ServerReflection/",
                        "/grpc.reflection.v1.ServerReflection/")
+# The Open Inference Protocol (Triton's `inference` package, vendored: it carries no access
+# options). What changes the server (repository loads, shared memory, trace and log settings; all
+# UNIMPLEMENTED here) is admin; the rest, its liveness and readiness included, are user methods:
+# the public probes stay grpc.health.v1 and /health (the public list is pinned by
+# tests/integration/test_auth_matrix.py).
+KSERVE_PREFIX = "/inference.GRPCInferenceService/"
+KSERVE_ACCESS = dict.fromkeys(("RepositoryModelLoad", "RepositoryModelUnload",
+                               "SystemSharedMemoryRegister", "SystemSharedMemoryUnregister",
+                               "CudaSharedMemoryRegister", "CudaSharedMemoryUnregister",
+                               "TraceSetting", "LogSettings"), ADMIN)
 
 
 def access_of(method: str, *, public_reflection: bool) -> int:
@@ -23,5 +33,7 @@ def access_of(method: str, *, public_reflection: bool) -> int:
         return PUBLIC
     if method.startswith(REFLECTION_PREFIXES):
         return PUBLIC if public_reflection else USER
+    if method.startswith(KSERVE_PREFIX):
+        return KSERVE_ACCESS.get(method[len(KSERVE_PREFIX):], USER)
     found = methods.index().get(method)
     return found.access if found is not None else USER
