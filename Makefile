@@ -44,18 +44,37 @@ system-deps:
 lint: install
 	buf lint
 
-# Regenerates the code from proto/ (commit the result).
-proto: install
-	buf generate
+# The generators and toolchains of the TypeScript and Go clients: Debian's Go plugins, Go and its
+# packaged modules, Node (tools/system-packages.d/clients.txt), and the npm packages of
+# clients/typescript from its lockfile (protoc-gen-es among them).
+TS_CLIENT := clients/typescript
+$(TS_CLIENT)/node_modules/.installed: $(TS_CLIENT)/package.json $(TS_CLIENT)/package-lock.json
+	cd $(TS_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
-# Fails when the committed generated code differs from what proto/ generates now.
-proto-check: install
-	@tmp=$$(mktemp -d) && buf generate -o $$tmp && \
-	  stale=; for d in v1 inference; do \
-	    diff -r -x __init__.py -x __pycache__ $$tmp/clients/python/tokenwire/$$d clients/python/tokenwire/$$d || stale=1; done; \
-	  [ -z "$$stale" ] \
-	  || { echo "generated code is stale: run 'make proto' and commit"; rm -rf $$tmp; exit 1; }; \
-	  rm -rf $$tmp; echo "generated code is up to date"
+.PHONY: client-deps
+client-deps: system-deps $(TS_CLIENT)/node_modules/.installed
+
+# buf generate for the API (buf.gen.yaml), then for the standard protos the TypeScript runtime
+# lacks (google/rpc and grpc/health vendored in clients/typescript/proto, google/api).
+# $(1): an output folder (-o) or nothing.
+GENERATE = buf generate $(1) && buf generate --template $(TS_CLIENT)/buf.gen.vendored.yaml $(1)
+GENERATED := clients/go/gen clients/typescript/gen
+
+# Regenerates the code from proto/ (commit the result). Generated folders are cleared first, so a
+# removed proto file leaves no stale output behind.
+proto: install client-deps
+	rm -rf $(GENERATED)
+	$(call GENERATE)
+
+# Fails when the committed generated code (Python, Go, TypeScript) differs from what proto/
+# generates now: a changed, missing or extra file.
+proto-check: install client-deps
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; $(call GENERATE,-o $$tmp) || exit 1; \
+	  for dir in $(GENERATED) $$(cd $$tmp && ls -d clients/python/tokenwire/*/); do \
+	    diff -rq -x __init__.py -x __pycache__ $$tmp/$$dir $$dir \
+	      || { echo "generated code is stale ($$dir): run 'make proto' and commit"; exit 1; }; \
+	  done; echo "generated code is up to date"
 
 pytest: install
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -23,6 +23,7 @@ import grpc
 from flask import Flask, Response, current_app, g, has_request_context, request
 from werkzeug.exceptions import HTTPException
 
+from tokenwire.client import affinity_value
 from tokenwire.v1 import (auth_service_pb2_grpc, benchmark_service_pb2_grpc,
                           download_service_pb2_grpc, engine_service_pb2_grpc,
                           generation_service_pb2_grpc, hardware_service_pb2_grpc,
@@ -47,7 +48,18 @@ RATE_LIMIT_HEADERS["retry-after"] = "Retry-After"
 
 # Headers the server needs to see; the API key header configured on the server joins them.
 REQUEST_ID_HEADER = "x-request-id"
-FORWARDED_HEADERS = (REQUEST_ID_HEADER, "authorization", "x-api-key")
+FORWARDED_HEADERS = (REQUEST_ID_HEADER, "authorization", "x-api-key", "x-session-id")
+# Session affinity (issue 20): every call whose request names a session carries the session's id
+# as this header, so a load balancer that hashes on it keeps the session on one replica.
+SESSION_HEADER = "x-session-id"
+
+
+def session_affinity(message: Any) -> tuple[tuple[str, str], ...]:
+    """(x-session-id, id) for a request message with a session_id field set; nothing otherwise."""
+    session_id = getattr(message, "session_id", "")
+    if not (isinstance(session_id, str) and session_id):
+        return ()
+    return ((SESSION_HEADER, affinity_value(session_id)),)
 
 
 class ClientGone(HTTPException):
@@ -145,10 +157,13 @@ class BridgeChannel(grpc.Channel):
         return BridgeChannel(self._inner, request_timeout_s=self._timeout,
                              bridge_secret=self._secret, relay=True)
 
-    def metadata(self, given: Any) -> tuple[tuple[str, str], ...]:
+    def metadata(self, given: Any, message: Any = None) -> tuple[tuple[str, str], ...]:
         """`given` (what the view passed, usually forwarded_metadata()), without any name the
-        client may not set, plus the bridge's own vouching."""
+        client may not set, plus the session affinity of `message` and the bridge's own vouching."""
         pairs = [(k, v) for k, v in (given or ()) if not k.lower().startswith("x-tokenwire-")]
+        affinity = session_affinity(message)
+        if affinity:  # the session the call names wins over a header the client sent
+            pairs = [(k, v) for k, v in pairs if k.lower() != SESSION_HEADER] + list(affinity)
         if not has_request_context():
             # Only the relay's channel vouches for a call made outside a request (the relay
             # checked its clients' keys when they connected; the server lets it call user-level
@@ -204,7 +219,8 @@ class _UnaryUnary:
     def _start(self, request_message, timeout, metadata, kwargs):
         timeout = timeout if timeout is not None else self._channel._timeout
         future = self._inner.future(request_message, timeout=timeout,
-                                    metadata=self._channel.metadata(metadata), **kwargs)
+                                    metadata=self._channel.metadata(metadata, request_message),
+                                    **kwargs)
         _remember(future)
         return future
 
@@ -228,7 +244,7 @@ class _Streaming:
 
     def __call__(self, request_or_iterator, timeout=None, metadata=None, **kwargs):
         call = self._inner(request_or_iterator, timeout=timeout,
-                           metadata=self._channel.metadata(metadata), **kwargs)
+                           metadata=self._channel.metadata(metadata, request_or_iterator), **kwargs)
         _remember(call)
         return call
 

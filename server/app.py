@@ -32,6 +32,7 @@ from server.downloads.manager import DownloadManager
 from server.downloads.types import CatalogResolver
 from server.errors import TokenwireError
 from server.interceptors import ErrorInterceptor
+from server.monitoring.drain import DrainInterceptor
 from server.monitoring.hub import Monitoring
 from server.monitoring.interceptor import (GRPC_CORE_LOGGER, LATE_STATUS_FILTER,
                                            ObservabilityInterceptor)
@@ -40,7 +41,7 @@ from server.security.interceptor import SecurityInterceptor
 from server.security.state import SecurityState
 from server.servicers.auth import AuthServicer
 from server.servicers.engine import EngineServicer
-from server.core.session_store import SqliteSessionStore
+from server.core.session_store import open_session_store
 from server.core.sessions import SessionManager
 from server.servicers.generation import GenerationServicer
 from server.servicers.kserve import SERVICE_NAME as KSERVE_SERVICE
@@ -89,6 +90,11 @@ ALWAYS_ON_SERVICES = (ENGINE_SERVICE, MODEL_SERVICE, SERVER_SERVICE, DOWNLOAD_SE
                       HARDWARE_SERVICE, METRICS_SERVICE, STATUS_SERVICE, LOG_SERVICE, AUTH_SERVICE)
 
 
+def engine_health_name(engine_id: str) -> str:
+    """The grpc.health.v1 service name of one engine, e.g. tokenwire.engine/default."""
+    return f"tokenwire.engine/{engine_id}"
+
+
 class TokenwireServer:
     def __init__(self, settings: Settings, grpc_server: grpc.aio.Server, engines: EngineManager,
                  health_servicer: health.aio.HealthServicer, port: int,
@@ -106,6 +112,7 @@ class TokenwireServer:
         self._loaded_at_start: list[str] = []  # engines (not downloads) loaded by _start
         # asyncio keeps only weak references to tasks: hold health updates until they are done.
         self._health_updates: set[asyncio.Task] = set()
+        self._engine_health_names: set[str] = set()
         self._stopped = asyncio.Event()
         self.security = security
 
@@ -116,6 +123,14 @@ class TokenwireServer:
                     for service in ENGINE_BACKED_SERVICES}
         statuses.update({service: not_serving if engines.draining else serving
                          for service in ALWAYS_ON_SERVICES})
+        # Each engine by name (issue 20): SERVING while it is loaded and the server not draining;
+        # an engine that is gone reads NOT_SERVING.
+        names = {engine_health_name(engine.id): serving
+                 if engine.state is EngineState.LOADED and not engines.draining else not_serving
+                 for engine in engines.engines()}
+        statuses.update({name: not_serving for name in self._engine_health_names - set(names)})
+        statuses.update(names)
+        self._engine_health_names |= set(names)
         for service, status in statuses.items():
             # set() is a coroutine on the aio servicer; schedule it on the running loop.
             task = asyncio.get_running_loop().create_task(self.health.set(service, status))
@@ -244,7 +259,7 @@ async def _start(settings: Settings, backends: Mapping[str, BackendFactory],
     # limits and limits; then the error table.
     grpc_server = grpc.aio.server(
         interceptors=[ObservabilityInterceptor(monitoring.metrics), SecurityInterceptor(security),
-                      ErrorInterceptor()],
+                      ErrorInterceptor(), DrainInterceptor(engines, ENGINE_BACKED_SERVICES)],
         options=_grpc_options(settings))
     generation_service_pb2_grpc.add_GenerationServiceServicer_to_server(
         GenerationServicer(engines), grpc_server)
@@ -263,7 +278,7 @@ async def _start(settings: Settings, backends: Mapping[str, BackendFactory],
     server_service_pb2_grpc.add_ServerServiceServicer_to_server(server_servicer, grpc_server)
     download_service_pb2_grpc.add_DownloadServiceServicer_to_server(DownloadServicer(downloads),
                                                                     grpc_server)
-    sessions = SessionManager(SqliteSessionStore(settings.sessions.store_path), engines,
+    sessions = SessionManager(open_session_store(**settings.sessions.store_args()), engines,
                               kv_reuse=settings.sessions.kv_reuse)
     undo.callback(sessions.store.close)
     session_service_pb2_grpc.add_SessionServiceServicer_to_server(SessionServicer(sessions),
@@ -298,6 +313,9 @@ async def _start(settings: Settings, backends: Mapping[str, BackendFactory],
     server = TokenwireServer(settings, grpc_server, engines, health_servicer, port, downloads,
                              sessions, monitoring, security)
     engines.subscribe(server._publish_health)
+    # The first statuses are set before the port answers: the health servicer's own default for
+    # the server as a whole ("") is SERVING, which a probe must never see while the model loads.
+    await asyncio.gather(*list(server._health_updates))
     await grpc_server.start()
     undo.push_async_callback(grpc_server.stop, 0)
     preloads = {spec.id: _preload_of(spec, settings) for spec in url_specs}

@@ -216,8 +216,16 @@ class EngineSettings(_Section):
                                      "first configured model.", default=None,
                                      flags=("--default-model",))
     n_ctx: int = _opt("KV cache size in tokens: each of the n_parallel sequences gets an equal "
-                      "share (all of it with --kv-unified).", default=4096, ge=16,
-                      flags=("--context-size",))
+                      "share (all of it with --kv-unified). 0: sized from the model, each "
+                      "sequence getting the model's trained context (GGUF context_length), capped "
+                      "so the cache takes at most a quarter of the memory left after the weights.",
+                      default=4096, ge=0, flags=("--context-size",))
+    cache_type_k: Literal["f16", "q8_0", "q4_0"] = _opt(
+        "KV cache element type of K: q8_0 holds about twice the tokens of f16 in the same "
+        "memory, q4_0 about 3.5 times.", default="f16", flags=("--cache-type-k",))
+    cache_type_v: Literal["f16", "q8_0", "q4_0"] = _opt(
+        "KV cache element type of V (quantized V needs flash attention).", default="f16",
+        flags=("--cache-type-v",))
     n_gpu_layers: int = _opt("Layers to offload to the GPU; ignored on CPU-only builds.",
                              default=100, ge=-1, flags=("--gpu-layers",))
     main_gpu: int = _opt("Primary GPU device id.", default=0, ge=0, flags=("--main-gpu",))
@@ -271,6 +279,32 @@ class SessionSettings(_Section):
     kv_reuse: bool = _opt("Let a session's next turn reuse the KV cache its history left resident, "
                           "so only the new message is prefilled; false prefills the whole history "
                           "every turn (for comparison).", default=True)
+    store: Literal["sqlite", "postgres"] | None = _opt(
+        "Where sessions live: sqlite (the embedded file, store_path) or postgres (a database "
+        "shared by replicas, dsn). Default: postgres when a dsn is set, sqlite otherwise.",
+        default=None, flags=("--sessions-store",))
+    dsn: SecretStr | None = _opt(
+        "PostgreSQL connection string (libpq DSN or postgresql:// URL) for store: postgres; it may "
+        "hold a password, so it is never logged.", default=None, env=("TOKENWIRE_SESSION_DSN",))
+    pool_size: int = _opt("Most connections one replica opens to the session database.",
+                          default=8, ge=1)
+    connect_timeout_s: float = _opt(
+        "How long a session call waits for a database connection before it fails with "
+        "UNAVAILABLE.", default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _postgres_needs_a_dsn(self):
+        if self.store == "postgres" and not (self.dsn and self.dsn.get_secret_value()):
+            raise ValueError("store is postgres but no dsn is set (sessions.dsn or "
+                             "TOKENWIRE_SESSION_DSN)")
+        return self
+
+    def store_args(self) -> dict[str, Any]:
+        """The keywords of core.session_store.open_session_store."""
+        dsn = self.dsn.get_secret_value() if self.dsn is not None else ""
+        return {"kind": self.store or ("postgres" if dsn else "sqlite"), "path": self.store_path,
+                "dsn": dsn, "pool_size": self.pool_size,
+                "connect_timeout_s": self.connect_timeout_s}
 
 
 class AuthSettings(_Section):
@@ -392,13 +426,16 @@ class Settings(BaseModel):
             main_gpu=main_gpu if main_gpu is not None else e.main_gpu,
             n_threads=p.n_threads or e.n_threads or physical_cores(),
             # The default batch never exceeds the window: llama.cpp caps its batch at n_ctx.
-            n_batch=p.n_batch or min(e.n_batch, p.n_ctx if p.n_ctx is not None else e.n_ctx),
+            n_batch=p.n_batch or min(e.n_batch, (p.n_ctx if p.n_ctx is not None else e.n_ctx)
+                                     or e.n_batch),  # 0: sized at load, the batch capped then
             n_parallel=p.n_parallel or e.n_parallel,
             flash_attn=p.flash_attn if p.flash_attn is not None else e.flash_attn,
             kv_unified=p.kv_unified if p.kv_unified is not None else e.kv_unified,
             kv_park_mb=p.kv_park_mb if p.kv_park_mb is not None else e.kv_park_mb,
             use_mmap=p.use_mmap if p.use_mmap is not None else e.use_mmap,
             use_mlock=p.use_mlock if p.use_mlock is not None else e.use_mlock,
+            cache_type_k=p.cache_type_k or e.cache_type_k,
+            cache_type_v=p.cache_type_v or e.cache_type_v,
         )
 
 

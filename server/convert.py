@@ -22,7 +22,7 @@ from server.core.session_store import SessionRecord
 from server.core.sessions import SESSION_ID, ChatTurn, TurnDelta
 from server.core.types import (ChatMessage, Constraint, ConstraintKind, Delta, FinishReason,
                                GenerationRequest, LoadParams, Sampling, Timings, TokenLogprob,
-                               Tool, ToolCall, ToolChoice, Usage)
+                               Tool, ToolCall, ToolChoice, Truncation, Usage)
 from server.downloads.types import (CancelAllOutcome, DownloadRequest, DownloadSnapshot,
                                     DownloadStatus, DownloadType)
 from server.errors import FieldViolation, InvalidArgument
@@ -131,6 +131,7 @@ def generation_request_from_pb(
     n = pb.n if pb.HasField("n") else 1
     if not 1 <= n <= MAX_CHOICES:
         violations.append(FieldViolation("n", f"must be between 1 and {MAX_CHOICES} (got {n})"))
+    truncation = _truncation_from_pb(pb.truncation, Truncation.ERROR, violations)
     if violations:
         raise InvalidArgument(violations)
     return GenerationRequest(prompt=prompt, messages=messages, sampling=sampling,
@@ -139,7 +140,7 @@ def generation_request_from_pb(
                              tool_choice=choice, tool_name=tool_name,
                              parallel_tool_calls=(pb.parallel_tool_calls
                                                   if pb.HasField("parallel_tool_calls") else True),
-                             top_logprobs=top_logprobs, n=n)
+                             top_logprobs=top_logprobs, n=n, truncation=truncation)
 
 
 def chat_messages_from_pb(messages, path: str,
@@ -238,9 +239,25 @@ def _top_logprobs(pb, violations: list[FieldViolation]) -> int | None:
     return pb.top_logprobs
 
 
-def usage_to_pb(usage: Usage, cached_prompt_tokens: int = 0) -> gen_pb.Usage:
+def usage_to_pb(usage: Usage, cached_prompt_tokens: int = 0,
+                truncated_messages: int = 0) -> gen_pb.Usage:
     return gen_pb.Usage(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-                        total_tokens=usage.total_tokens, cached_prompt_tokens=cached_prompt_tokens)
+                        total_tokens=usage.total_tokens, cached_prompt_tokens=cached_prompt_tokens,
+                        truncated_messages=truncated_messages)
+
+
+_TRUNCATION_FROM_PB = {gen_pb.TRUNCATION_AUTO: Truncation.AUTO,
+                       gen_pb.TRUNCATION_ERROR: Truncation.ERROR}
+
+
+def _truncation_from_pb(value: int, default: Truncation,
+                        violations: list[FieldViolation]) -> Truncation:
+    if value == gen_pb.TRUNCATION_UNSPECIFIED:
+        return default
+    if value not in _TRUNCATION_FROM_PB:
+        violations.append(FieldViolation("truncation", f"unknown value {value}"))
+        return default
+    return _TRUNCATION_FROM_PB[value]
 
 
 def timings_to_pb(t: Timings) -> gen_pb.Timings:
@@ -270,7 +287,7 @@ def delta_to_pb(delta: Delta, engine_id: str) -> svc_pb.GenerateResponse:
     if delta.finish is not None:
         f = delta.finish
         pb.finish_reason = _FINISH_TO_PB[f.reason]
-        pb.usage.CopyFrom(usage_to_pb(f.usage, f.reused_prompt_tokens))
+        pb.usage.CopyFrom(usage_to_pb(f.usage, f.reused_prompt_tokens, f.truncated_messages))
         pb.timings.CopyFrom(timings_to_pb(f.timings))
         pb.seed = f.seed
     return pb
@@ -299,7 +316,7 @@ def completion_to_pb(deltas: list[Delta], engine_id: str) -> svc_pb.CompleteResp
     first = choices[0]
     return svc_pb.CompleteResponse(
         text=first.text, token_ids=first.token_ids, finish_reason=first.finish_reason,
-        usage=usage_to_pb(usage, last.reused_prompt_tokens),
+        usage=usage_to_pb(usage, last.reused_prompt_tokens, last.truncated_messages),
         timings=timings_to_pb(last.timings), model=engine_id, seed=first.seed, choices=choices)
 
 
@@ -351,6 +368,13 @@ def engine_to_pb(engine: Engine, *, is_default: bool) -> engine_pb.Engine:
         pass  # a file that disappeared or is not GGUF: the engine's error says so when it loads
     if engine.state is EngineState.LOADED:
         pb.n_ctx = engine.backend.info().n_ctx
+        plan = getattr(engine.backend, "context", None)  # backends that size a KV cache
+        if plan is not None:
+            pb.context.CopyFrom(engine_pb.ContextSizing(
+                kv_cells=plan.n_ctx, n_ctx_per_sequence=plan.n_ctx_seq,
+                trained_context_length=plan.trained, memory_cap_tokens=plan.memory_cap,
+                source=plan.source, cache_type_k=engine.params.cache_type_k or "f16",
+                cache_type_v=engine.params.cache_type_v or "f16"))
         status = engine.backend.scheduler_status()
         if status is not None:
             pb.scheduler.CopyFrom(engine_pb.SchedulerStatus(**status))
@@ -375,7 +399,7 @@ def load_params_from_pb(pb: engine_pb.LoadParams, field: str = "params") -> Load
 
 def check_resolved_load_params(params: LoadParams, field: str = "params") -> LoadParams:
     """Rules between load parameters, once the server's defaults fill the unset ones."""
-    if params.n_batch is not None and params.n_ctx is not None and params.n_batch > params.n_ctx:
+    if params.n_batch is not None and params.n_ctx and params.n_batch > params.n_ctx:
         # llama.cpp caps its batch at n_ctx, while the scheduler would allocate the larger one.
         raise InvalidArgument.single(f"{field}.n_batch", f"must be at most n_ctx ({params.n_ctx}), "
                                                          f"got {params.n_batch}")
@@ -599,9 +623,10 @@ def chat_turn_from_pb(pb: session_pb.ChatRequest, *, request_id: str = "") -> Ch
         violations.append(FieldViolation("stop", "stop sequences must not be empty"))
     constraint = constraint_from_pb(pb, violations)
     top_logprobs = _top_logprobs(pb, violations)
+    truncation = _truncation_from_pb(pb.truncation, Truncation.AUTO, violations)
     if violations:
         raise InvalidArgument(violations)
-    return ChatTurn(session_id=pb.session_id, content=pb.content, sampling=sampling,
+    return ChatTurn(truncation=truncation, session_id=pb.session_id, content=pb.content, sampling=sampling,
                     constraint=constraint, top_logprobs=top_logprobs,
                     max_tokens=max_tokens, stop=tuple(pb.stop),
                     create_if_missing=pb.create_if_missing, model=pb.model,
@@ -614,11 +639,13 @@ def turn_delta_to_pb(item: TurnDelta) -> session_pb.ChatResponse:
     delta = item.delta
     pb = session_pb.ChatResponse(session_id=item.session_id, text=delta.text,
                                  token_ids=delta.token_ids, model=item.engine_id,
-                                 logprobs=logprobs_to_pb(delta.logprobs))
+                                 logprobs=logprobs_to_pb(delta.logprobs),
+                                 truncated_messages=delta.truncated_messages)
     if delta.finish is not None:
         f = delta.finish
         pb.finish_reason = _FINISH_TO_PB[f.reason]
-        pb.usage.CopyFrom(usage_to_pb(f.usage, f.reused_prompt_tokens))
+        pb.truncated_messages = f.truncated_messages
+        pb.usage.CopyFrom(usage_to_pb(f.usage, f.reused_prompt_tokens, f.truncated_messages))
         pb.timings.CopyFrom(timings_to_pb(f.timings))
         pb.seed = f.seed
         pb.reused_prompt_tokens = f.reused_prompt_tokens

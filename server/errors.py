@@ -189,6 +189,20 @@ class SessionExists(TokenwireError):
                          metadata={"session_id": session_id})
 
 
+class SessionConflict(TokenwireError, ValueError):
+    """The history changed since the turn read it: another writer (another replica answering the
+    same session) stored its turn first. Nothing was stored; the caller may read the history again
+    and retry. A ValueError too, as the interface has always said. Status ABORTED (HTTP 409):
+    the conventional code for a lost optimistic-concurrency race."""
+
+    reason = "SESSION_CONFLICT"
+
+    def __init__(self, session_id: str, held: int, expected: int):
+        super().__init__(f"session '{session_id}' holds {held} messages, expected {expected}: "
+                         f"another turn was stored first; nothing was stored, read the history "
+                         f"and retry", metadata={"session_id": session_id})
+
+
 class SessionBusy(TokenwireError):
     """A turn is running in the session; turns never interleave."""
 
@@ -247,6 +261,7 @@ STATUS_CODES: dict[type[TokenwireError], grpc.StatusCode] = {
     SessionNotFound: grpc.StatusCode.NOT_FOUND,
     SessionExists: grpc.StatusCode.ALREADY_EXISTS,
     SessionBusy: grpc.StatusCode.FAILED_PRECONDITION,
+    SessionConflict: grpc.StatusCode.ABORTED,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,

@@ -18,6 +18,7 @@ from server.backends.llama_model import LlamaModel
 from server.backends.llama_scheduler import EmbedJob, GenerateJob, Job, Scheduler, SchedulerStats
 from server.core.backend import Backend, BackendHealth, BackendInfo, Embedding
 from server.core.chat_template import ChatTemplate
+from server.core.engines import ContextPlan, context_plan
 from server.core.gguf_info import read_chat_template
 from server.core.types import Delta, GenerationRequest, LoadParams
 from server.errors import EngineUnavailable, InvalidArgument
@@ -41,6 +42,7 @@ class LlamaCppBackend(Backend):
         self._n_threads: int | None = None  # set by tune(); else the configured count
         self._closing = asyncio.Lock()
         self._grammars: GrammarCompiler | None = None  # made by the first constrained request
+        self.context: ContextPlan | None = None  # the KV cache size and why, once loaded
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -53,14 +55,20 @@ class LlamaCppBackend(Backend):
         ChatTemplate(read_chat_template(self.model_path), bos_token="",
                      eos_token="").verify(self.model_path)
         n_parallel = self.params.n_parallel
-        model = LlamaModel(self.model_path, self.params, n_seq_max=n_parallel)
+        self.context = context_plan(self.model_path, self.params)
+        params = self.params.model_copy(update={
+            "n_ctx": self.context.n_ctx,
+            "n_batch": min(self.params.n_batch or self.context.n_ctx, self.context.n_ctx)})
+        model = LlamaModel(self.model_path, params, n_seq_max=n_parallel)
+        log.info("engine %s: context %s; KV cache %s/%s", self.engine_id, self.context.describe(),
+                 params.cache_type_k or "f16", params.cache_type_v or "f16")
         template = ChatTemplate(model.chat_template(), bos_token=model.token_text(model.bos),
                                 eos_token=model.token_text(model.eos))
         if template.fallback_reason:
             log.warning("engine %s: %s; using ChatML", self.engine_id, template.fallback_reason)
         self._model, self._template = model, template
         self._scheduler = Scheduler(self.engine_id, model, template, n_parallel=n_parallel,
-                                    n_batch=self.params.n_batch, max_queue=self.max_queue,
+                                    n_batch=params.n_batch, max_queue=self.max_queue,
                                     kv_park_bytes=(self.params.kv_park_mb or 0) * 1024 * 1024)
 
     async def close(self) -> None:
@@ -216,7 +224,8 @@ class LlamaCppBackend(Backend):
         # were sized for the configured n_batch, so that is the ceiling.
         llama_cpp.llama_set_n_threads(model.ctx, n_threads, n_threads)
         self._n_threads = n_threads
-        scheduler.n_batch = max(1, min(n_batch, self.params.n_batch))
+        scheduler.n_batch = max(1, min(n_batch, self.params.n_batch or n_batch,
+                                       self.context.n_ctx if self.context else n_batch))
 
     def info(self) -> BackendInfo:
         model = self._loaded_model()

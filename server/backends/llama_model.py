@@ -17,6 +17,10 @@ from server.backends.llama_bindings import llama_cpp, llama_logger
 from server.core.types import LoadParams
 from server.errors import EngineFailure
 
+#: KV cache element types (LoadParams.cache_type_k/_v) -> ggml type ids.
+_GGML_TYPES = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0,
+               "q4_0": llama_cpp.GGML_TYPE_Q4_0}
+
 _backend_ready = threading.Lock()
 _backend_initialized = False
 
@@ -47,6 +51,8 @@ class LlamaModel:
         cparams.n_ubatch = params.n_batch
         cparams.n_seq_max = n_seq_max
         cparams.kv_unified = params.kv_unified
+        cparams.type_k = _GGML_TYPES[params.cache_type_k or "f16"]
+        cparams.type_v = _GGML_TYPES[params.cache_type_v or "f16"]
         cparams.n_threads = params.n_threads
         cparams.n_threads_batch = params.n_threads
         cparams.no_perf = True
@@ -55,7 +61,10 @@ class LlamaModel:
         self.ctx = llama_cpp.llama_init_from_model(self.model, cparams)
         if not self.ctx:
             llama_cpp.llama_model_free(self.model)
-            raise EngineFailure(f"cannot create a context of {params.n_ctx} tokens for {path}")
+            quantized_v = (params.cache_type_v or "f16") != "f16"
+            hint = (" (a quantized V cache needs flash attention)"
+                    if quantized_v and not params.flash_attn else "")
+            raise EngineFailure(f"cannot create a context of {params.n_ctx} tokens for {path}{hint}")
         self.memory = llama_cpp.llama_get_memory(self.ctx)
         self.vocab = llama_cpp.llama_model_get_vocab(self.model)
         self.n_ctx = llama_cpp.llama_n_ctx(self.ctx)  # KV cells in all

@@ -52,13 +52,21 @@ from server.core.backend import Embedding
 from server.core.chat_template import ChatTemplate
 from server.core.text import DeltaAssembler
 from server.core.types import (Delta, Finish, FinishReason, GenerationRequest, Timings,
-                               TokenLogprob, TopLogprob, Usage)
-from server.errors import EngineFailure, EngineUnavailable, InvalidArgument, PromptTooLong, QueueFull
+                               TokenLogprob, TopLogprob, Truncation, Usage)
+from server.errors import (EngineFailure, EngineUnavailable, FieldViolation, InvalidArgument,
+                           PromptTooLong, QueueFull)
 
 log = logging.getLogger(__name__)
 
 # Window over which the aggregate decode rate is reported.
 RATE_WINDOW_S = 5.0
+
+#: How a user gets a longer window (appended to a too-long prompt's error).
+CONTEXT_HINT = ("raise the window with --context-size (engine.n_ctx, the per-sequence window), "
+                "fewer --parallel sequences, --kv-unified, or a quantized KV cache "
+                "(--cache-type-k/--cache-type-v q8_0) for the same memory")
+CONTEXT_HINT_UNIFIED = ("raise the window with --context-size (engine.n_ctx), or a quantized KV "
+                        "cache (--cache-type-k/--cache-type-v q8_0) for the same memory")
 
 
 class Job:
@@ -108,6 +116,7 @@ class GenerateJob(Job):
         super().__init__(loop)
         self.request = request
         self.prompt: list[int] | None = None  # tokenized once, when first considered for a slot
+        self.truncated = 0  # messages left out of the prompt to fit the window
         #: One grammar matcher per choice, when the request is constrained.
         self.matchers = matchers
 
@@ -140,6 +149,8 @@ class _Slot:
     logprobs: collections.deque = field(default_factory=collections.deque)
     prompt_len: int = 0
     reused: int = 0
+    truncated: int = 0  # messages left out of the prompt (reported on the first delta, finish)
+    announced: bool = False  # the first delta (which reports `truncated`) has been sent
     generated: int = 0
     seed: int = 0
     started: float = 0.0
@@ -307,7 +318,7 @@ class Scheduler:
                 continue
             try:
                 if job.prompt is None:
-                    job.prompt = self._prompt_tokens(job.request)
+                    job.prompt, job.truncated = self._prompt_tokens(job.request)
                 prompt = job.prompt
             except Exception as exc:
                 if not self._take(job):
@@ -347,15 +358,23 @@ class Scheduler:
             if slot.job is not None:
                 self._release(slot)
 
-    def _prompt_tokens(self, request: GenerationRequest) -> list[int]:
-        text = (self.template.render(request.messages, request.template_tools)
-                if request.messages is not None else request.prompt or "")
+    def _prompt_tokens(self, request: GenerationRequest) -> tuple[list[int], int]:
+        """The prompt's tokens, and how many messages were left out to fit the window."""
+        if request.messages is not None and request.truncation is Truncation.AUTO:
+            return self._fitted_prompt(request)
+        text = self.template.render(request.messages) if request.messages is not None else (
+            request.prompt or "")
+        tokens = self._tokenize(request, text)
+        if len(tokens) >= self.n_ctx_seq:
+            raise self._too_long(request, len(tokens))
+        return tokens, 0
+
+    def _tokenize(self, request: GenerationRequest, text: str) -> list[int]:
         # Tokenizing megabytes costs seconds of this thread and memory for good; a text longer
         # than the window could hold even in the longest tokens is refused unread.
         size = len(text.encode("utf-8", "surrogatepass"))
         if size > self.n_ctx_seq * self.model.max_token_bytes:
-            raise PromptTooLong(request.input_field, -(-size // self.model.max_token_bytes),
-                                self.n_ctx_seq, self.engine_id, at_least=True)
+            raise self._too_long(request, -(-size // self.model.max_token_bytes), at_least=True)
         if request.messages is not None:
             # A template that writes the BOS text itself must not get a second BOS token.
             bos_text = self.template.bos_token
@@ -365,9 +384,69 @@ class Scheduler:
             tokens = self.model.tokenize(text, add_special=True, parse_special=True)
         if not tokens:
             raise InvalidArgument.single(request.input_field, "the prompt is empty")
-        if len(tokens) >= self.n_ctx_seq:
-            raise PromptTooLong(request.input_field, len(tokens), self.n_ctx_seq, self.engine_id)
         return tokens
+
+    def _too_long(self, request: GenerationRequest, n_tokens: int, *,
+                  at_least: bool = False) -> PromptTooLong:
+        error = PromptTooLong(request.input_field, n_tokens, self.n_ctx_seq, self.engine_id,
+                              at_least=at_least)
+        violation = error.violations[0]
+        hint = CONTEXT_HINT_UNIFIED if self.model.kv_unified else CONTEXT_HINT
+        metadata = dict(error.metadata, hint=hint)
+        # The same error, its description extended with the hint (message and violations).
+        InvalidArgument.__init__(error, [FieldViolation(violation.field,
+                                                        f"{violation.description}; {hint}")],
+                                 reason=error.reason)
+        error.metadata = metadata
+        return error
+
+    def _fitted_prompt(self, request: GenerationRequest) -> tuple[list[int], int]:
+        """Truncation.AUTO: the chat messages with the oldest whole turns left out until the
+        prompt leaves room for the answer. The leading system messages and the last message are
+        always kept. The cut starts at `truncation_floor` (where the conversation's previous turn
+        cut, so its cached prefix is reused); when that is not enough it moves on to leave a
+        quarter of the room free, so that the next few turns keep the same cut (and their cached
+        prefix) instead of re-prefilling after every turn."""
+        messages = list(request.messages)
+        head = 0
+        while head < len(messages) - 1 and messages[head].role == "system":
+            head += 1
+        last = len(messages) - 1
+        # Cuts at turn boundaries: drop messages[head:head + d], d = 0 or up to a user message.
+        cuts = [0] + [i - head for i in range(head + 1, last) if messages[i].role == "user"]
+        cuts.append(last - head)
+        cuts = sorted(set(cuts))
+        reserve = min(request.max_tokens or self.n_ctx_seq // 4, self.n_ctx_seq // 2)
+        room = max(self.n_ctx_seq - reserve, 1)
+        low = max(room * 3 // 4, 1)
+        floor = min(request.truncation_floor, last - head)
+        candidates = [d for d in cuts if d >= floor] or [cuts[-1]]
+
+        def tokens_for(d: int) -> list[int]:
+            kept = messages[:head] + messages[head + d:]
+            return self._tokenize(request, self.template.render(tuple(kept)))
+
+        first = tokens_for(candidates[0])
+        if len(first) <= room:
+            return first, candidates[0]
+        best: tuple[list[int], int] | None = None
+        for d in candidates[1:]:
+            try:
+                tokens = tokens_for(d)
+            except PromptTooLong:
+                continue  # even the unread text is too long: drop more
+            if len(tokens) <= room and best is None:
+                best = tokens, d
+            if len(tokens) <= low:
+                return tokens, d
+        if best is not None:
+            return best
+        # Only the system prompt and the new message are left and they do not leave the room
+        # reserved for the answer: serve them if they fit at all.
+        tokens = tokens_for(cuts[-1])
+        if len(tokens) >= self.n_ctx_seq:
+            raise self._too_long(request, len(tokens))
+        return tokens, cuts[-1]
 
     @staticmethod
     def _pick_slot(free: list[_Slot], prompt: list[int], cache_key: str = "",
@@ -466,6 +545,7 @@ class Scheduler:
         slot.next_token = None
         slot.prompt_len = len(prompt)
         slot.reused = reuse
+        slot.truncated, slot.announced = job.truncated, choice != 0
         slot.generated = 0
         if prompt_from is not None:
             slot.seed = (prompt_from.seed + choice) & 0xFFFFFFFFFFFFFFFF
@@ -605,12 +685,21 @@ class Scheduler:
         if released is not None:
             self._outbox.append((slot.job, Delta(released.text, released.token_ids,
                                                  index=slot.choice,
+                                                 truncated_messages=self._announce(slot),
                                                  logprobs=self._released(slot, released))))
         at_limit = request.max_tokens is not None and slot.generated >= request.max_tokens
         if at_limit or len(slot.cached) + 1 >= self.n_ctx_seq:
             self._finish(slot, FinishReason.LENGTH)
             return
         slot.next_token = token
+
+    @staticmethod
+    def _announce(slot: _Slot) -> int:
+        """The truncation count for the choice's first delta (0 on the later ones)."""
+        if slot.announced:
+            return 0
+        slot.announced = True
+        return slot.truncated
 
     def _logprob(self, figures, token: int, piece: bytes) -> TokenLogprob:
         chosen, best = figures
@@ -644,9 +733,10 @@ class Scheduler:
             prompt_tokens_per_second=(slot.prompt_len - slot.reused) / prompt_s,
         )
         finish = Finish(reason, Usage(slot.prompt_len, slot.generated), timings, slot.seed,
-                        reused_prompt_tokens=slot.reused)
+                        reused_prompt_tokens=slot.reused, truncated_messages=slot.truncated)
         self._outbox.append((slot.job, Delta(tail.text if tail else "", tail.token_ids if tail else (),
                                              finish, index=slot.choice,
+                                             truncated_messages=self._announce(slot),
                                              logprobs=self._released(slot, tail))))
         siblings = self._waiting_for(slot)
         self._release(slot)

@@ -26,7 +26,7 @@ import psutil
 
 from server.core import gguf_info, tool_calls
 from server.core.backend import Backend
-from server.core.types import Delta, GenerationRequest, LoadParams
+from server.core.types import KV_CACHE_TYPE_BYTES, Delta, GenerationRequest, LoadParams
 from server.errors import (AlreadyExists, EngineUnavailable, MemoryBudgetExceeded, ModelNotFound,
                            PreconditionFailed, TokenwireError)
 
@@ -57,16 +57,87 @@ class MemoryEstimate:
         return self.model_bytes + self.context_bytes + RUNTIME_OVERHEAD_BYTES
 
 
+#: Share of the memory left after the weights that an automatically sized KV cache may take.
+AUTO_KV_MEMORY_SHARE = 0.25
+#: An automatic window is a multiple of this (and never below it).
+AUTO_CTX_STEP = 256
+#: The trained context assumed for a model whose GGUF does not say.
+UNKNOWN_TRAINED_CONTEXT = 4096
+
+
+@dataclass(frozen=True)
+class ContextPlan:
+    """How big an engine's KV cache is and why."""
+
+    n_ctx: int  # KV cells in all (what llama.cpp is given)
+    n_ctx_seq: int  # the most one sequence may use: the window a request gets
+    trained: int  # the model's trained context (GGUF context_length; 0: unknown)
+    memory_cap: int  # the most tokens per sequence the memory share allows (0: not computed)
+    source: str  # "configured", "trained context" or "memory"
+
+    def describe(self) -> str:
+        if self.source == "configured":
+            return f"{self.n_ctx_seq} tokens per sequence ({self.n_ctx} KV cells, configured)"
+        return (f"{self.n_ctx_seq} tokens per sequence ({self.n_ctx} KV cells), decided by the "
+                f"{self.source}: trained context {self.trained or 'unknown'}, memory allows "
+                f"{self.memory_cap}")
+
+
+def kv_bytes_per_token(info: gguf_info.GgufInfo, params: LoadParams) -> int:
+    """K and V for one token over all layers, in the configured cache types."""
+    f16 = info.kv_bytes_per_token()  # 2 bytes per element, K and V
+    k = KV_CACHE_TYPE_BYTES[params.cache_type_k or "f16"]
+    v = KV_CACHE_TYPE_BYTES[params.cache_type_v or "f16"]
+    return int(round(f16 / 4 * (k + v)))
+
+
+def plan_context(*, n_ctx: int | None, n_parallel: int, kv_unified: bool, trained: int,
+                 per_token: int, model_bytes: int, available_bytes: int) -> ContextPlan:
+    """The KV cache size. A configured n_ctx (> 0) is taken as it is, split between the
+    sequences unless unified. 0 (or None): each sequence gets the model's trained context, capped
+    so that the cache takes at most AUTO_KV_MEMORY_SHARE of the memory left after the weights."""
+    n_parallel = max(1, n_parallel)
+    if n_ctx:
+        seq = n_ctx if kv_unified else n_ctx // n_parallel
+        return ContextPlan(n_ctx, seq, trained, 0, "configured")
+    streams = 1 if kv_unified else n_parallel
+    share = max(available_bytes - model_bytes, 0) * AUTO_KV_MEMORY_SHARE
+    cap = int(share // (max(per_token, 1) * streams)) // AUTO_CTX_STEP * AUTO_CTX_STEP
+    cap = max(cap, AUTO_CTX_STEP)
+    want = trained or UNKNOWN_TRAINED_CONTEXT
+    seq, source = (want, "trained context") if want <= cap else (cap, "memory")
+    return ContextPlan(seq * streams, seq, trained, cap, source)
+
+
+def context_plan(path: str, params: LoadParams, available_bytes: int | None = None) -> ContextPlan:
+    """plan_context for a model file and its load params (available: the machine's now)."""
+    try:
+        info = gguf_info.read(path)
+        trained, per_token = info.context_length, kv_bytes_per_token(info, params)
+    except (OSError, gguf_info.NotGguf):
+        trained, per_token = 0, 0
+    try:
+        model_bytes = os.path.getsize(path)
+    except OSError:
+        model_bytes = 0
+    if available_bytes is None:
+        available_bytes = psutil.virtual_memory().available
+    return plan_context(n_ctx=params.n_ctx, n_parallel=params.n_parallel or 1,
+                        kv_unified=bool(params.kv_unified), trained=trained, per_token=per_token,
+                        model_bytes=model_bytes, available_bytes=available_bytes)
+
+
 def estimate_memory(path: str, params: LoadParams) -> MemoryEstimate:
     try:
         model_bytes = os.path.getsize(path)
     except OSError:
         return MemoryEstimate(0, 0)  # the load itself will say the file is missing
     try:
-        per_token = gguf_info.read(path).kv_bytes_per_token()
+        per_token = kv_bytes_per_token(gguf_info.read(path), params)
     except gguf_info.NotGguf:
         per_token = 0  # the load itself will say what is wrong with the file
-    return MemoryEstimate(model_bytes, (params.n_ctx or 0) * per_token)
+    n_ctx = params.n_ctx or context_plan(path, params).n_ctx
+    return MemoryEstimate(model_bytes, n_ctx * per_token)
 
 
 @dataclass

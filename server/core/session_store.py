@@ -1,8 +1,9 @@
 """Where sessions and their histories live: an interface, and the embedded SQLite store.
 
-The interface is what the session manager needs and nothing more, so that a shared database can
-implement it later. Every method is synchronous and blocking; the manager calls them off the event
-loop. Each change is one transaction, so a turn's user message and answer land together or not at
+The interface is what the session manager needs and nothing more; SQLite (embedded, the default)
+and PostgreSQL (shared by replicas, server/core/session_store_postgres.py) implement it, and
+`open_session_store(**settings.sessions.store_args())` picks one. Every method is synchronous and
+blocking; the manager calls them off the event loop. Each change is one transaction, so a turn's user message and answer land together or not at
 all, and a crash never leaves half a turn behind.
 
 SQLite runs in WAL mode (readers never wait for the writer, and a reader never sees a half-written
@@ -22,7 +23,13 @@ import time
 from dataclasses import dataclass, field, replace
 
 from server.core.types import ChatMessage, ToolCall
-from server.errors import SessionExists, SessionNotFound
+from server.errors import SessionConflict, SessionExists, SessionNotFound, Unavailable
+
+
+class SessionStoreUnavailable(Unavailable):
+    """The session database cannot be reached; sessions fail, stateless generation works."""
+
+    reason = "SESSION_STORE_UNAVAILABLE"
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,8 @@ class SessionStore(abc.ABC):
                system_prompt: str | None = None, set_system_prompt: bool = False) -> SessionRecord:
         """Appends messages (and optionally sets the system prompt) in one transaction. The history
         must still hold `expected_count` messages: the manager runs one turn per session at a
-        time, so anything else is a bug (ValueError), never a silent interleaving."""
+        time, so anything else is another writer (another replica) that stored first:
+        SessionConflict (a ValueError), never a silent interleaving."""
 
     @abc.abstractmethod
     def truncate(self, session_id: str, keep: int) -> SessionRecord:
@@ -273,8 +281,7 @@ class SqliteSessionStore(SessionStore):
         with self._transaction() as db:
             record = self._get(db, session_id)
             if record.message_count != expected_count:
-                raise ValueError(f"session {session_id} holds {record.message_count} messages, "
-                                 f"expected {expected_count}")
+                raise SessionConflict(session_id, record.message_count, expected_count)
             self._insert_messages(db, session_id, expected_count, messages)
             now = time.time()
             count = expected_count + len(messages)
@@ -293,3 +300,16 @@ class SqliteSessionStore(SessionStore):
             db.execute("UPDATE sessions SET message_count = ?, updated_unix = ? WHERE id = ?",
                        (keep, now, session_id))
         return replace(record, message_count=keep, updated_unix=now)
+
+
+def open_session_store(kind: str, *, path: str, dsn: str = "", pool_size: int = 8,
+                       connect_timeout_s: float = 5.0) -> SessionStore:
+    """The store of that kind (config.SessionSettings.store_args() gives the keywords): the SQLite
+    file at `path`, or the PostgreSQL database at `dsn`."""
+    if kind == "sqlite":
+        return SqliteSessionStore(path)
+    if kind != "postgres" or not dsn:
+        raise ValueError(f"no session store {kind!r} with dsn {'set' if dsn else 'unset'}")
+    from server.core.session_store_postgres import PostgresSessionStore
+
+    return PostgresSessionStore(dsn, pool_size=pool_size, connect_timeout_s=connect_timeout_s)

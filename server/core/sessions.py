@@ -23,7 +23,8 @@ from typing import AsyncIterator, Iterator
 
 from server.core.engines import EngineManager
 from server.core.session_store import SessionRecord, SessionStore
-from server.core.types import ChatMessage, Constraint, Delta, GenerationRequest, Sampling
+from server.core.types import (ChatMessage, Constraint, Delta, GenerationRequest, Sampling,
+                               Truncation)
 from server.errors import InvalidArgument, SessionBusy, SessionExists, SessionNotFound
 
 SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
@@ -50,6 +51,9 @@ class ChatTurn:
     arrived_at: float = 0.0
     constraint: Constraint | None = None
     top_logprobs: int | None = None
+    #: What happens when the history and the new message do not fit the window: AUTO (the
+    #: default) leaves the oldest whole turns out of the prompt (never out of the store).
+    truncation: Truncation = Truncation.AUTO
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,9 @@ class SessionManager:
         self._busy: set[str] = set()  # sessions with a turn running; touched on the loop only
         # Branches that have not had a turn yet -> the session they were branched from.
         self._branched_from: dict[str, str] = {}
+        # Session -> history messages its last turn left out of the prompt (Truncation.AUTO):
+        # the next turn starts from the same cut, so the prefix cached by this one is reused.
+        self._cut: dict[str, int] = {}
 
     async def _run(self, fn, *args, **kwargs):
         return await asyncio.to_thread(fn, *args, **kwargs)
@@ -115,6 +122,7 @@ class SessionManager:
         with self._turn(session_id):
             await self._run(self.store.delete, session_id)
         self._branched_from.pop(session_id, None)
+        self._cut.pop(session_id, None)
 
     async def rollback(self, session_id: str, count: int) -> SessionRecord:
         with self._turn(session_id):
@@ -180,7 +188,8 @@ class SessionManager:
                 stop=turn.stop, request_id=turn.request_id, arrived_at=turn.arrived_at,
                 cache_key=session_id, warm_from=self._branched_from.get(session_id, ""),
                 reuse_cache=self._kv_reuse and turn.reuse_cache, constraint=turn.constraint,
-                top_logprobs=turn.top_logprobs)
+                top_logprobs=turn.top_logprobs, truncation=turn.truncation,
+                truncation_floor=min(self._cut.get(session_id, 0), len(history)))
             async with self._engines.lease(session.model) as engine:
                 answer: list[str] = []
                 async for delta in self._engines.generate(engine, request):
@@ -192,4 +201,5 @@ class SessionManager:
                         session, new, history, [user, ChatMessage("assistant", "".join(answer))],
                         system_prompt, change_prompt)
                     self._branched_from.pop(session_id, None)  # its cache is its own now
+                    self._cut[session_id] = delta.finish.truncated_messages
                     yield TurnDelta(session_id, engine.id, delta, stored.message_count)

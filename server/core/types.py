@@ -6,7 +6,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class FinishReason(enum.Enum):
@@ -104,6 +106,13 @@ class Sampling:
                 or self.frequency_penalty != 0.0)
 
 
+class Truncation(enum.Enum):
+    """The policy for chat input longer than the context window."""
+
+    ERROR = "error"  # refuse it (INVALID_ARGUMENT, reason CONTEXT_LENGTH_EXCEEDED)
+    AUTO = "auto"  # drop the oldest whole turns until it fits
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
     """A validated request: exactly one of prompt and messages is set."""
@@ -135,6 +144,13 @@ class GenerationRequest:
     top_logprobs: int | None = None
     #: Independent choices from one prompt evaluation.
     n: int = 1
+    #: What happens when the chat messages do not fit the window: Truncation.ERROR refuses the
+    #: request (PromptTooLong); Truncation.AUTO drops the oldest whole turns (a user message and
+    #: what follows it), always keeping leading system messages and the last message.
+    truncation: Truncation = Truncation.ERROR
+    #: With AUTO: at least this many messages after the leading system messages are dropped (the
+    #: cut the conversation's previous turn used, so that its cached prefix stays reusable).
+    truncation_floor: int = 0
     #: Tools the model's chat template renders itself (its native tool format); empty when the
     #: tools, if any, were described in the messages (server/core/tool_calls.py).
     template_tools: tuple[Tool, ...] = ()
@@ -173,6 +189,8 @@ class Finish:
     seed: int
     #: Prompt tokens whose KV was reused from a cache instead of computed.
     reused_prompt_tokens: int = 0
+    #: Messages left out of the prompt to fit the window (Truncation.AUTO).
+    truncated_messages: int = 0
 
 
 @dataclass(frozen=True)
@@ -187,7 +205,15 @@ class Delta:
     logprobs: tuple[TokenLogprob, ...] = ()
     #: The calls the choice made (on its last delta, with FinishReason.TOOL_CALLS).
     tool_calls: tuple[ToolCall, ...] = ()
+    #: Messages left out of the prompt to fit the window; on the first delta of choice 0 (so a
+    #: caller knows before the answer streams) and in the finish.
+    truncated_messages: int = 0
 
+
+KvCacheType = Literal["f16", "q8_0", "q4_0"]
+
+#: Bytes per element of each KV cache type (ggml block sizes: q8_0 34 bytes per 32, q4_0 18).
+KV_CACHE_TYPE_BYTES: dict[str, float] = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
 
 #: llama.cpp's ceiling (GGML_MAX_N_THREADS); a larger count is never useful.
 MAX_THREADS = 512
@@ -199,7 +225,9 @@ class LoadParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    n_ctx: int | None = Field(default=None, ge=16, description="Context window in tokens.")
+    n_ctx: int | None = Field(default=None, ge=0, description="KV cache cells in tokens, shared by "
+                              "the parallel sequences; 0: sized from the model (its trained "
+                              "context per sequence, capped by memory).")
     n_gpu_layers: int | None = Field(default=None, ge=-1, description="Layers to offload to the "
                                      "GPU (-1 or a large value: all).")
     main_gpu: int | None = Field(default=None, ge=0,
@@ -216,3 +244,15 @@ class LoadParams(BaseModel):
                                    "conversation KV caches, in MiB.")
     use_mmap: bool | None = Field(default=None, description="Memory-map the model file.")
     use_mlock: bool | None = Field(default=None, description="Lock the model in RAM.")
+    cache_type_k: KvCacheType | None = Field(default=None, description="KV cache element type of "
+                                             "K: f16, q8_0 or q4_0 (a quantized cache holds "
+                                             "about 2x or 3.5x the tokens in the same memory).")
+    cache_type_v: KvCacheType | None = Field(default=None, description="KV cache element type of "
+                                             "V (quantized V needs flash attention).")
+
+    @field_validator("n_ctx")
+    @classmethod
+    def _auto_or_at_least_16(cls, value: int | None) -> int | None:
+        if value is not None and 0 < value < 16:
+            raise ValueError("must be 0 (sized from the model) or at least 16")
+        return value

@@ -212,6 +212,7 @@ class _LiveCollector:
             speed.add_metric([engine.id], status.get("tokens_per_second", 0.0))
             loaded.add_metric([engine.id], 1.0 if engine.state.value == "loaded" else 0.0)
         yield from (queue, active, speed, loaded)
+        yield from self._load_signals()
         memory = self.m.hardware.memory()
         yield GaugeMetricFamily("tokenwire_memory_used_bytes", "Machine memory in use",
                                 value=memory["used_bytes"])
@@ -220,6 +221,37 @@ class _LiveCollector:
         yield GaugeMetricFamily("tokenwire_process_resident_memory_bytes",
                                 "Resident memory of the server process",
                                 value=self.m.hardware.process()["rss_bytes"])
+
+
+    def _load_signals(self):
+        """The model-server protocol of the Gateway API Inference Extension (what its endpoint
+        picker scrapes to choose a replica): pod-wide gauges over the loaded engines.
+
+        EPP flags (v1.2+): --total-queued-requests-metric=tokenwire_requests_waiting
+        --kv-cache-usage-percentage-metric=tokenwire_kv_cache_usage_ratio
+        --cache-info-metric=tokenwire_cache_config_info (labels block_size, num_gpu_blocks);
+        tokenwire_requests_running is the protocol's TotalRunningRequests. llama.cpp's KV cache
+        is allocated per token: a block is one cell (block_size 1)."""
+        statuses = [engine.backend.scheduler_status() or {} for engine in self.m.engines.engines()
+                    if engine.state.value == "loaded"]
+        used = sum(s.get("kv_cells_used", 0) for s in statuses)
+        total = sum(s.get("kv_cells_total", 0) for s in statuses)
+        yield GaugeMetricFamily("tokenwire_requests_waiting",
+                                "Requests queued for a free sequence, over all engines",
+                                value=sum(s.get("queued_requests", 0) for s in statuses))
+        yield GaugeMetricFamily("tokenwire_requests_running",
+                                "Requests being decoded, over all engines",
+                                value=sum(s.get("active_sequences", 0) for s in statuses))
+        yield GaugeMetricFamily("tokenwire_kv_cache_usage_ratio",
+                                "KV cache cells in use over cells allocated, 0 to 1, over all "
+                                "loaded engines (0 with none loaded)",
+                                value=min(used / total, 1.0) if total else 0.0)
+        info = GaugeMetricFamily("tokenwire_cache_config_info",
+                                 "KV cache configuration (value 1): block_size tokens per block, "
+                                 "num_gpu_blocks blocks over all loaded engines",
+                                 labels=["block_size", "num_gpu_blocks"])
+        info.add_metric(["1", str(int(total))], 1.0)
+        yield info
 
 
 class _DocumentedNames:

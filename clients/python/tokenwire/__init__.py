@@ -3,7 +3,7 @@
 from tokenwire.client import (ChatDelta, Choice, Client, Completion, Delta, Session, Timings,
                               TokenLogprob, ToolCall, TopLogprob, Usage)
 from tokenwire.downloads import CancelAllResult, CancelResult, Download
-from tokenwire.errors import (AlreadyExistsError, DeadlineExceededError, FailedPreconditionError,
+from tokenwire.errors import (AbortedError, AlreadyExistsError, DeadlineExceededError, FailedPreconditionError,
                               FieldViolation, InvalidArgumentError, NotFoundError,
                               PermissionDeniedError, ResourceExhaustedError, TokenwireError,
                               UnavailableError)
@@ -13,4 +13,4 @@ __all__ = ["Client", "Completion", "Delta", "Timings", "Usage", "TokenwireError"
            "DeadlineExceededError", "FieldViolation", "Download", "CancelResult",
            "CancelAllResult", "AlreadyExistsError", "PermissionDeniedError",
            "FailedPreconditionError", "Session", "ChatDelta", "Choice", "TokenLogprob", "TopLogprob",
-           "ToolCall"]
+           "ToolCall", "AbortedError"]

@@ -10,6 +10,7 @@ Failed calls raise subclasses of tokenwire.errors.TokenwireError.
 from __future__ import annotations
 
 import json
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping, Sequence
 
@@ -24,6 +25,16 @@ from tokenwire.v1 import (download_service_pb2, download_service_pb2_grpc, gener
                           hardware_service_pb2_grpc, metrics_service_pb2, metrics_service_pb2_grpc,
                           session_service_pb2, session_service_pb2_grpc, status_service_pb2,
                           status_service_pb2_grpc)
+
+#: The header a load balancer hashes on to keep a session on one replica (nginx: hash
+#: $http_x_session_id consistent). Sent on every call that names a session.
+SESSION_HEADER = "x-session-id"
+
+
+def affinity_value(session_id: str) -> str:
+    """The session id as the header carries it: percent-encoded (UTF-8), as gRPC metadata must be
+    printable ASCII; the REST bridge encodes it the same way, so both hash alike."""
+    return urllib.parse.quote(session_id, safe="")
 
 _FINISH_NAMES = {
     generation_pb2.FINISH_REASON_STOP: "stop",
@@ -318,9 +329,12 @@ class Client:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _call_options(self, timeout: float | None) -> dict:
+    def _call_options(self, timeout: float | None, session_id: str | None = None) -> dict:
+        # x-session-id on session calls: a load balancer in front of several replicas hashes on
+        # it, so a conversation keeps landing where its KV cache is (issue 20).
+        affinity = ((SESSION_HEADER, affinity_value(session_id)),) if session_id else ()
         return {"timeout": timeout if timeout is not None else self._timeout,
-                "metadata": self._metadata}
+                "metadata": self._metadata + affinity}
 
     @staticmethod
     def _request(prompt, messages, model, max_tokens, stop, logit_bias, sampling) -> _Request:
@@ -394,9 +408,9 @@ class Client:
 
     # -- downloads -------------------------------------------------------------------------------
 
-    def _unary(self, method, request, timeout: float | None = None):
+    def _unary(self, method, request, timeout: float | None = None, session_id: str | None = None):
         try:
-            return method(request, **self._call_options(timeout))
+            return method(request, **self._call_options(timeout, session_id))
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
 
@@ -483,7 +497,7 @@ class Client:
         if max_tokens is not None:
             pb.max_tokens = max_tokens
         _fill_sampling(pb.sampling, sampling, logit_bias)
-        return _session(self._unary(self._sessions.CreateSession, pb).session)
+        return _session(self._unary(self._sessions.CreateSession, pb, session_id=session_id).session)
 
     def list_sessions(self) -> list[Session]:
         response = self._unary(self._sessions.ListSessions, session_service_pb2.ListSessionsRequest())
@@ -491,13 +505,15 @@ class Client:
 
     def get_session(self, session_id: str) -> Session:
         return _session(self._unary(self._sessions.GetSession,
-                                    session_service_pb2.GetSessionRequest(session_id=session_id)).session)
+                                    session_service_pb2.GetSessionRequest(session_id=session_id),
+                                    session_id=session_id).session)
 
     def history(self, session_id: str) -> list[dict[str, str]]:
         """The session's messages, oldest first, as {"role", "content"} plus any "tool_calls",
         "tool_call_id" and "name" (system prompt not included)."""
         response = self._unary(self._sessions.GetSession,
-                               session_service_pb2.GetSessionRequest(session_id=session_id))
+                               session_service_pb2.GetSessionRequest(session_id=session_id),
+                               session_id=session_id)
         out = []
         for m in response.messages:
             message = {"role": m.role, "content": m.content}
@@ -513,12 +529,13 @@ class Client:
 
     def delete_session(self, session_id: str) -> None:
         self._unary(self._sessions.DeleteSession,
-                    session_service_pb2.DeleteSessionRequest(session_id=session_id))
+                    session_service_pb2.DeleteSessionRequest(session_id=session_id),
+                    session_id=session_id)
 
     def rollback_session(self, session_id: str, message_count: int) -> Session:
         """Removes the last `message_count` messages."""
         return _session(self._unary(self._sessions.RollbackSession, session_service_pb2.RollbackSessionRequest(
-            session_id=session_id, message_count=message_count)).session)
+            session_id=session_id, message_count=message_count), session_id=session_id).session)
 
     def branch_session(self, session_id: str, message_count: int, *,
                        new_session_id: str | None = None) -> Session:
@@ -526,7 +543,7 @@ class Client:
         pb = session_service_pb2.BranchSessionRequest(session_id=session_id, message_count=message_count)
         if new_session_id is not None:
             pb.new_session_id = new_session_id
-        return _session(self._unary(self._sessions.BranchSession, pb).session)
+        return _session(self._unary(self._sessions.BranchSession, pb, session_id=session_id).session)
 
     def chat(self, session_id: str, content: str, *, max_tokens: int | None = None,
              stop: Sequence[str] = (), logit_bias: Mapping[int, float] | None = None,
@@ -546,7 +563,7 @@ class Client:
         features = {k: sampling.pop(k) for k in list(sampling) if k in _TURN_FEATURES}
         fill_features(pb, **features)
         _fill_sampling(pb.sampling, sampling, logit_bias)
-        call = self._sessions.Chat(pb, **self._call_options(timeout))
+        call = self._sessions.Chat(pb, **self._call_options(timeout, session_id))
         try:
             for response in call:
                 yield _chat_delta(response)

@@ -40,7 +40,9 @@ class UnauthenticatedError(TokenwireError): ...
 class FailedPreconditionError(TokenwireError): ...
 class AlreadyExistsError(TokenwireError): ...
 class InternalError(TokenwireError): ...
-class AlreadyExistsError(TokenwireError): ...
+class AbortedError(TokenwireError):
+    """A lost race with another writer (a session turn another replica stored first): read the
+    state again and retry."""
 
 
 _BY_CODE: dict[grpc.StatusCode, type[TokenwireError]] = {
@@ -55,7 +57,7 @@ _BY_CODE: dict[grpc.StatusCode, type[TokenwireError]] = {
     grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
     grpc.StatusCode.ALREADY_EXISTS: AlreadyExistsError,
     grpc.StatusCode.INTERNAL: InternalError,
-    grpc.StatusCode.ALREADY_EXISTS: AlreadyExistsError,
+    grpc.StatusCode.ABORTED: AbortedError,
 }
 
 

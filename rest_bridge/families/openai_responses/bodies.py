@@ -230,8 +230,10 @@ class CreateResponseRequest(Body):
     """Accepted and ignored (prefix caching is automatic)."""
     service_tier: str | None = None
     """Accepted and ignored."""
-    truncation: Annotated[Any, only((None, "disabled"))] = None
-    """Only `disabled` (the default): input longer than the context window is a 400."""
+    truncation: Literal["auto", "disabled"] | None = None
+    """`disabled` (the default): input longer than the context window is a 400. `auto`: the
+    oldest whole turns of the conversation are left out of the prompt until it fits (the
+    instructions and the newest input are kept; `usage.truncated_messages` counts them)."""
     reasoning: Annotated[Any, only((None, {}))] = None
     """Not supported: only null or `{}`."""
     include: Annotated[Any, only((None, []))] = None
@@ -336,6 +338,8 @@ class Turn:
             pb.tool_choice.function_name = body.tool_choice.name
         if body.parallel_tool_calls is not None:
             pb.parallel_tool_calls = body.parallel_tool_calls
+        pb.truncation = (gen_pb.TRUNCATION_AUTO if body.truncation == "auto"
+                         else gen_pb.TRUNCATION_ERROR)
         return pb
 
     def output_message(self, text: str, calls) -> gen_pb.ChatMessage:
@@ -384,7 +388,7 @@ class Turn:
             temperature=body.temperature, top_p=body.top_p,
             text=TextConfig(format=_format_of(body.text)), tools=tools, tool_choice=choice,
             usage=None if usage is None else Usage.from_pb(usage), user=body.user,
-            metadata=body.metadata or {})
+            metadata=body.metadata or {}, truncation=body.truncation or "disabled")
 
 
 def _format_of(text: TextParam | None):
@@ -505,11 +509,13 @@ class Usage(_Answer):
     output_tokens: int
     output_tokens_details: OutputTokensDetails
     total_tokens: int
+    truncated_messages: int = 0
+    """tokenwire: input messages left out of the prompt by `truncation: auto` (oldest first)."""
 
     @classmethod
     def from_pb(cls, usage: gen_pb.Usage) -> Usage:
         return cls(input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens,
-                   total_tokens=usage.total_tokens,
+                   total_tokens=usage.total_tokens, truncated_messages=usage.truncated_messages,
                    input_tokens_details=InputTokensDetails(cached_tokens=usage.cached_prompt_tokens),
                    output_tokens_details=OutputTokensDetails())
 
@@ -588,7 +594,7 @@ class Response(_Answer):
     text: TextConfig
     tool_choice: Union[Literal["auto", "none", "required"], FunctionChoice]
     tools: list[FunctionTool]
-    truncation: Literal["disabled"] = "disabled"
+    truncation: Literal["auto", "disabled"] = "disabled"
     usage: Usage | None
     """Absent (null) while in progress and on a retrieved response."""
     user: str | None = None

@@ -81,9 +81,15 @@ class ChatRequest(_Body):
     stop: Stop = []
     device: Literal["cpu", "cuda", "metal"] | None = None
     """Accepted for compatibility; the engine runs where it was loaded."""
+    truncation: Literal["auto", "error"] = "auto"
+    """History longer than the context window: `auto` leaves the oldest whole turns out of the
+    prompt (the stored history stays whole; the count is in the `X-Truncated-Messages` header),
+    `error` refuses the turn with a 400."""
 
     def to_pb(self) -> session_pb.ChatRequest:
         return session_pb.ChatRequest(
+            truncation=(gen_pb.TRUNCATION_ERROR if self.truncation == "error"
+                        else gen_pb.TRUNCATION_AUTO),
             content=self.prompt, model=self.model_name, create_if_missing=True,
             session_id=self.session_id, max_tokens=self.max_token, stop=self.stop,
             system_prompt=self.system_prompt, sampling=gen_pb.SamplingParams(

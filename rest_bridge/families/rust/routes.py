@@ -40,6 +40,7 @@ sock = Sock()
 
 ERROR_PREFIX = "__ERROR__:"
 SESSION_ID_HEADER = "X-Session-Id"
+TRUNCATED_HEADER = "X-Truncated-Messages"
 
 
 def error_body(failure: errors.Failure) -> dict:
@@ -94,6 +95,8 @@ def chat_completions():
     response = stream_response(call, _raw_tokens, _stream_error, "text/event-stream")
     if call.first is not None:
         response.headers[SESSION_ID_HEADER] = call.first.session_id
+        # History messages left out of this turn's prompt to fit the window (0: none).
+        response.headers[TRUNCATED_HEADER] = str(call.first.truncated_messages)
     return response
 
 

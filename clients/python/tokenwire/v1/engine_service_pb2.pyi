@@ -26,7 +26,7 @@ ENGINE_STATUS_UNLOADED: EngineStatus
 ENGINE_STATUS_UNLOADING: EngineStatus
 
 class Engine(_message.Message):
-    __slots__ = ("engine_id", "status", "is_default", "backend", "model_path", "n_ctx", "created_unix", "error", "requests_total", "requests_in_flight", "scheduler", "params", "memory", "last_tokens_per_second", "loaded_unix", "load_seconds", "last_used_unix", "model", "model_size_bytes")
+    __slots__ = ("engine_id", "status", "is_default", "backend", "model_path", "n_ctx", "created_unix", "error", "requests_total", "requests_in_flight", "scheduler", "params", "memory", "last_tokens_per_second", "loaded_unix", "load_seconds", "last_used_unix", "model", "model_size_bytes", "context")
     ENGINE_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
@@ -46,6 +46,7 @@ class Engine(_message.Message):
     LAST_USED_UNIX_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MODEL_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
     engine_id: str
     status: EngineStatus
     is_default: bool
@@ -65,10 +66,29 @@ class Engine(_message.Message):
     last_used_unix: int
     model: _model_pb2.ModelMetadata
     model_size_bytes: int
-    def __init__(self, engine_id: _Optional[str] = ..., status: _Optional[_Union[EngineStatus, str]] = ..., is_default: _Optional[bool] = ..., backend: _Optional[str] = ..., model_path: _Optional[str] = ..., n_ctx: _Optional[int] = ..., created_unix: _Optional[int] = ..., error: _Optional[str] = ..., requests_total: _Optional[int] = ..., requests_in_flight: _Optional[int] = ..., scheduler: _Optional[_Union[SchedulerStatus, _Mapping]] = ..., params: _Optional[_Union[LoadParams, _Mapping]] = ..., memory: _Optional[_Union[EngineMemory, _Mapping]] = ..., last_tokens_per_second: _Optional[float] = ..., loaded_unix: _Optional[int] = ..., load_seconds: _Optional[float] = ..., last_used_unix: _Optional[int] = ..., model: _Optional[_Union[_model_pb2.ModelMetadata, _Mapping]] = ..., model_size_bytes: _Optional[int] = ...) -> None: ...
+    context: ContextSizing
+    def __init__(self, engine_id: _Optional[str] = ..., status: _Optional[_Union[EngineStatus, str]] = ..., is_default: _Optional[bool] = ..., backend: _Optional[str] = ..., model_path: _Optional[str] = ..., n_ctx: _Optional[int] = ..., created_unix: _Optional[int] = ..., error: _Optional[str] = ..., requests_total: _Optional[int] = ..., requests_in_flight: _Optional[int] = ..., scheduler: _Optional[_Union[SchedulerStatus, _Mapping]] = ..., params: _Optional[_Union[LoadParams, _Mapping]] = ..., memory: _Optional[_Union[EngineMemory, _Mapping]] = ..., last_tokens_per_second: _Optional[float] = ..., loaded_unix: _Optional[int] = ..., load_seconds: _Optional[float] = ..., last_used_unix: _Optional[int] = ..., model: _Optional[_Union[_model_pb2.ModelMetadata, _Mapping]] = ..., model_size_bytes: _Optional[int] = ..., context: _Optional[_Union[ContextSizing, _Mapping]] = ...) -> None: ...
+
+class ContextSizing(_message.Message):
+    __slots__ = ("kv_cells", "n_ctx_per_sequence", "trained_context_length", "memory_cap_tokens", "source", "cache_type_k", "cache_type_v")
+    KV_CELLS_FIELD_NUMBER: _ClassVar[int]
+    N_CTX_PER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    TRAINED_CONTEXT_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_CAP_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    CACHE_TYPE_K_FIELD_NUMBER: _ClassVar[int]
+    CACHE_TYPE_V_FIELD_NUMBER: _ClassVar[int]
+    kv_cells: int
+    n_ctx_per_sequence: int
+    trained_context_length: int
+    memory_cap_tokens: int
+    source: str
+    cache_type_k: str
+    cache_type_v: str
+    def __init__(self, kv_cells: _Optional[int] = ..., n_ctx_per_sequence: _Optional[int] = ..., trained_context_length: _Optional[int] = ..., memory_cap_tokens: _Optional[int] = ..., source: _Optional[str] = ..., cache_type_k: _Optional[str] = ..., cache_type_v: _Optional[str] = ...) -> None: ...
 
 class LoadParams(_message.Message):
-    __slots__ = ("n_ctx", "n_gpu_layers", "main_gpu_id", "use_mmap", "use_mlock", "n_parallel", "n_threads", "n_batch")
+    __slots__ = ("n_ctx", "n_gpu_layers", "main_gpu_id", "use_mmap", "use_mlock", "n_parallel", "n_threads", "n_batch", "cache_type_k", "cache_type_v")
     N_CTX_FIELD_NUMBER: _ClassVar[int]
     N_GPU_LAYERS_FIELD_NUMBER: _ClassVar[int]
     MAIN_GPU_ID_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +97,8 @@ class LoadParams(_message.Message):
     N_PARALLEL_FIELD_NUMBER: _ClassVar[int]
     N_THREADS_FIELD_NUMBER: _ClassVar[int]
     N_BATCH_FIELD_NUMBER: _ClassVar[int]
+    CACHE_TYPE_K_FIELD_NUMBER: _ClassVar[int]
+    CACHE_TYPE_V_FIELD_NUMBER: _ClassVar[int]
     n_ctx: int
     n_gpu_layers: int
     main_gpu_id: int
@@ -85,7 +107,9 @@ class LoadParams(_message.Message):
     n_parallel: int
     n_threads: int
     n_batch: int
-    def __init__(self, n_ctx: _Optional[int] = ..., n_gpu_layers: _Optional[int] = ..., main_gpu_id: _Optional[int] = ..., use_mmap: _Optional[bool] = ..., use_mlock: _Optional[bool] = ..., n_parallel: _Optional[int] = ..., n_threads: _Optional[int] = ..., n_batch: _Optional[int] = ...) -> None: ...
+    cache_type_k: str
+    cache_type_v: str
+    def __init__(self, n_ctx: _Optional[int] = ..., n_gpu_layers: _Optional[int] = ..., main_gpu_id: _Optional[int] = ..., use_mmap: _Optional[bool] = ..., use_mlock: _Optional[bool] = ..., n_parallel: _Optional[int] = ..., n_threads: _Optional[int] = ..., n_batch: _Optional[int] = ..., cache_type_k: _Optional[str] = ..., cache_type_v: _Optional[str] = ...) -> None: ...
 
 class EngineMemory(_message.Message):
     __slots__ = ("model_bytes", "context_bytes")

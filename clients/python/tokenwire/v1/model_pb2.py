@@ -24,13 +24,14 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18tokenwire/v1/model.proto\x12\x0ctokenwire.v1\"\xfd\x01\n\rModelMetadata\x12\"\n\x0c\x61rchitecture\x18\x01 \x01(\tR\x0c\x61rchitecture\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\"\n\x0cquantization\x18\x03 \x01(\tR\x0cquantization\x12\x1e\n\nparameters\x18\x04 \x01(\x03R\nparameters\x12\x1d\n\nsize_label\x18\x05 \x01(\tR\tsizeLabel\x12%\n\x0e\x63ontext_length\x18\x06 \x01(\x05R\rcontextLength\x12*\n\x11has_chat_template\x18\x07 \x01(\x08R\x0fhasChatTemplateb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18tokenwire/v1/model.proto\x12\x0ctokenwire.v1\"\xfd\x01\n\rModelMetadata\x12\"\n\x0c\x61rchitecture\x18\x01 \x01(\tR\x0c\x61rchitecture\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\"\n\x0cquantization\x18\x03 \x01(\tR\x0cquantization\x12\x1e\n\nparameters\x18\x04 \x01(\x03R\nparameters\x12\x1d\n\nsize_label\x18\x05 \x01(\tR\tsizeLabel\x12%\n\x0e\x63ontext_length\x18\x06 \x01(\x05R\rcontextLength\x12*\n\x11has_chat_template\x18\x07 \x01(\x08R\x0fhasChatTemplateBHZFgithub.com/tokenwire/tokenwire/clients/go/gen/tokenwire/v1;tokenwirev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tokenwire.v1.model_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'ZFgithub.com/tokenwire/tokenwire/clients/go/gen/tokenwire/v1;tokenwirev1'
   _globals['_MODELMETADATA']._serialized_start=43
   _globals['_MODELMETADATA']._serialized_end=296
 # @@protoc_insertion_point(module_scope)

@@ -115,7 +115,7 @@ class BranchSessionResponse(_message.Message):
     def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ...) -> None: ...
 
 class ChatRequest(_message.Message):
-    __slots__ = ("session_id", "content", "sampling", "max_tokens", "stop", "create_if_missing", "model", "system_prompt", "reuse_cache", "constraint", "top_logprobs")
+    __slots__ = ("session_id", "content", "sampling", "max_tokens", "stop", "create_if_missing", "model", "system_prompt", "reuse_cache", "constraint", "top_logprobs", "truncation")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
@@ -127,6 +127,7 @@ class ChatRequest(_message.Message):
     REUSE_CACHE_FIELD_NUMBER: _ClassVar[int]
     CONSTRAINT_FIELD_NUMBER: _ClassVar[int]
     TOP_LOGPROBS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATION_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     content: str
     sampling: _generation_pb2.SamplingParams
@@ -138,10 +139,11 @@ class ChatRequest(_message.Message):
     reuse_cache: bool
     constraint: _generation_pb2.OutputConstraint
     top_logprobs: int
-    def __init__(self, session_id: _Optional[str] = ..., content: _Optional[str] = ..., sampling: _Optional[_Union[_generation_pb2.SamplingParams, _Mapping]] = ..., max_tokens: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., create_if_missing: _Optional[bool] = ..., model: _Optional[str] = ..., system_prompt: _Optional[str] = ..., reuse_cache: _Optional[bool] = ..., constraint: _Optional[_Union[_generation_pb2.OutputConstraint, _Mapping]] = ..., top_logprobs: _Optional[int] = ...) -> None: ...
+    truncation: _generation_pb2.Truncation
+    def __init__(self, session_id: _Optional[str] = ..., content: _Optional[str] = ..., sampling: _Optional[_Union[_generation_pb2.SamplingParams, _Mapping]] = ..., max_tokens: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., create_if_missing: _Optional[bool] = ..., model: _Optional[str] = ..., system_prompt: _Optional[str] = ..., reuse_cache: _Optional[bool] = ..., constraint: _Optional[_Union[_generation_pb2.OutputConstraint, _Mapping]] = ..., top_logprobs: _Optional[int] = ..., truncation: _Optional[_Union[_generation_pb2.Truncation, str]] = ...) -> None: ...
 
 class ChatResponse(_message.Message):
-    __slots__ = ("session_id", "text", "token_ids", "finish_reason", "usage", "timings", "model", "seed", "reused_prompt_tokens", "message_count", "logprobs")
+    __slots__ = ("session_id", "text", "token_ids", "finish_reason", "usage", "timings", "model", "seed", "reused_prompt_tokens", "message_count", "logprobs", "truncated_messages")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
@@ -153,6 +155,7 @@ class ChatResponse(_message.Message):
     REUSED_PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_COUNT_FIELD_NUMBER: _ClassVar[int]
     LOGPROBS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_MESSAGES_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     text: str
     token_ids: _containers.RepeatedScalarFieldContainer[int]
@@ -164,4 +167,5 @@ class ChatResponse(_message.Message):
     reused_prompt_tokens: int
     message_count: int
     logprobs: _containers.RepeatedCompositeFieldContainer[_generation_pb2.TokenLogprob]
-    def __init__(self, session_id: _Optional[str] = ..., text: _Optional[str] = ..., token_ids: _Optional[_Iterable[int]] = ..., finish_reason: _Optional[_Union[_generation_pb2.FinishReason, str]] = ..., usage: _Optional[_Union[_generation_pb2.Usage, _Mapping]] = ..., timings: _Optional[_Union[_generation_pb2.Timings, _Mapping]] = ..., model: _Optional[str] = ..., seed: _Optional[int] = ..., reused_prompt_tokens: _Optional[int] = ..., message_count: _Optional[int] = ..., logprobs: _Optional[_Iterable[_Union[_generation_pb2.TokenLogprob, _Mapping]]] = ...) -> None: ...
+    truncated_messages: int
+    def __init__(self, session_id: _Optional[str] = ..., text: _Optional[str] = ..., token_ids: _Optional[_Iterable[int]] = ..., finish_reason: _Optional[_Union[_generation_pb2.FinishReason, str]] = ..., usage: _Optional[_Union[_generation_pb2.Usage, _Mapping]] = ..., timings: _Optional[_Union[_generation_pb2.Timings, _Mapping]] = ..., model: _Optional[str] = ..., seed: _Optional[int] = ..., reused_prompt_tokens: _Optional[int] = ..., message_count: _Optional[int] = ..., logprobs: _Optional[_Iterable[_Union[_generation_pb2.TokenLogprob, _Mapping]]] = ..., truncated_messages: _Optional[int] = ...) -> None: ...
