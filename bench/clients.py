@@ -30,8 +30,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from harness import (RESULTS_DIR, BenchError, Clock, Run, ServerProcess, check_tokens,
-                     eog_tokens, machine_info, print_machine, print_run, print_table,
+from harness import (RESULTS_DIR, BenchError, Clock, Run, ServerProcess, check_round_args,
+                     check_tokens, eog_tokens, machine_info, print_machine, print_run, print_table,
                      run_main, summarize, write_results)
 from server.config import embedded_model_path, physical_cores
 from tokenwire import Client
@@ -123,8 +123,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="raw prompt; each round prefixes 'Story #<round>: '")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results file")
     args = parser.parse_args(argv)
-    if args.threads < 1 or args.rounds < 1 or args.max_tokens < 2:
-        parser.error("--threads and --rounds must be >= 1, --max-tokens >= 2")
+    check_round_args(parser, args)
     return args
 
 
