@@ -443,8 +443,30 @@ class ConfigError(Exception):
     """A configuration value is unusable. The message names the key and the value's source."""
 
 
-def physical_cores() -> int:
-    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+CGROUP_CPU_MAX = pathlib.Path("/sys/fs/cgroup/cpu.max")
+
+
+def physical_cores(cgroup_cpu_max: pathlib.Path = CGROUP_CPU_MAX) -> int:
+    """The default decode thread count: the physical cores this process may actually run on.
+
+    A container sees every core of its host in psutil, but its CPU affinity and its cgroup's CPU
+    quota say what it gets; llama.cpp with more threads than that spins in its barriers and runs
+    many times slower than with the right count."""
+    cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        cores = min(cores, len(os.sched_getaffinity(0)))
+    quota = cgroup_cpu_quota(cgroup_cpu_max)
+    return max(1, min(cores, quota) if quota else cores)
+
+
+def cgroup_cpu_quota(path: pathlib.Path) -> int | None:
+    """Whole CPUs the cgroup v2 quota allows (`cpu.max`: "QUOTA PERIOD", or "max"), rounded up;
+    None without a quota or a readable file."""
+    try:
+        quota, period = path.read_text().split()[:2]
+        return None if quota == "max" else max(1, -(-int(quota) // int(period)))
+    except (OSError, ValueError):
+        return None
 
 
 def embedded_model_path() -> pathlib.Path:

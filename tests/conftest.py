@@ -7,6 +7,21 @@ from tests.helpers import ServerThread, make_settings
 from tokenwire import Client
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A failure is printed the moment it happens, with how long the test ran: a run stopped by
+    CI's time limit never reaches pytest's summary, and the failures are what explain it."""
+    report = yield
+    reporter = item.config.pluginmanager.get_plugin("terminalreporter")
+    if report.failed and reporter is not None:
+        reporter.write_line("")
+        reporter.write_line(f"FAILED ({report.when}, {report.duration:.1f} s) {report.nodeid}",
+                            red=True)
+        for line in str(report.longrepr).splitlines()[-40:]:
+            reporter.write_line(f"    {line}")
+    return report
+
+
 class _Recorder(logging.Handler):
     def __init__(self):
         super().__init__(logging.DEBUG)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import signal
 import subprocess
-import tempfile
 import sys
+import tempfile
+import threading
 from pathlib import Path
 
 from tests.helpers import wait_for
@@ -30,6 +32,35 @@ def read_ports(proc: subprocess.Popen, expected: set[str]) -> dict[str, int]:
     return ports
 
 
+class OutputDrain:
+    """Reads a child's stdout and stderr to the end in threads, once its port lines are read.
+
+    Nobody reads a child's pipes while a test talks to it; a child that writes more than a pipe
+    holds (64 KiB: DEBUG logs, repeated warnings) would block in its next write, with whatever
+    lock it holds, and every request it serves would hang. Draining keeps it running; what it
+    wrote is kept for the test and for the sentinel check."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc = proc
+        self._buffers = {"stdout": io.StringIO(), "stderr": io.StringIO()}
+        self._threads = [threading.Thread(target=self._copy, args=(name,), daemon=True)
+                         for name in self._buffers]
+        for thread in self._threads:
+            thread.start()
+
+    def _copy(self, name: str) -> None:
+        for line in getattr(self.proc, name):
+            self._buffers[name].write(line)
+
+    def finish(self, timeout: float) -> tuple[str, str]:
+        """Waits for the child to exit (TimeoutExpired if it does not) and returns what it wrote
+        after its port lines: (stdout, stderr)."""
+        self.proc.wait(timeout)
+        for thread in self._threads:
+            thread.join(10)
+        return self._buffers["stdout"].getvalue(), self._buffers["stderr"].getvalue()
+
+
 class ServeProcess:
     def __init__(self, *args: str, env: dict[str, str] | None = None):
         self.args = [TOKENWIRE, "serve", "--host", "127.0.0.1", "--grpc-port", "0", "--port", "0",
@@ -39,6 +70,7 @@ class ServeProcess:
                     "TOKENWIRE_SESSIONS_STORE_PATH": f"{tempfile.mkdtemp(prefix='tokenwire-sessions-')}/sessions.db",
                     **(env or {})}
         self.proc: subprocess.Popen | None = None
+        self.drain: OutputDrain | None = None
         self.port = 0
         self.rest_port = 0
 
@@ -55,6 +87,7 @@ class ServeProcess:
                                      text=True, env=self.env)
         ports = read_ports(self.proc, {"gRPC", "REST"})
         self.port, self.rest_port = ports["gRPC"], ports["REST"]
+        self.drain = OutputDrain(self.proc)
         if not wait_serving:
             return self
         with Client(self.target, timeout=5) as client:
@@ -64,6 +97,10 @@ class ServeProcess:
     def terminate(self, timeout: float = 60) -> int:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout)
+
+    def output(self, timeout: float = 60) -> tuple[str, str]:
+        """(stdout, stderr) written after the port lines, once the process has exited."""
+        return self.drain.finish(timeout)
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -81,6 +118,7 @@ class BridgeProcess:
                      "--runtime", runtime, *args]
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen | None = None
+        self.drain: OutputDrain | None = None
         self.port = 0
 
     @property
@@ -94,6 +132,7 @@ class BridgeProcess:
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, env=self.env)
         self.port = read_ports(self.proc, {"REST"})["REST"]
+        self.drain = OutputDrain(self.proc)
 
         def answers() -> bool:
             try:
@@ -113,8 +152,8 @@ class BridgeProcess:
 
         self.proc.send_signal(signal.SIGTERM)
         try:
-            out, err = self.proc.communicate(timeout=30)
-            sentinel.captured_output.extend([out or "", err or ""])
+            out, err = self.drain.finish(timeout=30)
+            sentinel.captured_output.extend([out, err])
             return self.proc.returncode
         finally:
             if self.proc.poll() is None:

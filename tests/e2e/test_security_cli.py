@@ -31,7 +31,7 @@ def secured_serve():
         yield process
     finally:
         process.terminate()
-        out, err = process.proc.communicate(timeout=60)
+        out, err = process.output(timeout=60)
         sentinel.captured_output.extend([out, err])
         assert SENTINEL not in out + err
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import json
 
 import pytest
@@ -109,3 +110,22 @@ def test_unparseable_file_is_a_config_error(tmp_path):
         load_settings(str(path), environ={})
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings(str(tmp_path / "missing.yaml"), environ={})
+
+
+@pytest.mark.parametrize("cpu_max, expected", [("max 100000", None), ("150000 100000", 2),
+                                               ("100000 100000", 1), ("50000 100000", 1),
+                                               ("garbage", None)])
+def test_the_cgroup_quota_is_read_in_whole_cpus_rounded_up(tmp_path, cpu_max, expected):
+    from server.config import cgroup_cpu_quota
+
+    (tmp_path / "cpu.max").write_text(cpu_max + "\n")
+    assert cgroup_cpu_quota(tmp_path / "cpu.max") == expected
+    assert cgroup_cpu_quota(tmp_path / "missing") is None
+
+
+def test_default_threads_never_exceed_the_cgroup_quota_or_the_affinity(tmp_path):
+    from server.config import physical_cores
+
+    (tmp_path / "cpu.max").write_text("100000 100000\n")
+    assert physical_cores(tmp_path / "cpu.max") == 1
+    assert physical_cores(tmp_path / "missing") <= len(os.sched_getaffinity(0))
