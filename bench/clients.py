@@ -1,11 +1,12 @@
-"""tokens/s and TTFT of one streamed generation through each generated client (TypeScript, Go)
-against the Python client (clients/python), all against the same `tokenwire serve`, in one run.
+"""tokens/s and TTFT of one streamed generation through each generated client (TypeScript, Go,
+Java) against the Python client (clients/python), all against the same `tokenwire serve`, in one
+run.
 
 Each client runs as it would in an app: one long-lived process (the TypeScript worker
-clients/typescript/bench/stream-worker.ts, the Go command clients/go/cmd/tokenwire-stream -bench)
-holding one connection, fed one request per line; the Python client runs in this process. The
-sides never run at the same time: after one warm-up each they take turns (python, typescript, go,
-python, ...) for --rounds rounds, so drift in the load of a shared machine hits them alike. Every
+clients/typescript/bench/stream-worker.ts, the Go command clients/go/cmd/tokenwire-stream -bench,
+the Java dev.tokenwire.client.StreamCommand --bench) holding one connection, fed one request per
+line; the Python client runs in this process. The sides never run at the same time: after one
+warm-up each they take turns (python, typescript, go, java, python, ...) for --rounds rounds, so drift in the load of a shared machine hits them alike. Every
 round has its own prompt ("Story #<round>: <prompt>"), the same for every side, so no side gains
 from the server's prompt-prefix reuse; greedy decoding with every end-of-generation token banned
 makes each run exactly --max-tokens tokens and the same text on every side.
@@ -67,6 +68,14 @@ def build_go(workdir: Path) -> list[str]:
     return [str(binary), "-bench"]
 
 
+def build_java() -> list[str]:
+    """clients/java/build.sh: buf-generated stubs compiled against Debian's grpc-java jars."""
+    built = subprocess.run([str(ROOT / "clients" / "java" / "build.sh")], cwd=ROOT, check=True,
+                           stdout=subprocess.PIPE, text=True)
+    classpath = built.stdout.strip().splitlines()[-1]
+    return ["java", "-cp", classpath, "dev.tokenwire.client.StreamCommand", "--bench"]
+
+
 class Worker:
     """A client process fed one JSON request per line, answering one JSON line of timings."""
 
@@ -82,7 +91,7 @@ class Worker:
         if not line:
             raise BenchError(f"{self.name}: the worker exited with {self.proc.wait()}")
         r = json.loads(line)
-        # "FINISH_REASON_LENGTH" (Go) or "LENGTH" (protobuf-es drops the prefix) -> "length".
+        # "FINISH_REASON_LENGTH" (Go, Java) or "LENGTH" (protobuf-es drops the prefix) -> "length".
         finish = r["finish_reason"].removeprefix("FINISH_REASON_").lower()
         check_tokens(self.name, r["tokens"], max_tokens, finish)
         return Run(tokens=r["tokens"], ttft_ms=r["ttft_ms"], decode_tps=r["decode_tps"],
@@ -131,17 +140,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     model_path = embedded_model_path()
     machine = machine_info()
-    print("tokenwire clients: TypeScript and Go against Python")
+    print("tokenwire clients: TypeScript, Go and Java against Python")
     print_machine(machine)
     print(f"  model: {model_path.name}; server threads {args.threads}; {args.max_tokens} tokens "
           f"per run, {args.rounds} rounds after one warm-up each\n", flush=True)
     bias = {str(token): -100.0 for token in eog_tokens(model_path)}
-    sides = ["python", "typescript", "go"]
+    sides = ["python", "typescript", "go", "java"]
     runs: dict[str, list[Run]] = {side: [] for side in sides}
     same_text = True
     with tempfile.TemporaryDirectory(prefix="tokenwire-bench-go-") as gopath:
         workers = {"typescript": Worker("typescript", build_typescript()),
-                   "go": Worker("go", build_go(Path(gopath)))}
+                   "go": Worker("go", build_go(Path(gopath))),
+                   "java": Worker("java", build_java())}
         server = ServerProcess(args.threads)
         try:
             server.start()

@@ -269,10 +269,10 @@ def timings_to_pb(t: Timings) -> gen_pb.Timings:
 def logprobs_to_pb(entries: tuple[TokenLogprob, ...]) -> list[gen_pb.TokenLogprob]:
     return [gen_pb.TokenLogprob(
         token_id=e.token_id, token=e.token.decode("utf-8", errors="replace"),
-        token_bytes=e.token, logprob=e.logprob,
+        bytes=e.token, logprob=e.logprob,
         top_logprobs=[gen_pb.TopLogprob(token_id=t.token_id,
                                         token=t.token.decode("utf-8", errors="replace"),
-                                        token_bytes=t.token, logprob=t.logprob) for t in e.top])
+                                        bytes=t.token, logprob=t.logprob) for t in e.top])
         for e in entries]
 
 

@@ -135,8 +135,8 @@ class Completion:
 
 
 def _logprobs(entries) -> tuple[TokenLogprob, ...]:
-    return tuple(TokenLogprob(e.token_id, e.token, e.token_bytes, e.logprob,
-                              tuple(TopLogprob(t.token_id, t.token, t.token_bytes, t.logprob)
+    return tuple(TokenLogprob(e.token_id, e.token, e.bytes, e.logprob,
+                              tuple(TopLogprob(t.token_id, t.token, t.bytes, t.logprob)
                                     for t in e.top_logprobs)) for e in entries)
 
 

@@ -645,7 +645,7 @@ class TopLogprob(Answer):
     @classmethod
     def from_pb(cls, entry: gen_pb.TopLogprob) -> TopLogprob:
         return cls(token=entry.token, logprob=_logprob(entry.logprob),
-                   bytes=list(entry.token_bytes))
+                   bytes=list(entry.bytes))
 
 
 class ChatTokenLogprob(TopLogprob):
@@ -655,7 +655,7 @@ class ChatTokenLogprob(TopLogprob):
     @classmethod
     def from_pb(cls, entry: gen_pb.TokenLogprob) -> ChatTokenLogprob:
         return cls(token=entry.token, logprob=_logprob(entry.logprob),
-                   bytes=list(entry.token_bytes),
+                   bytes=list(entry.bytes),
                    top_logprobs=[TopLogprob.from_pb(t) for t in entry.top_logprobs])
 
 

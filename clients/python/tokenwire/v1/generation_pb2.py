@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dtokenwire/v1/generation.proto\x12\x0ctokenwire.v1\"\xa8\x01\n\x0b\x43hatMessage\x12\x12\n\x04role\x18\x01 \x01(\tR\x04role\x12\x18\n\x07\x63ontent\x18\x02 \x01(\tR\x07\x63ontent\x12\x35\n\ntool_calls\x18\x03 \x03(\x0b\x32\x16.tokenwire.v1.ToolCallR\ttoolCalls\x12 \n\x0ctool_call_id\x18\x04 \x01(\tR\ntoolCallId\x12\x12\n\x04name\x18\x05 \x01(\tR\x04name\"L\n\x08ToolCall\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n\targuments\x18\x03 \x01(\tR\targuments\"e\n\x04Tool\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12 \n\x0b\x64\x65scription\x18\x02 \x01(\tR\x0b\x64\x65scription\x12\'\n\x0fparameters_json\x18\x03 \x01(\tR\x0eparametersJson\"c\n\nToolChoice\x12\x30\n\x04mode\x18\x01 \x01(\x0e\x32\x1c.tokenwire.v1.ToolChoiceModeR\x04mode\x12#\n\rfunction_name\x18\x02 \x01(\tR\x0c\x66unctionName\"\xa4\x01\n\x10OutputConstraint\x12!\n\x0bjson_object\x18\x01 \x01(\x08H\x00R\njsonObject\x12!\n\x0bjson_schema\x18\x02 \x01(\tH\x00R\njsonSchema\x12\x14\n\x04gbnf\x18\x03 \x01(\tH\x00R\x04gbnf\x12\x14\n\x04lark\x18\x04 \x01(\tH\x00R\x04lark\x12\x16\n\x05regex\x18\x05 \x01(\tH\x00R\x05regexB\x06\n\x04kind\"x\n\nTopLogprob\x12\x19\n\x08token_id\x18\x01 \x01(\x05R\x07tokenId\x12\x14\n\x05token\x18\x02 \x01(\tR\x05token\x12\x1f\n\x0btoken_bytes\x18\x03 \x01(\x0cR\ntokenBytes\x12\x18\n\x07logprob\x18\x04 \x01(\x02R\x07logprob\"\xb7\x01\n\x0cTokenLogprob\x12\x19\n\x08token_id\x18\x01 \x01(\x05R\x07tokenId\x12\x14\n\x05token\x18\x02 \x01(\tR\x05token\x12\x1f\n\x0btoken_bytes\x18\x03 \x01(\x0cR\ntokenBytes\x12\x18\n\x07logprob\x18\x04 \x01(\x02R\x07logprob\x12;\n\x0ctop_logprobs\x18\x05 \x03(\x0b\x32\x18.tokenwire.v1.TopLogprobR\x0btopLogprobs\"E\n\x0c\x43hatMessages\x12\x35\n\x08messages\x18\x01 \x03(\x0b\x32\x19.tokenwire.v1.ChatMessageR\x08messages\"\xab\x04\n\x0eSamplingParams\x12%\n\x0btemperature\x18\x01 \x01(\x02H\x00R\x0btemperature\x88\x01\x01\x12\x18\n\x05top_p\x18\x02 \x01(\x02H\x01R\x04topP\x88\x01\x01\x12\x18\n\x05top_k\x18\x03 \x01(\x05H\x02R\x04topK\x88\x01\x01\x12\x18\n\x05min_p\x18\x04 \x01(\x02H\x03R\x04minP\x88\x01\x01\x12*\n\x0erepeat_penalty\x18\x05 \x01(\x02H\x04R\rrepeatPenalty\x88\x01\x01\x12.\n\x10presence_penalty\x18\x06 \x01(\x02H\x05R\x0fpresencePenalty\x88\x01\x01\x12\x30\n\x11\x66requency_penalty\x18\x07 \x01(\x02H\x06R\x10\x66requencyPenalty\x88\x01\x01\x12\x17\n\x04seed\x18\x08 \x01(\x04H\x07R\x04seed\x88\x01\x01\x12J\n\nlogit_bias\x18\t \x03(\x0b\x32+.tokenwire.v1.SamplingParams.LogitBiasEntryR\tlogitBias\x1a<\n\x0eLogitBiasEntry\x12\x10\n\x03key\x18\x01 \x01(\x05R\x03key\x12\x14\n\x05value\x18\x02 \x01(\x02R\x05value:\x02\x38\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_kB\x08\n\x06_min_pB\x11\n\x0f_repeat_penaltyB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penaltyB\x07\n\x05_seed\"\xdd\x01\n\x05Usage\x12#\n\rprompt_tokens\x18\x01 \x01(\x05R\x0cpromptTokens\x12+\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05R\x10\x63ompletionTokens\x12!\n\x0ctotal_tokens\x18\x03 \x01(\x05R\x0btotalTokens\x12\x30\n\x14\x63\x61\x63hed_prompt_tokens\x18\x04 \x01(\x05R\x12\x63\x61\x63hedPromptTokens\x12-\n\x12truncated_messages\x18\x05 \x01(\x05R\x11truncatedMessages\"\xf7\x01\n\x07Timings\x12\x32\n\x16time_to_first_token_ms\x18\x01 \x01(\x01R\x12timeToFirstTokenMs\x12\x1b\n\tprompt_ms\x18\x02 \x01(\x01R\x08promptMs\x12\x1b\n\tdecode_ms\x18\x03 \x01(\x01R\x08\x64\x65\x63odeMs\x12*\n\x11tokens_per_second\x18\x04 \x01(\x01R\x0ftokensPerSecond\x12\x37\n\x18prompt_tokens_per_second\x18\x05 \x01(\x01R\x15promptTokensPerSecond\x12\x19\n\x08queue_ms\x18\x06 \x01(\x01R\x07queueMs*\xa6\x01\n\x0eToolChoiceMode\x12 \n\x1cTOOL_CHOICE_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15TOOL_CHOICE_MODE_AUTO\x10\x01\x12\x19\n\x15TOOL_CHOICE_MODE_NONE\x10\x02\x12\x1d\n\x19TOOL_CHOICE_MODE_REQUIRED\x10\x03\x12\x1d\n\x19TOOL_CHOICE_MODE_FUNCTION\x10\x04*\x9e\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x1f\n\x1b\x46INISH_REASON_STOP_SEQUENCE\x10\x02\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x03\x12\x1c\n\x18\x46INISH_REASON_TOOL_CALLS\x10\x04*S\n\nTruncation\x12\x1a\n\x16TRUNCATION_UNSPECIFIED\x10\x00\x12\x13\n\x0fTRUNCATION_AUTO\x10\x01\x12\x14\n\x10TRUNCATION_ERROR\x10\x02\x42HZFgithub.com/tokenwire/tokenwire/clients/go/gen/tokenwire/v1;tokenwirev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dtokenwire/v1/generation.proto\x12\x0ctokenwire.v1\"\xa8\x01\n\x0b\x43hatMessage\x12\x12\n\x04role\x18\x01 \x01(\tR\x04role\x12\x18\n\x07\x63ontent\x18\x02 \x01(\tR\x07\x63ontent\x12\x35\n\ntool_calls\x18\x03 \x03(\x0b\x32\x16.tokenwire.v1.ToolCallR\ttoolCalls\x12 \n\x0ctool_call_id\x18\x04 \x01(\tR\ntoolCallId\x12\x12\n\x04name\x18\x05 \x01(\tR\x04name\"L\n\x08ToolCall\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n\targuments\x18\x03 \x01(\tR\targuments\"e\n\x04Tool\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12 \n\x0b\x64\x65scription\x18\x02 \x01(\tR\x0b\x64\x65scription\x12\'\n\x0fparameters_json\x18\x03 \x01(\tR\x0eparametersJson\"c\n\nToolChoice\x12\x30\n\x04mode\x18\x01 \x01(\x0e\x32\x1c.tokenwire.v1.ToolChoiceModeR\x04mode\x12#\n\rfunction_name\x18\x02 \x01(\tR\x0c\x66unctionName\"\xa4\x01\n\x10OutputConstraint\x12!\n\x0bjson_object\x18\x01 \x01(\x08H\x00R\njsonObject\x12!\n\x0bjson_schema\x18\x02 \x01(\tH\x00R\njsonSchema\x12\x14\n\x04gbnf\x18\x03 \x01(\tH\x00R\x04gbnf\x12\x14\n\x04lark\x18\x04 \x01(\tH\x00R\x04lark\x12\x16\n\x05regex\x18\x05 \x01(\tH\x00R\x05regexB\x06\n\x04kind\"m\n\nTopLogprob\x12\x19\n\x08token_id\x18\x01 \x01(\x05R\x07tokenId\x12\x14\n\x05token\x18\x02 \x01(\tR\x05token\x12\x14\n\x05\x62ytes\x18\x03 \x01(\x0cR\x05\x62ytes\x12\x18\n\x07logprob\x18\x04 \x01(\x02R\x07logprob\"\xac\x01\n\x0cTokenLogprob\x12\x19\n\x08token_id\x18\x01 \x01(\x05R\x07tokenId\x12\x14\n\x05token\x18\x02 \x01(\tR\x05token\x12\x14\n\x05\x62ytes\x18\x03 \x01(\x0cR\x05\x62ytes\x12\x18\n\x07logprob\x18\x04 \x01(\x02R\x07logprob\x12;\n\x0ctop_logprobs\x18\x05 \x03(\x0b\x32\x18.tokenwire.v1.TopLogprobR\x0btopLogprobs\"E\n\x0c\x43hatMessages\x12\x35\n\x08messages\x18\x01 \x03(\x0b\x32\x19.tokenwire.v1.ChatMessageR\x08messages\"\xab\x04\n\x0eSamplingParams\x12%\n\x0btemperature\x18\x01 \x01(\x02H\x00R\x0btemperature\x88\x01\x01\x12\x18\n\x05top_p\x18\x02 \x01(\x02H\x01R\x04topP\x88\x01\x01\x12\x18\n\x05top_k\x18\x03 \x01(\x05H\x02R\x04topK\x88\x01\x01\x12\x18\n\x05min_p\x18\x04 \x01(\x02H\x03R\x04minP\x88\x01\x01\x12*\n\x0erepeat_penalty\x18\x05 \x01(\x02H\x04R\rrepeatPenalty\x88\x01\x01\x12.\n\x10presence_penalty\x18\x06 \x01(\x02H\x05R\x0fpresencePenalty\x88\x01\x01\x12\x30\n\x11\x66requency_penalty\x18\x07 \x01(\x02H\x06R\x10\x66requencyPenalty\x88\x01\x01\x12\x17\n\x04seed\x18\x08 \x01(\x04H\x07R\x04seed\x88\x01\x01\x12J\n\nlogit_bias\x18\t \x03(\x0b\x32+.tokenwire.v1.SamplingParams.LogitBiasEntryR\tlogitBias\x1a<\n\x0eLogitBiasEntry\x12\x10\n\x03key\x18\x01 \x01(\x05R\x03key\x12\x14\n\x05value\x18\x02 \x01(\x02R\x05value:\x02\x38\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_kB\x08\n\x06_min_pB\x11\n\x0f_repeat_penaltyB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penaltyB\x07\n\x05_seed\"\xdd\x01\n\x05Usage\x12#\n\rprompt_tokens\x18\x01 \x01(\x05R\x0cpromptTokens\x12+\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05R\x10\x63ompletionTokens\x12!\n\x0ctotal_tokens\x18\x03 \x01(\x05R\x0btotalTokens\x12\x30\n\x14\x63\x61\x63hed_prompt_tokens\x18\x04 \x01(\x05R\x12\x63\x61\x63hedPromptTokens\x12-\n\x12truncated_messages\x18\x05 \x01(\x05R\x11truncatedMessages\"\xf7\x01\n\x07Timings\x12\x32\n\x16time_to_first_token_ms\x18\x01 \x01(\x01R\x12timeToFirstTokenMs\x12\x1b\n\tprompt_ms\x18\x02 \x01(\x01R\x08promptMs\x12\x1b\n\tdecode_ms\x18\x03 \x01(\x01R\x08\x64\x65\x63odeMs\x12*\n\x11tokens_per_second\x18\x04 \x01(\x01R\x0ftokensPerSecond\x12\x37\n\x18prompt_tokens_per_second\x18\x05 \x01(\x01R\x15promptTokensPerSecond\x12\x19\n\x08queue_ms\x18\x06 \x01(\x01R\x07queueMs*\xa6\x01\n\x0eToolChoiceMode\x12 \n\x1cTOOL_CHOICE_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15TOOL_CHOICE_MODE_AUTO\x10\x01\x12\x19\n\x15TOOL_CHOICE_MODE_NONE\x10\x02\x12\x1d\n\x19TOOL_CHOICE_MODE_REQUIRED\x10\x03\x12\x1d\n\x19TOOL_CHOICE_MODE_FUNCTION\x10\x04*\x9e\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x1f\n\x1b\x46INISH_REASON_STOP_SEQUENCE\x10\x02\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x03\x12\x1c\n\x18\x46INISH_REASON_TOOL_CALLS\x10\x04*S\n\nTruncation\x12\x1a\n\x16TRUNCATION_UNSPECIFIED\x10\x00\x12\x13\n\x0fTRUNCATION_AUTO\x10\x01\x12\x14\n\x10TRUNCATION_ERROR\x10\x02\x42HZFgithub.com/tokenwire/tokenwire/clients/go/gen/tokenwire/v1;tokenwirev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,12 +34,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'ZFgithub.com/tokenwire/tokenwire/clients/go/gen/tokenwire/v1;tokenwirev1'
   _globals['_SAMPLINGPARAMS_LOGITBIASENTRY']._loaded_options = None
   _globals['_SAMPLINGPARAMS_LOGITBIASENTRY']._serialized_options = b'8\001'
-  _globals['_TOOLCHOICEMODE']._serialized_start=2079
-  _globals['_TOOLCHOICEMODE']._serialized_end=2245
-  _globals['_FINISHREASON']._serialized_start=2248
-  _globals['_FINISHREASON']._serialized_end=2406
-  _globals['_TRUNCATION']._serialized_start=2408
-  _globals['_TRUNCATION']._serialized_end=2491
+  _globals['_TOOLCHOICEMODE']._serialized_start=2057
+  _globals['_TOOLCHOICEMODE']._serialized_end=2223
+  _globals['_FINISHREASON']._serialized_start=2226
+  _globals['_FINISHREASON']._serialized_end=2384
+  _globals['_TRUNCATION']._serialized_start=2386
+  _globals['_TRUNCATION']._serialized_end=2469
   _globals['_CHATMESSAGE']._serialized_start=48
   _globals['_CHATMESSAGE']._serialized_end=216
   _globals['_TOOLCALL']._serialized_start=218
@@ -51,17 +51,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OUTPUTCONSTRAINT']._serialized_start=501
   _globals['_OUTPUTCONSTRAINT']._serialized_end=665
   _globals['_TOPLOGPROB']._serialized_start=667
-  _globals['_TOPLOGPROB']._serialized_end=787
-  _globals['_TOKENLOGPROB']._serialized_start=790
-  _globals['_TOKENLOGPROB']._serialized_end=973
-  _globals['_CHATMESSAGES']._serialized_start=975
-  _globals['_CHATMESSAGES']._serialized_end=1044
-  _globals['_SAMPLINGPARAMS']._serialized_start=1047
-  _globals['_SAMPLINGPARAMS']._serialized_end=1602
-  _globals['_SAMPLINGPARAMS_LOGITBIASENTRY']._serialized_start=1425
-  _globals['_SAMPLINGPARAMS_LOGITBIASENTRY']._serialized_end=1485
-  _globals['_USAGE']._serialized_start=1605
-  _globals['_USAGE']._serialized_end=1826
-  _globals['_TIMINGS']._serialized_start=1829
-  _globals['_TIMINGS']._serialized_end=2076
+  _globals['_TOPLOGPROB']._serialized_end=776
+  _globals['_TOKENLOGPROB']._serialized_start=779
+  _globals['_TOKENLOGPROB']._serialized_end=951
+  _globals['_CHATMESSAGES']._serialized_start=953
+  _globals['_CHATMESSAGES']._serialized_end=1022
+  _globals['_SAMPLINGPARAMS']._serialized_start=1025
+  _globals['_SAMPLINGPARAMS']._serialized_end=1580
+  _globals['_SAMPLINGPARAMS_LOGITBIASENTRY']._serialized_start=1403
+  _globals['_SAMPLINGPARAMS_LOGITBIASENTRY']._serialized_end=1463
+  _globals['_USAGE']._serialized_start=1583
+  _globals['_USAGE']._serialized_end=1804
+  _globals['_TIMINGS']._serialized_start=1807
+  _globals['_TIMINGS']._serialized_end=2054
 # @@protoc_insertion_point(module_scope)
