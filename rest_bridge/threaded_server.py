@@ -16,6 +16,15 @@ What differs from gunicorn, and how it is bounded:
   a deadline, so long streams and idle WebSockets are not cut.
 - Stopping closes the listening socket at once and lets requests in flight finish; `wait_idle`
   waits for them.
+- A WebSocket (flask-sock's routes, socket.io's transport) takes the connection over from HTTP:
+  the app reads and writes the raw socket werkzeug hands it as `werkzeug.socket`. Once it has,
+  werkzeug must write nothing more on it. flask-sock answers werkzeug with an empty 200 response
+  after its handler returns, and werkzeug would write `HTTP/1.1 200 OK ...` after the close frame
+  and then read the socket to "drain" it, racing the WebSocket's own reader for the client's close
+  reply (a Node WebSocket then never fired `close`). Here the socket an app is given records that
+  it was used; a used one ends the request without a response, and the connection is closed only
+  once the WebSocket has let go of it (the close handshake is complete), or after
+  `WEBSOCKET_CLOSE_TIMEOUT_S`.
 """
 
 from __future__ import annotations
@@ -34,6 +43,59 @@ access_log = logging.getLogger(ACCESS_LOGGER)
 #: How often a full server's accept loop looks whether it is being stopped.
 _FULL_POLL_S = 0.25
 
+#: How long a connection waits, after its WebSocket handler returned, for the client's answer to
+#: the close frame (the WebSocket's reader lets go of the socket when it arrives).
+WEBSOCKET_CLOSE_TIMEOUT_S = 10.0
+
+
+class _HandedOver(ConnectionAbortedError):
+    """The request's socket carries a WebSocket now: werkzeug must write no response on it.
+
+    A ConnectionError is werkzeug's own signal for "this connection is gone", on which it writes
+    nothing and does not read the socket again (engine.io raises one for the same reason)."""
+
+
+class _ConnectionSocket:
+    """The connection's socket as a WSGI app sees it (`environ["werkzeug.socket"]`).
+
+    Everything is passed to the real socket. What it records: that the app wrote on it (the
+    101 of a WebSocket handshake: the connection is no longer HTTP; a peek to see whether the
+    client left is not a write), and that the app let go of it (`close()`: simple-websocket's
+    reader calls it once the close handshake is over or the peer went away). The connection's
+    handler, which owns the socket, closes it afterwards."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self.used = False
+        self.released = threading.Event()
+
+    def __getattr__(self, name: str):
+        return getattr(self._sock, name)
+
+    def send(self, data, *flags) -> int:
+        self.used = True
+        return self._sock.send(data, *flags)
+
+    def sendall(self, data, *flags) -> None:
+        self.used = True
+        self._sock.sendall(data, *flags)
+
+    def close(self) -> None:
+        self.released.set()
+
+
+def _no_response_after_a_websocket(app):
+    """Wraps the WSGI app: a request whose socket the app used ends without an HTTP response."""
+    def wsgi(environ, start_response):
+        result = app(environ, start_response)
+        connection = environ.get("werkzeug.socket")
+        if isinstance(connection, _ConnectionSocket) and connection.used:
+            if hasattr(result, "close"):
+                result.close()
+            raise _HandedOver()
+        return result
+    return wsgi
+
 
 class _Handler(WSGIRequestHandler):
     # StreamRequestHandler applies `timeout` to the socket when the connection starts; the server
@@ -47,6 +109,25 @@ class _Handler(WSGIRequestHandler):
         # as it takes.
         self.connection.settimeout(None)
         return parsed
+
+    def make_environ(self):
+        environ = super().make_environ()
+        self._socket = environ["werkzeug.socket"] = _ConnectionSocket(self.connection)
+        return environ
+
+    def run_wsgi(self) -> None:
+        self._socket = None
+        super().run_wsgi()
+        if self._socket is not None and self._socket.used:
+            # Nothing after a WebSocket is HTTP: no next request on this connection. The socket is
+            # closed once the WebSocket's reader has the client's close reply; one that never
+            # comes is cut, which also wakes that reader.
+            self.close_connection = True
+            if not self._socket.released.wait(WEBSOCKET_CLOSE_TIMEOUT_S):
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         access_log.info('%s "%s" %s %s', self.address_string(), self.requestline, code, size)
@@ -66,7 +147,8 @@ class ThreadedBridgeServer(ThreadedWSGIServer):
         host, port = sock.getsockname()[:2]
         handler = type("BridgeHandler", (_Handler,), {"timeout": header_timeout_s})
         # werkzeug adopts a duplicate of the descriptor; the caller closes its own.
-        super().__init__(host, port, app, handler=handler, fd=sock.fileno())
+        super().__init__(host, port, _no_response_after_a_websocket(app), handler=handler,
+                         fd=sock.fileno())
         self._slots = threading.BoundedSemaphore(max_connections)
         self._stopping = threading.Event()
         self._active = 0

@@ -37,11 +37,13 @@ from server.monitoring.hub import Monitoring
 from server.monitoring.interceptor import (GRPC_CORE_LOGGER, LATE_STATUS_FILTER,
                                            ObservabilityInterceptor)
 from server.servicers.download import DownloadServicer
+from server.security.admission import AdmissionInterceptor
 from server.security.interceptor import SecurityInterceptor
 from server.security.state import SecurityState
 from server.servicers.auth import AuthServicer
 from server.servicers.engine import EngineServicer
 from server.core.session_store import open_session_store
+from server.core.side_work import SideWorkGate
 from server.core.sessions import SessionManager
 from server.servicers.generation import GenerationServicer
 from server.servicers.kserve import SERVICE_NAME as KSERVE_SERVICE
@@ -199,6 +201,16 @@ def _catalog_resolver(catalog: Catalog) -> CatalogResolver:
     return resolve
 
 
+def _catalog_names(catalog: Catalog):
+    """The names of the catalog entry an engine id is (Foundry's simple name and the
+    publisher-style id that a catalog model's engine takes), or ()."""
+    def names(engine_id: str) -> tuple[str, ...]:
+        entry = catalog.find(engine_id)
+        return () if entry is None else (entry.name, entry.model_id)
+
+    return names
+
+
 def _embedded_model():
     try:
         return embedded_model_path()
@@ -236,9 +248,12 @@ async def _start(settings: Settings, backends: Mapping[str, BackendFactory],
     def make_backend(engine_id: str, path: str, params) -> Backend:
         return backends["llama_cpp"](engine_id, path, params, settings.engine.max_queue)
 
+    for warning in settings.exposure_warnings():
+        log.warning("%s", warning)
     engines = EngineManager(settings.default_engine_id(), backend_factory=make_backend,
                             memory_budget_bytes=settings.engine.memory_budget_mb << 20,
-                            unload_grace_seconds=settings.engine.unload_grace_seconds)
+                            unload_grace_seconds=settings.engine.unload_grace_seconds,
+                            aliases=settings.alias_table())
     url_specs = [spec for spec in settings.engine_specs() if is_url(spec.path)]
     for spec in settings.engine_specs():
         if spec in url_specs:
@@ -248,6 +263,7 @@ async def _start(settings: Settings, backends: Mapping[str, BackendFactory],
                     lazy=not spec.load_immediately)
     store = ModelStore(settings.model_store.directory, embedded=_embedded_model())
     library = ModelLibrary(store, Catalog.load(settings.model_store.catalog_path), engines)
+    engines.catalog_names = _catalog_names(library.catalog)
 
     monitoring = Monitoring(settings, engines)
     monitoring.install()
@@ -258,11 +274,14 @@ async def _start(settings: Settings, backends: Mapping[str, BackendFactory],
     # Observability outermost, so refused calls are counted and traced too; then auth, rate
     # limits and limits; then the error table.
     grpc_server = grpc.aio.server(
-        interceptors=[ObservabilityInterceptor(monitoring.metrics), SecurityInterceptor(security),
+        interceptors=[ObservabilityInterceptor(monitoring.metrics),
+                      AdmissionInterceptor(settings, security), SecurityInterceptor(security),
                       ErrorInterceptor(), DrainInterceptor(engines, ENGINE_BACKED_SERVICES)],
         options=_grpc_options(settings))
     generation_service_pb2_grpc.add_GenerationServiceServicer_to_server(
-        GenerationServicer(engines), grpc_server)
+        GenerationServicer(engines, lambda: SideWorkGate(
+            per_second=settings.engine.side_work_per_second, burst=settings.engine.side_work_burst,
+            max_waiting=settings.engine.side_work_max_waiting)), grpc_server)
     server_backends = tuple(backends) + ("openai_upstream",)
     creator = EnginesFromDownloads(engines, library,
                                    lambda: settings.resolve_load_params(LoadParams()))

@@ -1,6 +1,7 @@
 """The `tokenwire` command: `serve` runs the server, `generate` streams a reply through the client,
 `chat` holds a conversation in a server-side session.
 
+`tokenwire --port 8080` (options with no subcommand, Kolosal's launch line) is `tokenwire serve`.
 `serve`'s options are derived from the settings fields (server/config.py); a bad value from any
 source exits with status 2 and a message naming the key, never a traceback.
 """
@@ -35,14 +36,15 @@ def _flag_type(annotation: Any):
 
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     for opt in options():
-        if not opt.flags:
+        if not (opt.flags or opt.off_flags):
             continue
         dest = "setting:" + opt.key
         env = ", ".join(opt.env)
         help_text = f"{opt.description} [{opt.key}; env {env}]"
         if opt.is_bool:
-            parser.add_argument(*opt.flags, dest=dest, action="store_const", const=True,
-                                default=None, help=help_text)
+            if opt.flags:
+                parser.add_argument(*opt.flags, dest=dest, action="store_const", const=True,
+                                    default=None, help=help_text)
             if opt.off_flags:
                 parser.add_argument(*opt.off_flags, dest=dest, action="store_const", const=False,
                                     default=None, help=f"Turn off {opt.key}.")
@@ -72,8 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the server with the configured (or embedded) model",
                                 description="Settings precedence: defaults < --config file < "
-                                            "environment < these flags.")
-    serve.add_argument("--config", help="YAML or JSON config file (Kolosal schema where it applies)")
+                                            "environment < these flags. --cors-origin, "
+                                            "--cors-method and --cors-header add to the "
+                                            "configured (or default) lists.")
+    serve.add_argument("--version", "-v", action="version", version=f"tokenwire {__version__}")
+    serve.add_argument("--config", help="YAML, JSON or TOML config file (Kolosal's schema, and "
+                                        "Kai's model_mapping, where they apply)")
     _add_settings_flags(serve)
 
     bridge = commands.add_parser("bridge", help="run the REST bridge alone, in front of a gRPC server")
@@ -360,8 +366,20 @@ def _chat(args: argparse.Namespace) -> int:
                 print("\n[answer cancelled; the history is unchanged]", file=sys.stderr, flush=True)
 
 
+#: What `tokenwire` takes before its subcommands; anything else that starts with "-" is a serve
+#: option: `tokenwire --port 8080` is `tokenwire serve --port 8080` (Kolosal's launch line).
+TOP_LEVEL_OPTIONS = ("-h", "--help", "-v", "--version")
+
+
+def _with_command(argv: Sequence[str]) -> list[str]:
+    argv = list(argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in TOP_LEVEL_OPTIONS):
+        return ["serve", *argv]
+    return argv
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_with_command(sys.argv[1:] if argv is None else argv))
     if args.command == "generate":
         return _generate(args)
     if args.command == "pull":

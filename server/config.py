@@ -14,12 +14,13 @@ import json
 import logging
 import os
 import pathlib
+import tomllib
 from typing import Any, Iterator, Literal, Mapping
 
 import psutil
 import yaml
-from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError,
+                      field_validator, model_validator)
 
 from server.core.types import MAX_THREADS, LoadParams
 from server.downloads import sources
@@ -81,8 +82,11 @@ class ServerSettings(_Section):
                                  default=16 * 1024 * 1024, ge=1024, flags=("--max-request-size",))
     idle_timeout: float = _opt("Idle connection timeout in seconds.", default=300.0, gt=0,
                                flags=("--idle-timeout",))
-    allow_public_access: bool = _opt("Allow binding a non-loopback address.", default=False,
-                                     flags=("--allow-public-access",))
+    allow_public_access: bool = _opt(
+        "Admit clients from other machines (Kolosal's meaning). False: whatever address is bound, "
+        "only clients on this machine (loopback) may call; others get PERMISSION_DENIED (HTTP "
+        "403). Binding all interfaces (0.0.0.0) is allowed either way.", default=False,
+        flags=("--allow-public-access",))
     allow_internet_access: bool = _opt("Kolosal compatibility; informational.", default=False)
     shutdown_grace_seconds: float = _opt(
         "On SIGTERM/SIGINT, how long in-flight requests may run before they are cancelled.",
@@ -251,6 +255,15 @@ class EngineSettings(_Section):
     use_mlock: bool = _opt("Lock models in RAM.", default=False)
     max_queue: int = _opt("Requests that may wait for a free sequence before RESOURCE_EXHAUSTED.",
                           default=64, ge=0, flags=("--max-queue",))
+    side_work_per_second: float = _opt(
+        "While an engine generates, Tokenize and Detokenize calls on it are admitted at this "
+        "rate, round-robin over the clients waiting, so cheap calls cannot starve the streams; "
+        "an idle engine admits them all at once.", default=100.0, gt=0,
+        flags=("--side-work-per-second",))
+    side_work_burst: int = _opt("Tokenize/Detokenize calls admitted at once before the rate "
+                                "applies.", default=10, ge=1)
+    side_work_max_waiting: int = _opt("Tokenize/Detokenize calls that may wait for their turn "
+                                      "before RESOURCE_EXHAUSTED.", default=256, ge=0)
     memory_budget_mb: int = _opt("Memory that loaded engines may take together (weights, KV cache "
                                  "and buffers, estimated from the GGUF header); a load beyond it "
                                  "is refused. 0: the machine's total RAM.", default=0, ge=0,
@@ -360,14 +373,14 @@ class CorsSettings(_Section):
     """Cross-origin browser access to the REST bridge (Kolosal's cors section)."""
 
     enabled: bool = _opt("Answer CORS requests.", default=True)
-    allowed_origins: list[str] = _opt("Origins that may call (repeatable flag; `*` for any).",
+    allowed_origins: list[str] = _opt("Origins that may call (`*` for any); each --cors-origin adds one.",
                                       default_factory=list, flags=("--cors-origin",))
-    allowed_methods: list[str] = _opt("Methods allowed cross-origin (repeatable flag).",
+    allowed_methods: list[str] = _opt("Methods allowed cross-origin; each --cors-method adds one.",
                                       default_factory=lambda: ["GET", "POST", "PUT", "DELETE",
                                                                "OPTIONS", "HEAD", "PATCH"],
                                       flags=("--cors-method",))
     allowed_headers: list[str] = _opt(
-        "Request headers allowed cross-origin (repeatable flag).",
+        "Request headers allowed cross-origin; each --cors-header adds one.",
         default_factory=lambda: ["Content-Type", "Authorization", "X-API-Key", "Accept", "Origin",
                                  "X-Requested-With"], flags=("--cors-header",))
     allow_credentials: bool = _opt("Allow credentials (cookies, Authorization) cross-origin.",
@@ -377,6 +390,65 @@ class CorsSettings(_Section):
 
     _lists = field_validator("allowed_origins", "allowed_methods", "allowed_headers",
                              mode="before")(classmethod(lambda cls, value: _split_list(value)))
+
+
+class FeatureSettings(_Section):
+    """Kolosal's feature toggles: whole groups of endpoints, on the server (gRPC included)."""
+
+    health_check: bool = _opt(
+        "The status endpoints: StatusService, hence REST /health, /v1/health, /readiness and "
+        "/api/health*. Off, they answer NOT_FOUND (HTTP 404). grpc.health.v1 always answers "
+        "(orchestrators' probes).", default=True, flags=("--enable-health-check",),
+        off_flags=("--disable-health-check",))
+    metrics: bool = _opt(
+        "The metrics endpoints: MetricsService, hence REST /metrics, /v1/metrics, "
+        "/metrics/system, /metrics/completion and /api/health/metrics. Off, they answer NOT_FOUND "
+        "(HTTP 404).", default=True, flags=("--enable-metrics",), off_flags=("--disable-metrics",))
+
+
+#: Kai's providers (doc 002), each an OpenAI-compatible API served by the openai_upstream backend.
+OLLAMA_DEFAULT_HOST = "127.0.0.1:11434"
+OPENROUTER_URL = "https://openrouter.ai/api/v1"
+OPENROUTER_KEY_ENV = "OPENROUTER_API_KEY"
+LOCAL_PROVIDERS = ("tokenwire", "local")
+
+
+def ollama_url(environ: Mapping[str, str]) -> str:
+    """Ollama's OpenAI API root, from OLLAMA_HOST (Ollama's own variable: host:port or a URL)."""
+    host = (environ.get("OLLAMA_HOST") or OLLAMA_DEFAULT_HOST).strip().rstrip("/")
+    if "://" not in host:
+        host = f"http://{host}"
+    return host if host.endswith("/v1") else f"{host}/v1"
+
+
+class ModelMapping(_Section):
+    """One entry of Kai's top-level `model_mapping`: the name clients send -> a provider's model.
+
+    Every name becomes an alias of an engine: for ollama and openrouter, an openai_upstream
+    engine whose id is the provider's model name; for tokenwire (or no provider), an engine of
+    this server whose id is `model`."""
+
+    provider: Literal["ollama", "openrouter", "tokenwire", "local"] | None = _opt(
+        "ollama (OLLAMA_HOST, default 127.0.0.1:11434), openrouter (OPENROUTER_API_KEY), or "
+        "tokenwire/none: `model` is an engine of this server.", default=None)
+    model: str = _opt("The provider's model name, or this server's engine id.",
+                      pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
+    base_url: str | None = _opt("The provider's OpenAI API root, instead of the provider's "
+                                "default.", default=None, pattern=r"^https?://")
+    api_key_env: str | None = _opt("Environment variable holding the provider's key.",
+                                   default=None)
+
+    def is_upstream(self) -> bool:
+        return self.provider not in LOCAL_PROVIDERS and self.provider is not None
+
+    def upstream_spec(self, environ: Mapping[str, str]) -> "ModelSpec":
+        if self.provider == "ollama":
+            base, key_env = ollama_url(environ), None
+        else:
+            base, key_env = OPENROUTER_URL, OPENROUTER_KEY_ENV
+        return ModelSpec(id=self.model, backend="openai_upstream", upstream=UpstreamSettings(
+            base_url=self.base_url or base, model=self.model,
+            api_key_env=self.api_key_env or key_env))
 
 
 class Settings(BaseModel):
@@ -393,6 +465,15 @@ class Settings(BaseModel):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     cors: CorsSettings = Field(default_factory=CorsSettings)
+    features: FeatureSettings = Field(default_factory=FeatureSettings)
+    aliases: dict[str, str] = Field(
+        default_factory=dict, description="Other names of engines: alias -> engine id. Every gRPC "
+        "call and REST route that names a model accepts an alias; /v1/models lists them.")
+    model_mapping: dict[str, ModelMapping] = Field(
+        default_factory=dict, description="Kai's model mapping (doc 002): name -> provider and "
+        "model; each name becomes an alias.")
+    #: The upstream engines of model_mapping, built by load_settings (they read OLLAMA_HOST).
+    _mapped_specs: list[ModelSpec] = PrivateAttr(default_factory=list)
 
     def rate_limit_enabled(self) -> bool:
         if self.rate_limit.enabled is not None:
@@ -402,6 +483,7 @@ class Settings(BaseModel):
     def engine_specs(self) -> list[ModelSpec]:
         """The engines to create: configured models, the --model-path model, else the embedded one."""
         specs = list(self.models)
+        specs += [spec for spec in self._mapped_specs if spec.id not in {s.id for s in specs}]
         if self.engine.model_path:
             specs = [s for s in specs if s.id != self.engine.model_id]
             specs.insert(0, ModelSpec(id=self.engine.model_id, path=self.engine.model_path))
@@ -409,8 +491,43 @@ class Settings(BaseModel):
             specs = [ModelSpec(id=DEFAULT_ENGINE_ID, path=str(embedded_model_path()))]
         return specs
 
+    def alias_table(self) -> dict[str, str]:
+        """Every alias -> its engine id: `aliases`, then model_mapping's names."""
+        table = dict(self.aliases)
+        for name, mapping in self.model_mapping.items():
+            if name != mapping.model:
+                table.setdefault(name, mapping.model)
+        return table
+
     def default_engine_id(self) -> str:
-        return self.engine.default_model or self.engine_specs()[0].id
+        default = self.engine.default_model
+        if not default:
+            return self.engine_specs()[0].id
+        return self.alias_table().get(default, default)
+
+    def exposure_warnings(self) -> list[str]:
+        """What an operator must hear at startup about who can reach this server."""
+        host = self.server.host
+        if is_loopback(host):
+            return []
+        warnings = []
+        keyless = not self.auth.keys_required()
+        if self.server.allow_public_access:
+            if keyless:
+                warnings.append(
+                    f"server.host is {host} with server.allow_public_access true and NO API KEY "
+                    "required: anyone who can reach this machine can use this server, load and "
+                    "delete models. Configure auth.api_keys (or --api-key).")
+        else:
+            warnings.append(
+                f"server.host is {host} but server.allow_public_access is false: only clients "
+                "on this machine are admitted; other machines get HTTP 403 (PERMISSION_DENIED). "
+                "Set server.allow_public_access: true (--allow-public-access) to serve them.")
+            if keyless:
+                warnings.append("no API key is required: once public access is allowed, anyone "
+                                "who can reach this machine can use this server. Configure "
+                                "auth.api_keys (or --api-key).")
+        return warnings
 
     def resolved_load_params(self, spec: ModelSpec) -> LoadParams:
         """A spec's load params with every unset value taken from the engine defaults."""
@@ -528,26 +645,58 @@ def _read_file(path: str) -> dict[str, Any]:
         text = p.read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    kind = {".json": "JSON", ".toml": "TOML"}.get(p.suffix.lower(), "YAML")
     try:
-        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"config file {path} is not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {exc}") from None
+        if kind == "JSON":
+            data = json.loads(text)
+        elif kind == "TOML":
+            data = tomllib.loads(text)  # the Rust service's config.toml (doc 003)
+        else:
+            data = yaml.safe_load(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"config file {path} is not valid {kind}: {exc}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    _read_dialects(data, path)
+    known = set(Settings.model_fields)
+    for section in [k for k in data if k not in known]:
+        log.warning("config file %s: ignoring unknown section '%s'", path, section)
+        data.pop(section)
+    return data
+
+
+def _rename(section: Any, old: str, new: str, convert=lambda value: value) -> None:
+    """Kai's and Kolosal's spelling of a key -> tokenwire's (the tokenwire key wins if both)."""
+    if isinstance(section, dict) and old in section:
+        value = section.pop(old)
+        section.setdefault(new, convert(value))
+
+
+def _read_dialects(data: dict[str, Any], path: str) -> None:
+    """The other servers' spellings of tokenwire settings, in place (docs 000 and 002)."""
     auth = data.get("auth")
     if isinstance(auth, dict):
         # Kolosal nests rate_limit and cors inside auth; they are sections of their own here.
         for nested in ("rate_limit", "cors"):
             if nested in auth and nested not in data:
                 data[nested] = auth.pop(nested)
-    known = set(Settings.model_fields)
-    for section in [k for k in data if k not in known]:
-        # Kolosal files also carry auth/features sections; they are not tokenwire settings (yet).
-        log.warning("config file %s: ignoring unknown section '%s'", path, section)
-        data.pop(section)
-    return data
+        # Kai: allow_no_auth true is its development mode (requests without a key pass).
+        _rename(auth, "allow_no_auth", "require_api_key", lambda value: not value)
+    _rename(data.get("cors"), "allow_origins", "allowed_origins")  # Kai
+    _rename(data.get("cors"), "allow_methods", "allowed_methods")
+    _rename(data.get("cors"), "allow_headers", "allowed_headers")
+    server = data.get("server")
+    if isinstance(server, dict) and "workers" in server:
+        # Kai's uvicorn worker processes: one tokenwire process serves requests concurrently
+        # (threads for the bridge, continuous batching in the engine); nothing to set.
+        log.info("config file %s: server.workers (%r) has no effect: one tokenwire process "
+                 "serves requests concurrently", path, server.pop("workers"))
+    if "default_model" in data:  # Kai's top-level default_model
+        engine = data.setdefault("engine", {})
+        if isinstance(engine, dict):
+            engine.setdefault("default_model", data.pop("default_model"))
 
 
 def _read_env(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -602,10 +751,12 @@ def load_settings(
         layers.append((f"config file {config_file}", _read_file(config_file)))
     env_layer, env_names = _read_env(environ)
     layers.append(("environment", env_layer))
-    layers.append(("command line", dict(overrides or {})))
     merged: dict[str, Any] = {}
     for _, layer in layers:
         merged = _merge(merged, layer)
+    command_line = _added_to(merged, overrides or {})
+    layers.append(("command line", command_line))
+    merged = _merge(merged, command_line)
     try:
         settings = Settings.model_validate(merged)
     except ValidationError as exc:
@@ -620,18 +771,63 @@ def load_settings(
                 source = f"environment variable {env_names[key]}"
             problems.append(f"{key}: {err['msg']}{value}, from {source}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+    settings._mapped_specs = _mapped_specs(settings, environ)
     ids = [spec.id for spec in settings.engine_specs()]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise ConfigError(f"invalid configuration: models: duplicate id {', '.join(duplicates)}")
-    host = settings.server.host
-    if not is_loopback(host) and not settings.server.allow_public_access:
-        raise ConfigError(f"invalid configuration: server.host: '{host}' is not a loopback address; "
-                          "set server.allow_public_access: true to serve other machines")
     if settings.auth.keys_required() and not (settings.auth.api_keys or settings.auth.admin_api_keys):
         raise ConfigError("invalid configuration: auth.require_api_key: keys are required but none "
                           "is configured (auth.api_keys, --api-key or KOLOSAL_API_KEY)")
-    if settings.engine.default_model and settings.engine.default_model not in ids:
-        raise ConfigError(f"invalid configuration: engine.default_model: '{settings.engine.default_model}' "
-                          f"is not a configured model ({', '.join(ids)})")
+    aliases = settings.alias_table()
+    for alias, target in aliases.items():
+        if alias in ids:
+            raise ConfigError(f"invalid configuration: aliases: '{alias}' is already an engine id")
+        if target not in ids:
+            raise ConfigError(f"invalid configuration: aliases: '{alias}' names '{target}', which "
+                              f"is not a configured model ({', '.join(ids)})")
+    default = settings.engine.default_model
+    if default and default not in ids and default not in aliases:
+        raise ConfigError(f"invalid configuration: engine.default_model: '{default}' "
+                          f"is not a configured model or alias ({', '.join(ids + list(aliases))})")
     return settings
+
+
+#: List settings whose command-line values add to what the file, the environment or the defaults
+#: give, as Kolosal documents ("--cors-method METHOD  Add allowed CORS method (repeatable)").
+ADDITIVE_FLAGS = ("cors.allowed_origins", "cors.allowed_methods", "cors.allowed_headers")
+
+
+def _added_to(lower: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The command-line layer, with each additive list extended from the lower layers' value."""
+    layer = {section: dict(values) if isinstance(values, Mapping) else values
+             for section, values in overrides.items()}
+    for key in ADDITIVE_FLAGS:
+        section, _, name = key.partition(".")
+        added = layer.get(section, {}).get(name) if isinstance(layer.get(section), dict) else None
+        if added is None:
+            continue
+        below = (lower.get(section) or {}).get(name) if isinstance(lower.get(section), Mapping) else None
+        if below is None:
+            below = Settings.model_fields[section].default_factory().model_dump()[name]
+        below = _split_list(below)
+        seen = {str(v).lower() for v in below}
+        layer[section][name] = list(below) + [v for v in _split_list(added)
+                                              if str(v).lower() not in seen]
+    return layer
+
+
+def _mapped_specs(settings: Settings, environ: Mapping[str, str]) -> list[ModelSpec]:
+    """The openai_upstream engines Kai's model_mapping needs, one per provider model."""
+    specs: dict[str, tuple[str, ModelSpec]] = {}
+    for name, mapping in settings.model_mapping.items():
+        if not mapping.is_upstream():
+            continue
+        spec = mapping.upstream_spec(environ)
+        earlier = specs.get(spec.id)
+        if earlier is not None and earlier[1].upstream != spec.upstream:
+            raise ConfigError(f"invalid configuration: model_mapping: '{earlier[0]}' and '{name}' "
+                              f"name model '{spec.id}' on different providers; map one of them "
+                              "through `models:` with its own id")
+        specs.setdefault(spec.id, (name, spec))
+    return [spec for _, spec in specs.values()]

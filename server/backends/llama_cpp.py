@@ -189,6 +189,10 @@ class LlamaCppBackend(Backend):
     def stats(self) -> SchedulerStats:
         return self._running().stats()
 
+    def generating(self) -> bool:
+        scheduler = self._scheduler
+        return scheduler is not None and scheduler.generating
+
     def scheduler_status(self) -> dict[str, float] | None:
         if self._scheduler is None:
             return None

@@ -29,6 +29,11 @@ step where its prompt is done, its KV is copied to the other n - 1 (llama_memory
 choice picks its first token from the same logits row with its own picker and seed, so the prompt
 is evaluated once whatever n is. Each choice then decodes, stops and reports on its own.
 
+An embedding request borrows one free sequence and is worked through a chunk of one input at a
+time between generation steps, with embeddings switched on for that chunk's decode only: running
+streams go on beside it (each side gets about half the time) instead of waiting for all of its
+inputs. One embedding runs at a time; the next waits in the FIFO.
+
 Only this thread touches the context. The event loop hands work over through `submit()` (a
 bounded FIFO: beyond it requests fail fast) and gets results through each job's `emit`.
 """
@@ -57,6 +62,10 @@ from server.errors import (EngineFailure, EngineUnavailable, FieldViolation, Inv
                            PromptTooLong, QueueFull)
 
 log = logging.getLogger(__name__)
+
+# Tokens of an embedding input decoded at once while streams run: one chunk is the longest
+# a stream waits for its next token because of an embedding (~0.2 s for SmolLM2-135M on 2 cores).
+EMBED_CHUNK_BESIDE_STREAMS = 64
 
 # Window over which the aggregate decode rate is reported.
 RATE_WINDOW_S = 5.0
@@ -129,6 +138,24 @@ class EmbedJob(Job):
 
 
 @dataclass
+class _Embedding:
+    """An embedding request in progress on one sequence, decoded a chunk at a time between
+    generation steps: a request with many inputs shares the engine with running streams (half the
+    time each, in chunks of EMBED_CHUNK_BESIDE_STREAMS tokens) instead of stalling them for its
+    whole length; alone it runs in chunks of n_batch."""
+
+    job: EmbedJob
+    slot: _Slot
+    results: list[Embedding] = field(default_factory=list)
+    tokens: list[int] | None = None  # the current input's tokens (None between inputs)
+    done: int = 0  # of the current input's tokens, decoded so far
+    total: object = None  # the current input's running sum of hidden states (numpy float64)
+    #: Seconds of generation steps since it began, less the seconds its own chunks took: beside
+    #: running streams a chunk runs only when this is >= 0, so each side gets half the time.
+    credit: float = 0.0
+
+
+@dataclass
 class _Slot:
     """One llama.cpp sequence and the request it is serving, if any."""
 
@@ -157,6 +184,11 @@ class _Slot:
     prefilled: float = 0.0
     first_at: float = 0.0
     last_at: float = 0.0
+    embedding: bool = False  # lent to the embedding in progress (see _Embedding)
+
+    @property
+    def busy(self) -> bool:
+        return self.job is not None or self.embedding
 
 
 @dataclass(frozen=True)
@@ -194,6 +226,7 @@ class Scheduler:
         self._recent: collections.deque[tuple[float, int]] = collections.deque()
         # What a step produced, delivered together when the step ends (one wake-up per step).
         self._outbox: list[tuple[Job, object]] = []
+        self._embedding: _Embedding | None = None
         self._tokens_total = 0
         self._reused_total = 0
         self._cancelled_total = 0
@@ -237,6 +270,8 @@ class Scheduler:
             for slot in self._slots:
                 if slot.job is not None:
                     slot.job.cancel()
+            if self._embedding is not None:
+                self._embedding.job.cancel()
             self._cond.notify()
         if self._thread.ident is not None:  # started
             self._thread.join()
@@ -250,6 +285,11 @@ class Scheduler:
         return len(self._slots)
 
     @property
+    def generating(self) -> bool:
+        """Some sequence is generating (read off the worker thread: a hint, not a promise)."""
+        return any(slot.job is not None for slot in self._slots)
+
+    @property
     def alive(self) -> bool:
         return self._thread.is_alive()
 
@@ -257,7 +297,7 @@ class Scheduler:
         now = time.monotonic()
         recent = [n for t, n in list(self._recent) if now - t <= RATE_WINDOW_S]
         return SchedulerStats(
-            active=sum(slot.job is not None for slot in self._slots),
+            active=sum(slot.busy for slot in self._slots),
             queued=len(self._waiting),
             n_parallel=len(self._slots),
             kv_cells_used=sum(len(slot.cached) for slot in self._slots),
@@ -277,12 +317,22 @@ class Scheduler:
             try:
                 if not self._admit():
                     return
-                if any(slot.job is not None for slot in self._slots):
+                generating = any(slot.job is not None for slot in self._slots)
+                if generating:
+                    started = time.monotonic()
                     try:
                         self._step()
                     finally:
                         outbox, self._outbox = self._outbox, []
                         deliver(outbox)
+                    if self._embedding is not None:
+                        self._embedding.credit += time.monotonic() - started
+                work = self._embedding
+                # Beside running streams an embedding gets at most the time they get.
+                if work is not None and (not generating or work.credit >= 0):
+                    started = time.monotonic()
+                    self._embed_chunk(work, EMBED_CHUNK_BESIDE_STREAMS if generating else self.n_batch)
+                    work.credit -= time.monotonic() - started
             except Exception:  # a bug or a native failure: fail the active requests, keep serving
                 log.exception("engine %s: scheduler step failed", self.engine_id)
                 for slot in self._slots:
@@ -295,7 +345,7 @@ class Scheduler:
         False once the scheduler is stopping."""
         while True:
             with self._cond:
-                busy = any(slot.job is not None for slot in self._slots)
+                busy = any(slot.busy for slot in self._slots)
                 while not self._waiting and not busy and not self._stopping:
                     self._cond.wait()
                 if self._stopping:
@@ -308,13 +358,15 @@ class Scheduler:
                     self._waiting.popleft()
                     self._note_cancelled(job)
                     continue
-                free = [slot for slot in self._slots if slot.job is None]
+                free = [slot for slot in self._slots if not slot.busy]
                 if not free or (isinstance(job, GenerateJob) and len(free) < job.request.n):
                     return True  # FIFO: a request for n choices waits for n free sequences
                 if isinstance(job, EmbedJob):
+                    if self._embedding is not None:
+                        return True  # one embedding at a time; FIFO behind it
                     self._waiting.popleft()
             if isinstance(job, EmbedJob):
-                self._run_embedding(job, min(free, key=lambda slot: slot.last_used))
+                self._begin_embedding(job, min(free, key=lambda slot: slot.last_used))
                 continue
             try:
                 if job.prompt is None:
@@ -357,6 +409,9 @@ class Scheduler:
         for slot in self._slots:
             if slot.job is not None:
                 self._release(slot)
+        if self._embedding is not None:
+            self._end_embedding(self._embedding,
+                                EngineUnavailable(f"engine '{self.engine_id}' is shutting down"))
 
     def _prompt_tokens(self, request: GenerationRequest) -> tuple[list[int], int]:
         """The prompt's tokens, and how many messages were left out to fit the window."""
@@ -505,7 +560,8 @@ class Scheduler:
         self._forget(slot, keep)
 
     def _cells_used(self) -> int:
-        return sum(len(slot.cached) for slot in self._slots)
+        embedding = self._embedding.done if self._embedding is not None else 0
+        return sum(len(slot.cached) for slot in self._slots) + embedding
 
     def _committed(self) -> int:
         """Cells the active requests hold or will hold once their prompts are in."""
@@ -516,7 +572,7 @@ class Scheduler:
         are free; False if even that is not enough. (Separate streams never compete.)"""
         if not self.model.kv_unified:
             return True
-        idle = sorted((slot for slot in self._slots if slot.job is None and slot.cached),
+        idle = sorted((slot for slot in self._slots if not slot.busy and slot.cached),
                       key=lambda slot: slot.last_used)
         while self._cells_used() + cells > self.model.n_ctx and idle:
             self._evict(idle.pop(0))
@@ -745,27 +801,28 @@ class Scheduler:
 
     # -- embeddings --------------------------------------------------------------------------
 
-    def _run_embedding(self, job: EmbedJob, slot: _Slot) -> None:
-        """Mean of the final hidden states over each input's tokens, on a free sequence (its idle
-        cache is dropped), with embeddings switched on for the duration. It runs between steps,
-        so it delays running streams by the time it takes."""
+    def _begin_embedding(self, job: EmbedJob, slot: _Slot) -> None:
+        """Lends a free sequence (its idle cache is dropped, parked if a conversation owns it) to
+        an embedding request; _embed_chunk then works through it between generation steps."""
         self._evict(slot)
-        slot.last_used = time.monotonic()
-        try:
-            job.emit(self._embed(job, slot.seq_id))
-        except Exception as exc:
-            job.emit(exc if isinstance(exc, (InvalidArgument, EngineUnavailable)) else
-                     EngineFailure(f"engine '{self.engine_id}' failed to embed: {exc}"))
+        slot.embedding = True
+        self._embedding = _Embedding(job, slot)
 
-    def _embed(self, job: EmbedJob, seq: int) -> list[Embedding]:
+    def _embed_chunk(self, work: _Embedding, chunk_tokens: int) -> None:
+        """One chunk of the embedding in progress: the mean of the final hidden states over each
+        input's tokens, with embeddings switched on for this chunk's decode only."""
         import numpy as np  # ~10 MiB resident: loaded by the first embedding, not by every server
 
-        model = self.model
-        results: list[Embedding] = []
-        llama_cpp.llama_set_embeddings(model.ctx, True)
+        job, model, seq = work.job, self.model, work.slot.seq_id
+        if job.cancelled:
+            self._note_cancelled(job)
+            self._end_embedding(work, None)
+            return
+        job.steps += 1
         try:
-            for index, text in enumerate(job.inputs):
-                tokens = model.tokenize(text, add_special=True, parse_special=False)
+            if work.tokens is None:
+                index = len(work.results)
+                tokens = model.tokenize(job.inputs[index], add_special=True, parse_special=False)
                 if not tokens:
                     raise InvalidArgument.single(f"inputs[{index}]", "the input has no tokens")
                 if len(tokens) > self.n_ctx_seq:
@@ -775,20 +832,37 @@ class Scheduler:
                 if not self._make_room(len(tokens)):
                     raise EngineUnavailable(f"engine '{self.engine_id}' has no free context for "
                                             f"a {len(tokens)}-token input now; retry shortly")
-                total = np.zeros(model.n_embd, dtype=np.float64)
-                try:
-                    for begin in range(0, len(tokens), self.n_batch):
-                        chunk = tokens[begin:begin + self.n_batch]
-                        self._run_batch([(token, begin + i, seq, True) for i, token in enumerate(chunk)])
-                        for i in range(len(chunk)):
-                            row = llama_cpp.llama_get_embeddings_ith(model.ctx, i)
-                            total += np.ctypeslib.as_array(row, shape=(model.n_embd,))
-                finally:
-                    llama_cpp.llama_memory_seq_rm(model.memory, seq, -1, -1)
-                vector = total / len(tokens)
-                if job.normalize:
-                    vector /= max(float(np.linalg.norm(vector)), 1e-12)
-                results.append(Embedding(vector.astype(np.float32).tolist(), len(tokens)))
-        finally:
-            llama_cpp.llama_set_embeddings(model.ctx, False)
-        return results
+                work.tokens, work.done = tokens, 0
+                work.total = np.zeros(model.n_embd, dtype=np.float64)
+            chunk = work.tokens[work.done:work.done + chunk_tokens]
+            llama_cpp.llama_set_embeddings(model.ctx, True)
+            try:
+                self._run_batch([(token, work.done + i, seq, True) for i, token in enumerate(chunk)])
+                for i in range(len(chunk)):
+                    row = llama_cpp.llama_get_embeddings_ith(model.ctx, i)
+                    work.total += np.ctypeslib.as_array(row, shape=(model.n_embd,))
+            finally:
+                llama_cpp.llama_set_embeddings(model.ctx, False)
+            work.done += len(chunk)
+            if work.done < len(work.tokens):
+                return
+            llama_cpp.llama_memory_seq_rm(model.memory, seq, -1, -1)
+            vector = work.total / len(work.tokens)
+            if job.normalize:
+                vector /= max(float(np.linalg.norm(vector)), 1e-12)
+            work.results.append(Embedding(vector.astype(np.float32).tolist(), len(work.tokens)))
+            work.tokens, work.done = None, 0
+            if len(work.results) == len(job.inputs):
+                self._end_embedding(work, work.results)
+        except Exception as exc:
+            self._end_embedding(work, exc if isinstance(exc, (InvalidArgument, EngineUnavailable))
+                                else EngineFailure(f"engine '{self.engine_id}' failed to embed: {exc}"))
+
+    def _end_embedding(self, work: _Embedding, outcome: object) -> None:
+        """Frees the embedding's sequence and, unless it was cancelled (outcome None), answers."""
+        llama_cpp.llama_memory_seq_rm(self.model.memory, work.slot.seq_id, -1, -1)
+        work.slot.embedding = False
+        work.slot.last_used = time.monotonic()
+        self._embedding = None
+        if outcome is not None:
+            work.job.emit(outcome)

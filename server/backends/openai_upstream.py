@@ -4,6 +4,12 @@ Kai's model mapping (`002_11c26303e9680c5d.txt`): an engine id that clients name
 model of another server. The official `openai` SDK does the HTTP, SSE parsing and error typing.
 Leaving the delta iterator early closes the upstream response, so a client that disconnects stops
 the upstream's work too. tokenize/detokenize have no OpenAI API and answer UNIMPLEMENTED.
+
+An upstream that cannot be reached when the engine loads (Ollama not started yet, no network) does
+not fail the engine: the server starts, says so in its log and in the engine's health, and each
+request tries the upstream again (UNAVAILABLE, HTTP 503, while it is down). An upstream that
+answers but lacks the model, or refuses the credentials, does fail the load: that is a
+configuration to fix, not a wait.
 """
 
 from __future__ import annotations
@@ -26,11 +32,13 @@ from server.errors import (EngineFailure, EngineUnavailable, InvalidArgument, No
 log = logging.getLogger(__name__)
 
 _FINISH = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH}
+#: Longest wait for the upstream's model list when the engine loads.
+PROBE_TIMEOUT_S = 10.0
 
 
-def _domain_error(engine_id: str, exc: Exception) -> TokenwireError:
+def _domain_error(engine_id: str, exc: Exception, base_url: str = "") -> TokenwireError:
     """The upstream's failure in this server's terms (one table, by the SDK's error types)."""
-    where = f"engine '{engine_id}' (upstream)"
+    where = f"engine '{engine_id}' (upstream {base_url})" if base_url else f"engine '{engine_id}' (upstream)"
     if isinstance(exc, openai.NotFoundError):
         return NotFound(f"{where}: {exc.message}", reason="UPSTREAM_MODEL_NOT_FOUND")
     if isinstance(exc, (openai.BadRequestError, openai.UnprocessableEntityError)):
@@ -62,6 +70,8 @@ class OpenAIUpstreamBackend(Backend):
         self._active = 0
         self._generated = 0
         self._cancelled = 0
+        #: Why the upstream could not be reached at the last try; "" once it answered.
+        self.unreachable = ""
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -69,11 +79,19 @@ class OpenAIUpstreamBackend(Backend):
         api_key = os.environ.get(self.upstream.api_key_env, "") if self.upstream.api_key_env else ""
         client = openai.AsyncOpenAI(base_url=self.upstream.base_url, api_key=api_key or "none",
                                     timeout=self.upstream.timeout_seconds, max_retries=0)
+        probe = client.with_options(timeout=min(self.upstream.timeout_seconds, PROBE_TIMEOUT_S))
         try:
-            models = [m.id async for m in client.models.list()]
+            models = [m.id async for m in probe.models.list()]
+        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+            # Not a reason to stop the server: requests try again, and get UNAVAILABLE meanwhile.
+            self.unreachable = _domain_error(self.engine_id, exc, self.upstream.base_url).message
+            log.warning("%s; the engine serves once it answers (requests get UNAVAILABLE until "
+                        "then)", self.unreachable.rstrip("."))
+            self._client = client
+            return
         except openai.OpenAIError as exc:
             await client.close()
-            raise _domain_error(self.engine_id, exc) from None
+            raise _domain_error(self.engine_id, exc, self.upstream.base_url) from None
         if models and self.upstream_model not in models:
             await client.close()
             raise EngineFailure(f"upstream {self.upstream.base_url} has no model "
@@ -165,7 +183,8 @@ class OpenAIUpstreamBackend(Backend):
                             pieces += 1
                             yield Delta(text=text)
             except openai.OpenAIError as exc:
-                raise _domain_error(self.engine_id, exc) from None
+                raise self._failed(exc) from None
+            self.unreachable = ""
             done = time.monotonic()
             completion = usage.completion_tokens if usage else pieces
             self._generated += completion
@@ -189,11 +208,18 @@ class OpenAIUpstreamBackend(Backend):
             if stream is not None:
                 await stream.close()  # stops the upstream's work when the client left early
 
+    def _failed(self, exc: Exception) -> TokenwireError:
+        error = _domain_error(self.engine_id, exc, self.upstream.base_url)
+        if isinstance(exc, (openai.APIConnectionError, openai.APITimeoutError)):
+            self.unreachable = error.message
+        return error
+
     async def embed(self, inputs: list[str], *, normalize: bool) -> list[Embedding]:
         try:
             answer = await self._running().embeddings.create(model=self.upstream_model, input=inputs)
         except openai.OpenAIError as exc:
-            raise _domain_error(self.engine_id, exc) from None
+            raise self._failed(exc) from None
+        self.unreachable = ""
         per_input = (answer.usage.prompt_tokens // max(len(inputs), 1)) if answer.usage else 0
         return [Embedding(values=list(d.embedding), tokens=per_input)
                 for d in sorted(answer.data, key=lambda d: d.index)]
@@ -210,9 +236,10 @@ class OpenAIUpstreamBackend(Backend):
                             "has no tokenizer API")
 
     def health(self) -> BackendHealth:
-        return BackendHealth(healthy=self._client is not None, active_requests=self._active,
-                             queued_requests=0, tokens_generated_total=self._generated,
-                             cancelled_total=self._cancelled)
+        return BackendHealth(healthy=self._client is not None and not self.unreachable,
+                             active_requests=self._active, queued_requests=0,
+                             tokens_generated_total=self._generated,
+                             cancelled_total=self._cancelled, detail=self.unreachable)
 
     def info(self) -> BackendInfo:
         return BackendInfo(backend=self.name, model_path=self.upstream.base_url, n_ctx=0,

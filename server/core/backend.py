@@ -89,6 +89,11 @@ class Backend(abc.ABC):
         """The scheduler's figures as SchedulerStatus field values, for backends that batch."""
         return None
 
+    def generating(self) -> bool:
+        """Whether the backend is decoding for some request on this machine now: cheap calls
+        then yield to it (server/core/side_work.py). Remote backends never are."""
+        return False
+
     def tuning(self) -> tuple[int, int] | None:
         """(decode threads, prompt batch size) in use now, for backends that have them."""
         return None

@@ -181,8 +181,15 @@ BackendFactory = Callable[[str, str, LoadParams], Backend]
 
 class EngineManager:
     def __init__(self, default_id: str, *, backend_factory: BackendFactory | None = None,
-                 memory_budget_bytes: int = 0, unload_grace_seconds: float = 30.0):
+                 memory_budget_bytes: int = 0, unload_grace_seconds: float = 30.0,
+                 aliases: dict[str, str] | None = None):
         self.default_id = default_id
+        #: Configured other names: alias -> engine id (config `aliases`, Kai's model_mapping).
+        self.aliases: dict[str, str] = dict(aliases or {})
+        #: The catalog's names of the entry an engine id is (a catalog model's engine takes its
+        #: publisher-style id; Foundry's users name it by its simple name); set by the server
+        #: once its catalog is loaded.
+        self.catalog_names: Callable[[str], tuple[str, ...]] = lambda engine_id: ()
         self._factory = backend_factory
         self.memory_budget_bytes = memory_budget_bytes
         self.unload_grace_seconds = unload_grace_seconds
@@ -223,9 +230,48 @@ class EngineManager:
         """Every engine, the default first."""
         return sorted(self._engines.values(), key=lambda e: e.id != self.default_id)
 
+    # -- names ---------------------------------------------------------------------------------
+
+    def resolve(self, name: str) -> str:
+        """The engine id a request's model name means: the default for "", an engine id, a
+        configured alias, then (ignoring case) an id, alias or catalog name that names exactly
+        one engine. A name that means nothing comes back as it is (NOT_FOUND names it).
+
+        Every lookup by name goes through here, so every RPC and REST family accepts the same
+        names."""
+        if not name:
+            return self.default_id
+        if name in self._engines:
+            return name
+        target = self.aliases.get(name)
+        if target is not None and target in self._engines:
+            return target
+        key = name.lower()
+        matches = {engine.id for engine in self._engines.values()
+                   if key in (n.lower() for n in (engine.id, *self.aliases_of(engine)))}
+        return matches.pop() if len(matches) == 1 else name
+
+    def aliases_of(self, engine: Engine) -> list[str]:
+        """The other names an engine answers to: configured aliases, then, for an engine whose id
+        is a catalog entry's, the entry's other name. (An engine created by hand from a file that
+        a catalog entry also has keeps its own name: "load <catalog name>" then makes the
+        catalog model's engine, as it always did.)"""
+        names = [alias for alias, target in self.aliases.items() if target == engine.id]
+        names += [n for n in self.catalog_names(engine.id)
+                  if n.lower() != engine.id.lower() and n not in names]
+        return names
+
+    def lookup_configured(self, name: str) -> Engine | None:
+        """The engine with this exact id or configured alias, or None (no catalog names)."""
+        return self._engines.get(self.aliases.get(name, name))
+
+    def lookup(self, name: str) -> Engine | None:
+        """The engine a name means, or None."""
+        return self._engines.get(self.resolve(name))
+
     def describe(self, engine_id: str) -> Engine:
         """An engine whatever its state (unlike get(), which wants one that can serve)."""
-        engine = self._engines.get(engine_id or self.default_id)
+        engine = self.lookup(engine_id)
         if engine is None:
             raise ModelNotFound(engine_id or self.default_id, list(self._engines))
         return engine
@@ -322,7 +368,7 @@ class EngineManager:
         """
         async with self._lifecycle:
             previous = self._engines.get(self.default_id)
-            engine = self._engines.get(engine_id)
+            engine = self.lookup(engine_id)
             created = False
             if engine is None:
                 if path is None or params is None or self._factory is None:
@@ -485,10 +531,10 @@ class EngineManager:
     # -- serving -------------------------------------------------------------------------------
 
     def get(self, model_id: str) -> Engine:
-        engine_id = model_id or self.default_id
-        engine = self._engines.get(engine_id)
+        engine = self.lookup(model_id)
         if engine is None:
-            raise ModelNotFound(engine_id, list(self._engines))
+            raise ModelNotFound(model_id or self.default_id, list(self._engines))
+        engine_id = engine.id
         if engine.state is EngineState.LOADING:
             raise EngineUnavailable(f"engine '{engine_id}' is still loading; retry shortly",
                                     reason="ENGINE_LOADING")
@@ -523,12 +569,12 @@ class EngineManager:
         if self._draining:
             raise EngineUnavailable("the server is shutting down; retry on another instance",
                                     reason="SERVER_DRAINING")
-        engine = self._engines.get(model_id or self.default_id)
+        engine = self.lookup(model_id)
         if engine is not None and engine.state is EngineState.UNLOADED and engine.lazy:
             async with self._lifecycle:
                 if engine.state is EngineState.UNLOADED and engine.lazy:
                     await self._load(engine, raise_errors=False)
-        engine = self.get(model_id)
+        engine = self.get(engine.id if engine is not None else model_id)
         engine.in_flight += 1
         engine.requests_total += 1
         engine.last_used_unix = int(time.time())

@@ -18,6 +18,7 @@ from server.errors import (PermissionDenied, RateLimited, RequestTimeout, Server
                            TokenwireError, Unauthenticated)
 from server.interceptors import abort_with
 from server.security.access import ADMIN, PUBLIC, access_of
+from server.security.caller import CALLER
 from server.security.keys import ADMIN_ROLE, Identity, credentials
 from server.security.state import (BRIDGE_RELAY_KEY, BRIDGE_SECRET_KEY, CLIENT_ADDRESS_KEY,
                                    SecurityState)
@@ -63,6 +64,15 @@ def authorize(state: SecurityState, metadata: list[tuple[str, str]], level: int)
     return identity
 
 
+def client_address(state: SecurityState, context, metadata: list[tuple[str, str]]) -> str:
+    """The caller's address: the one the server's own bridge forwards (vouched for by its
+    secret), else the peer's."""
+    values = dict(metadata)
+    if CLIENT_ADDRESS_KEY in values and state.is_bridge(values.get(BRIDGE_SECRET_KEY)):
+        return values[CLIENT_ADDRESS_KEY]
+    return peer_address(context.peer() or "")
+
+
 class SecurityInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, state: SecurityState):
         self.state = state
@@ -91,12 +101,6 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):
 
     # -- admission ---------------------------------------------------------------------------------
 
-    def _client_address(self, context, metadata: list[tuple[str, str]]) -> str:
-        values = dict(metadata)
-        if CLIENT_ADDRESS_KEY in values and self.state.is_bridge(values.get(BRIDGE_SECRET_KEY)):
-            return values[CLIENT_ADDRESS_KEY]
-        return peer_address(context.peer() or "")
-
     def _admit(self, context, level: int) -> Trailers:
         """Raises _Refused, or returns the rate-limit metadata and takes a concurrency slot."""
         state = self.state
@@ -107,11 +111,12 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):
             identity = authorize(state, metadata, level)
         except TokenwireError as error:
             raise _Refused(error) from None
+        CALLER.set(identity.key_id if identity else client_address(state, context, metadata))
         headers: Trailers = ()
         # Admin keys are the operator's: never rate-limited, so a flood of user traffic cannot
         # lock the operator out of the very calls that would fix it.
         if state.rate_limit_enabled and not (identity and identity.role == ADMIN_ROLE):
-            client = identity.key_id if identity else self._client_address(context, metadata)
+            client = identity.key_id if identity else client_address(state, context, metadata)
             verdict = state.limiter.check(client)
             headers = verdict.headers()
             if not verdict.allowed:

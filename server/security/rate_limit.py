@@ -30,14 +30,21 @@ class Verdict:
     remaining: int
     reset_seconds: int
     retry_after_seconds: int = 0
+    reset_at: int = 0  # Unix time (seconds) at which the window resets
 
     def headers(self) -> tuple[tuple[str, str], ...]:
-        """Both spellings (Impetus's X-RateLimit-*, Kolosal's X-Rate-Limit-*), lowercased for
-        gRPC metadata; Retry-After when refused."""
-        values = (("limit", self.limit), ("remaining", self.remaining),
-                  ("reset", self.reset_seconds))
-        pairs = [(f"{prefix}-{name}", str(value)) for prefix in ("x-ratelimit", "x-rate-limit")
-                 for name, value in values]
+        """Both spellings, lowercased for gRPC metadata; Retry-After when refused.
+
+        The two documents that define the reset value disagree, and each spelling keeps its
+        own: Kolosal's `X-Rate-Limit-Reset: 45` is the seconds until the window resets, the
+        Rust service's `X-RateLimit-Reset: 1609459200` the Unix time at which it does (as
+        GitHub's and most X-RateLimit-* servers send it; Impetus names the header only)."""
+        pairs = [("x-ratelimit-limit", str(self.limit)),
+                 ("x-ratelimit-remaining", str(self.remaining)),
+                 ("x-ratelimit-reset", str(self.reset_at)),
+                 ("x-rate-limit-limit", str(self.limit)),
+                 ("x-rate-limit-remaining", str(self.remaining)),
+                 ("x-rate-limit-reset", str(self.reset_seconds))]
         if not self.allowed:
             pairs.append(("retry-after", str(self.retry_after_seconds)))
         return tuple(pairs)
@@ -45,11 +52,13 @@ class Verdict:
 
 class RateLimiter:
     def __init__(self, max_requests: int, window_seconds: int, burst_per_second: int = 0,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time):
         self.max_requests = max_requests
         self.window_seconds = window_seconds
         self.burst_per_second = burst_per_second
         self._clock = clock
+        self._wall_clock = wall_clock  # only to say when a window resets, in Unix time
         self._windows: dict[str, _Window] = {}
         self._new_since_sweep = 0
 
@@ -66,9 +75,12 @@ class RateLimiter:
             self._new_since_sweep += 1
             if self._new_since_sweep >= SWEEP_EVERY:
                 self._sweep(now)
-        reset = max(1, math.ceil(window.start + self.window_seconds - now))
+        left = window.start + self.window_seconds - now
+        reset = max(1, math.ceil(left))
+        reset_at = math.ceil(self._wall_clock() + left)
         if window.count >= self.max_requests:
-            return Verdict(False, self.max_requests, 0, reset, retry_after_seconds=reset)
+            return Verdict(False, self.max_requests, 0, reset, retry_after_seconds=reset,
+                           reset_at=reset_at)
         second = int(now)
         if self.burst_per_second:
             if window.second != second:
@@ -76,10 +88,11 @@ class RateLimiter:
             if window.in_second >= self.burst_per_second:
                 retry = max(1, math.ceil(second + 1 - now))
                 return Verdict(False, self.max_requests, self.max_requests - window.count, reset,
-                               retry_after_seconds=retry)
+                               retry_after_seconds=retry, reset_at=reset_at)
             window.in_second += 1
         window.count += 1
-        return Verdict(True, self.max_requests, self.max_requests - window.count, reset)
+        return Verdict(True, self.max_requests, self.max_requests - window.count, reset,
+                       reset_at=reset_at)
 
     def stats(self) -> list[tuple[str, int, int, int]]:
         """(client, count, remaining, reset seconds) for every client in a live window."""

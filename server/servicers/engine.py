@@ -24,7 +24,9 @@ class EngineServicer(pb_grpc.EngineServiceServicer):
         self._download_then_add = download_then_add
 
     def _pb(self, engine) -> pb.Engine:
-        return convert.engine_to_pb(engine, is_default=engine.id == self._engines.default_id)
+        message = convert.engine_to_pb(engine, is_default=engine.id == self._engines.default_id)
+        message.aliases.extend(self._engines.aliases_of(engine))
+        return message
 
     def _params(self, params: pb.LoadParams):
         return convert.check_resolved_load_params(
@@ -86,8 +88,12 @@ class EngineServicer(pb_grpc.EngineServiceServicer):
             raise InvalidArgument.single("model", "name the engine or the model to switch to",
                                          reason="MISSING_MODEL")
         known = {e.id for e in self._engines.engines()}
-        if request.engine_id in known:
-            engine, previous = await self._engines.switch(request.engine_id)
+        # An engine by any of its names; a `model` only by its id or configured alias, since a
+        # model reference (a file, a catalog name) gets an engine of its own as before.
+        existing = (self._engines.lookup(request.engine_id) if request.engine_id
+                    else self._engines.lookup_configured(request.model))
+        if existing is not None:
+            engine, previous = await self._engines.switch(existing.id)
         else:
             resolved = self._library.resolve(request.model or request.engine_id)
             if resolved.path is None:

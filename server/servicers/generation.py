@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from typing import Callable
 
 import grpc
 
 from server import convert
 from server.core.engines import EngineManager
+from server.core.side_work import SideWorkGate
+from server.security.caller import caller_of
 from tokenwire.v1 import generation_service_pb2 as pb
 from tokenwire.v1 import generation_service_pb2_grpc as pb_grpc
 
@@ -25,8 +28,17 @@ def _request_id(context: grpc.aio.ServicerContext) -> str:
 
 
 class GenerationServicer(pb_grpc.GenerationServiceServicer):
-    def __init__(self, engines: EngineManager):
+    def __init__(self, engines: EngineManager, side_work: Callable[[], SideWorkGate]):
         self._engines = engines
+        self._new_gate = side_work
+        self._gates: dict[str, SideWorkGate] = {}  # engine id -> its gate for cheap calls
+
+    async def _side_work(self, engine, context) -> None:
+        """Waits, while the engine generates, for a cheap call's turn (server/core/side_work)."""
+        gate = self._gates.get(engine.id)
+        if gate is None:
+            gate = self._gates[engine.id] = self._new_gate()
+        await gate.admit(caller_of(context), engine.backend.generating)
 
     async def Generate(self, request: pb.GenerateRequest, context):
         domain = convert.generation_request_from_pb(request, request_id=_request_id(context))
@@ -42,6 +54,7 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
 
     async def Tokenize(self, request: pb.TokenizeRequest, context) -> pb.TokenizeResponse:
         async with self._engines.lease(request.model) as engine:
+            await self._side_work(engine, context)
             ids = await engine.backend.tokenize(request.text, add_special=request.add_special_tokens,
                                                 parse_special=request.parse_special_tokens)
         return pb.TokenizeResponse(token_ids=ids, model=engine.id)
@@ -54,6 +67,7 @@ class GenerationServicer(pb_grpc.GenerationServiceServicer):
 
     async def Detokenize(self, request: pb.DetokenizeRequest, context) -> pb.DetokenizeResponse:
         async with self._engines.lease(request.model) as engine:
+            await self._side_work(engine, context)
             text = await engine.backend.detokenize(list(request.token_ids),
                                                    render_special=request.render_special_tokens)
         return pb.DetokenizeResponse(text=text, model=engine.id)

@@ -96,8 +96,15 @@ def test_a_client_that_disconnects_from_a_unary_request_stops_the_engine(secured
     assert generated < MAX_TOKENS  # stopped, not finished
 
 
-def test_a_public_address_needs_allow_public_access():
+def test_a_public_address_starts_with_a_loud_warning_and_no_exit_2():
+    """Kolosal's `--host 0.0.0.0`: allowed (issue 18), with allow_public_access false admitting
+    only this machine's clients (tests/integration/test_reference_configs.py). A missing model
+    file then stops it before anything listens (exit 2), so the test never binds a public
+    address."""
     result = subprocess.run([TOKENWIRE, "serve", "--host", "0.0.0.0", "--grpc-port", "0",
-                             "--port", "0"], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2
-    assert "allow_public_access" in result.stderr
+                             "--port", "0", "--models-dir", "/nonexistent/models",
+                             "--model-path", "/nonexistent/model.gguf"],
+                            capture_output=True, text=True, timeout=60)
+    assert "allow_public_access" not in result.stderr  # the host is not what stops it
+    assert result.returncode == 2 and "/nonexistent/model.gguf" in result.stderr
+    assert "does not exist" in result.stderr

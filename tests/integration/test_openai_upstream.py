@@ -64,13 +64,29 @@ def test_tokenize_is_unimplemented_on_an_upstream(proxy):
     assert caught.value.reason == "NOT_SUPPORTED_BY_BACKEND"
 
 
-def test_an_unreachable_upstream_fails_its_engine_with_a_reason(bridge):
-    running = ServerThread(make_settings(models=[
+def test_an_unreachable_upstream_serves_once_it_answers_and_says_why_until_then(bridge):
+    """Issue 18: an upstream that is down at start (Kai's Ollama not started yet) does not fail
+    its engine or stop the server; requests get UNAVAILABLE naming it, and work once it is up."""
+    settings = make_settings(models=[
         {"id": "default", "path": "", "backend": "openai_upstream",
-         "upstream": {"base_url": "http://127.0.0.1:9/v1", "timeout_seconds": 5}}])).start()
+         "upstream": {"base_url": "http://127.0.0.1:9/v1", "model": "default",
+                      "timeout_seconds": 5}}])
+    running = ServerThread(settings).start()
     try:
         engine = running.server.engines.describe("default")
-        assert engine.state.value == "failed" and "unreachable" in engine.error
+        assert engine.state.value == "loaded" and not engine.error
+        health = engine.backend.health()
+        assert not health.healthy and "unreachable" in health.detail
+        assert "http://127.0.0.1:9/v1" in health.detail
+        with Client(running.target, timeout=60) as client:
+            with pytest.raises(Exception) as caught:
+                client.complete(messages=CAPITAL_QUESTION, max_tokens=4)
+            assert caught.value.code.name == "UNAVAILABLE" and "unreachable" in str(caught.value)
+            # The upstream comes up (here: the engine is pointed at the running one).
+            engine.backend._client = engine.backend._client.with_options(
+                base_url=f"{bridge.base_url}/v1")
+            answer = client.complete(messages=CAPITAL_QUESTION, max_tokens=8, temperature=0)
+        assert "Paris" in answer.text and engine.backend.health().healthy
     finally:
         running.stop()
 

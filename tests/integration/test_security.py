@@ -124,7 +124,8 @@ def test_key_over_budget_gets_429_with_headers_and_another_key_is_untouched(limi
 
 def test_keyless_clients_are_limited_by_their_own_address_through_the_bridge():
     settings = make_settings(auth={"bridge_secret": BRIDGE_SECRET},
-                             rate_limit={"enabled": True, "max_requests": 2})
+                             rate_limit={"enabled": True, "max_requests": 2},
+                             server={"allow_public_access": True})  # clients of other machines
     with running(settings, wait_loaded=False) as (_, http):
         first = {"REMOTE_ADDR": "192.0.2.1"}
         second = {"REMOTE_ADDR": "192.0.2.2"}

@@ -7,7 +7,7 @@ import hmac
 import pytest
 
 from server.cli import _overrides, build_parser
-from server.config import ConfigError, load_settings
+from server.config import ConfigError, CorsSettings, load_settings
 from server.security import keys as keys_module
 from server.security.keys import KeyRing, credentials
 from server.security.rate_limit import RateLimiter
@@ -61,7 +61,8 @@ def test_kolosal_security_flags():
     layer = flags("--api-key", "k-one-111", "--api-key", "k-two-222", "--require-api-key",
                   "--api-key-header", "X-Team", "--disable-auth", "--rate-limit", "10",
                   "--rate-window", "30", "--disable-rate-limit", "--cors-origin", "https://a",
-                  "--cors-origin", "https://b", "--cors-method", "GET", "--cors-header", "X-A",
+                  "--cors-origin", "https://b", "--cors-method", "GET", "--cors-method", "PROPFIND",
+                  "--cors-header", "X-A",
                   "--enable-cors-credentials", "--cors-max-age", "60")
     s = load_settings(environ={}, overrides=layer)
     assert [k.get_secret_value() for k in s.auth.api_keys] == ["k-one-111", "k-two-222"]
@@ -69,7 +70,10 @@ def test_kolosal_security_flags():
     assert s.auth.api_key_header == "X-Team"
     assert (s.rate_limit.enabled, s.rate_limit.max_requests, s.rate_limit.window_size) == (False, 10, 30)
     assert s.cors.allowed_origins == ["https://a", "https://b"]
-    assert (s.cors.allowed_methods, s.cors.allowed_headers) == (["GET"], ["X-A"])
+    # Kolosal: "--cors-method METHOD  Add allowed CORS method": added to the defaults, once each.
+    defaults = CorsSettings()
+    assert s.cors.allowed_methods == defaults.allowed_methods + ["PROPFIND"]
+    assert s.cors.allowed_headers == defaults.allowed_headers + ["X-A"]
     assert s.cors.allow_credentials and s.cors.max_age == 60
     assert load_settings(environ={}, overrides=flags("--enable-auth")).auth.enabled is True
 
@@ -95,9 +99,17 @@ def test_security_config_errors_never_show_a_key():
     with pytest.raises(ConfigError) as caught:
         load_settings(environ={}, overrides={"auth": {"api_keys": [{"secret": "sk-hidden-1"}]}})
     assert "sk-hidden-1" not in str(caught.value)
-    with pytest.raises(ConfigError, match="allow_public_access"):
-        load_settings(environ={}, overrides={"server": {"host": "0.0.0.0"}})
-    assert load_settings(environ={}, overrides={"server": {"host": "0.0.0.0",
-                                                           "allow_public_access": True}})
+    # Kolosal's meaning: binding all interfaces is allowed; allow_public_access says who may call
+    # (tests/integration/test_reference_configs.py), and the operator is warned loudly.
+    bound = load_settings(environ={}, overrides={"server": {"host": "0.0.0.0"}})
+    assert any("allow_public_access is false" in w for w in bound.exposure_warnings())
+    public = load_settings(environ={}, overrides={"server": {"host": "0.0.0.0",
+                                                             "allow_public_access": True}})
+    assert any("NO API KEY" in w for w in public.exposure_warnings())
+    keyed = load_settings(environ={}, overrides={"server": {"host": "0.0.0.0",
+                                                            "allow_public_access": True},
+                                                 "auth": {"api_keys": ["sk-a-key-123"]}})
+    assert keyed.exposure_warnings() == []
+    assert load_settings(environ={}).exposure_warnings() == []
     with pytest.raises(ConfigError, match="none is configured"):
         load_settings(environ={"KOLOSAL_REQUIRE_API_KEY": "true"})

@@ -388,6 +388,18 @@ class Client:
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
 
+    def embed(self, inputs: Sequence[str], *, model: str = "",
+              normalize: bool = True) -> list[tuple[float, ...]]:
+        """One mean-pooled vector per input, in input order (unit length unless normalize is
+        False); at most 256 inputs per call."""
+        pb = generation_service_pb2.EmbedRequest(model=model, inputs=list(inputs),
+                                                 skip_normalize=not normalize)
+        try:
+            response = self._generation.Embed(pb, **self._call_options(None))
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+        return [tuple(e.values) for e in response.embeddings]
+
     def detokenize(self, token_ids: Sequence[int], *, model: str = "",
                    render_special_tokens: bool = False) -> str:
         pb = generation_service_pb2.DetokenizeRequest(model=model, token_ids=list(token_ids),

@@ -1,6 +1,15 @@
 """Impetus's (doc 001) hardware, health and benchmark routes: /api/hardware/*, /api/health/*,
 POST /api/models/benchmark/{model_id}. Errors use Impetus's body:
-{"error", "type", "details", "timestamp"}."""
+{"error", "type", "details", "timestamp"}.
+
+Impetus requires a key on all of its API endpoints ("All API endpoints require Bearer token
+authentication"), its health probes and Prometheus metrics included. The server's status and
+metrics RPCs are public (the other documents' /health, /readiness and /metrics, and gRPC health,
+are what anonymous probes call), so /api/health/* also declares a user method that stands for
+"reads the server's state" and asks the server, before answering, whether the caller may call it:
+with keys required, no key or a wrong one is a 401 in Impetus's body; with none configured,
+everyone passes.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +22,31 @@ from rest_bridge.families.health.routes import (GET_PROMETHEUS, GET_STATUS, heal
 from rest_bridge.families.impetus import bodies
 from rest_bridge.grpc_client import grpc_client
 from rest_bridge.rpc_map import calls
+from tokenwire.v1 import auth_service_pb2 as auth_pb
 from tokenwire.v1 import hardware_service_pb2 as hw_pb
 
 blueprint = Blueprint("impetus_monitoring", __name__)
 
 errors.register_family(blueprint, errors.impetus_body)
+
+#: The user method /api/health/* stands for: reading the server's state needs a key when keys
+#: are required.
+KEYED_READ = "tokenwire.v1.ServerService/GetServerInfo"
+_KEYED_HEALTH: set[str] = set()
+
+
+def _keyed(view):
+    _KEYED_HEALTH.add(f"{blueprint.name}.{view.__name__}")
+    return view
+
+
+@blueprint.before_request
+def _key_required_on_health():
+    from flask import request
+
+    if request.endpoint in _KEYED_HEALTH:
+        # Raises UNAUTHENTICATED, which the family's handler answers as a 401.
+        grpc_client().auth.CheckAccess(auth_pb.CheckAccessRequest(methods=[KEYED_READ]))
 
 
 @blueprint.get("/api/hardware/info")
@@ -54,7 +83,8 @@ def set_performance_mode():
 
 
 @blueprint.get("/api/health")
-@calls(GET_STATUS)
+@calls(KEYED_READ, GET_STATUS)
+@_keyed
 def health():
     """Basic health: 503 while the default engine loads or the server drains."""
     s = server_status()
@@ -62,7 +92,8 @@ def health():
 
 
 @blueprint.get("/api/health/ready")
-@calls(GET_STATUS)
+@calls(KEYED_READ, GET_STATUS)
+@_keyed
 def ready():
     """Kubernetes readiness probe."""
     s = server_status()
@@ -70,21 +101,24 @@ def ready():
 
 
 @blueprint.get("/api/health/live")
-@calls(GET_STATUS)
+@calls(KEYED_READ, GET_STATUS)
+@_keyed
 def live():
     """Kubernetes liveness probe: the server process answers."""
     return jsonify(bodies.Live.from_pb(server_status()).body())
 
 
 @blueprint.get("/api/health/status")
-@calls(GET_STATUS)
+@calls(KEYED_READ, GET_STATUS)
+@_keyed
 def detailed_status():
     """Every component's check, engine counts and process figures."""
     return jsonify(bodies.Status.from_pb(server_status()).body())
 
 
 @blueprint.get("/api/health/metrics")
-@calls(GET_PROMETHEUS)
+@calls(KEYED_READ, GET_PROMETHEUS)
+@_keyed
 def prometheus_metrics():
     """Prometheus text, whatever the Accept header says."""
     return prometheus_response()

@@ -873,11 +873,18 @@ class Model(Answer):
     permission: list[dict] = []
     """Always empty."""
     root: str
+    """The engine's id; for an alias, the engine it names."""
     parent: str | None = None
 
     @classmethod
     def from_pb(cls, engine: engine_pb.Engine) -> Model:
         return cls(id=engine.engine_id, created=engine.created_unix, root=engine.engine_id)
+
+    @classmethod
+    def all_from_pb(cls, engine: engine_pb.Engine) -> list[Model]:
+        """The engine, then one object per alias (id: the alias; root: the engine id)."""
+        return [cls.from_pb(engine)] + [cls(id=alias, created=engine.created_unix,
+                                            root=engine.engine_id) for alias in engine.aliases]
 
 
 class ModelList(Answer):

@@ -257,10 +257,12 @@ def _completion_chunks(call: PeekedCall, body: bodies.CreateCompletionRequest) -
 @blueprint.get("/v1/models")
 @calls("tokenwire.v1.EngineService/ListEngines")
 def list_models():
-    """The loaded engines, as OpenAI model objects (the default engine first)."""
+    """The loaded engines, as OpenAI model objects (the default engine first), each followed by
+    its aliases (their `root` is the engine's id): every name a request may use."""
     engines = grpc_client().engines.ListEngines(engine_pb.ListEnginesRequest()).engines
-    return jsonify(bodies.ModelList(data=[bodies.Model.from_pb(e) for e in engines
-                                          if e.status == engine_pb.ENGINE_STATUS_LOADED]).body())
+    return jsonify(bodies.ModelList(data=[model for e in engines
+                                          if e.status == engine_pb.ENGINE_STATUS_LOADED
+                                          for model in bodies.Model.all_from_pb(e)]).body())
 
 
 @blueprint.get("/v1/models/<path:model_id>")
@@ -268,7 +270,8 @@ def list_models():
 def get_model(model_id: str):
     """One engine as an OpenAI model object; 404 if there is none with this id."""
     engine = grpc_client().engines.GetEngine(engine_pb.GetEngineRequest(engine_id=model_id)).engine
-    return jsonify(bodies.Model.from_pb(engine).body())
+    named = [m for m in bodies.Model.all_from_pb(engine) if m.id == model_id]
+    return jsonify((named[0] if named else bodies.Model.from_pb(engine)).body())
 
 
 @blueprint.post("/v1/embeddings")

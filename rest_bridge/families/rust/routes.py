@@ -20,6 +20,7 @@ import grpc
 from flask import Blueprint, Response, jsonify, request
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
+from werkzeug.exceptions import HTTPException
 from werkzeug.routing.exceptions import WebsocketMismatch
 
 from rest_bridge import errors
@@ -47,7 +48,23 @@ def error_body(failure: errors.Failure) -> dict:
     return bodies.Error(error=failure.message).body()
 
 
-errors.register_family(blueprint, error_body)
+#: The document's answer to a client over its rate limit: a plain-text body, not JSON.
+RATE_LIMITED_BODY = "Rate limit exceeded"
+
+
+def _error_response(exc: BaseException) -> Response:
+    """This family's errors: `{"error": "..."}`, except the 429, which the document shows as
+    plain text (`HTTP 429 Too Many Requests` / `Rate limit exceeded`); its rate-limit headers
+    and Retry-After stay."""
+    response = errors.error_response(exc, error_body)
+    if response.status_code == 429:
+        response.set_data(RATE_LIMITED_BODY)
+        response.mimetype = "text/plain"
+    return response
+
+
+for _exc_type in (HttpError, errors.TokenwireError, grpc.RpcError, HTTPException, Exception):
+    blueprint.register_error_handler(_exc_type, _error_response)
 
 
 def raw_event(text: str) -> bytes:

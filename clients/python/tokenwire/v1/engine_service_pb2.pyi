@@ -26,7 +26,7 @@ ENGINE_STATUS_UNLOADED: EngineStatus
 ENGINE_STATUS_UNLOADING: EngineStatus
 
 class Engine(_message.Message):
-    __slots__ = ("engine_id", "status", "is_default", "backend", "model_path", "n_ctx", "created_unix", "error", "requests_total", "requests_in_flight", "scheduler", "params", "memory", "last_tokens_per_second", "loaded_unix", "load_seconds", "last_used_unix", "model", "model_size_bytes", "context")
+    __slots__ = ("engine_id", "status", "is_default", "backend", "model_path", "n_ctx", "created_unix", "error", "requests_total", "requests_in_flight", "scheduler", "params", "memory", "last_tokens_per_second", "loaded_unix", "load_seconds", "last_used_unix", "model", "model_size_bytes", "context", "aliases")
     ENGINE_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
@@ -47,6 +47,7 @@ class Engine(_message.Message):
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MODEL_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
     engine_id: str
     status: EngineStatus
     is_default: bool
@@ -67,7 +68,8 @@ class Engine(_message.Message):
     model: _model_pb2.ModelMetadata
     model_size_bytes: int
     context: ContextSizing
-    def __init__(self, engine_id: _Optional[str] = ..., status: _Optional[_Union[EngineStatus, str]] = ..., is_default: _Optional[bool] = ..., backend: _Optional[str] = ..., model_path: _Optional[str] = ..., n_ctx: _Optional[int] = ..., created_unix: _Optional[int] = ..., error: _Optional[str] = ..., requests_total: _Optional[int] = ..., requests_in_flight: _Optional[int] = ..., scheduler: _Optional[_Union[SchedulerStatus, _Mapping]] = ..., params: _Optional[_Union[LoadParams, _Mapping]] = ..., memory: _Optional[_Union[EngineMemory, _Mapping]] = ..., last_tokens_per_second: _Optional[float] = ..., loaded_unix: _Optional[int] = ..., load_seconds: _Optional[float] = ..., last_used_unix: _Optional[int] = ..., model: _Optional[_Union[_model_pb2.ModelMetadata, _Mapping]] = ..., model_size_bytes: _Optional[int] = ..., context: _Optional[_Union[ContextSizing, _Mapping]] = ...) -> None: ...
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, engine_id: _Optional[str] = ..., status: _Optional[_Union[EngineStatus, str]] = ..., is_default: _Optional[bool] = ..., backend: _Optional[str] = ..., model_path: _Optional[str] = ..., n_ctx: _Optional[int] = ..., created_unix: _Optional[int] = ..., error: _Optional[str] = ..., requests_total: _Optional[int] = ..., requests_in_flight: _Optional[int] = ..., scheduler: _Optional[_Union[SchedulerStatus, _Mapping]] = ..., params: _Optional[_Union[LoadParams, _Mapping]] = ..., memory: _Optional[_Union[EngineMemory, _Mapping]] = ..., last_tokens_per_second: _Optional[float] = ..., loaded_unix: _Optional[int] = ..., load_seconds: _Optional[float] = ..., last_used_unix: _Optional[int] = ..., model: _Optional[_Union[_model_pb2.ModelMetadata, _Mapping]] = ..., model_size_bytes: _Optional[int] = ..., context: _Optional[_Union[ContextSizing, _Mapping]] = ..., aliases: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ContextSizing(_message.Message):
     __slots__ = ("kv_cells", "n_ctx_per_sequence", "trained_context_length", "memory_cap_tokens", "source", "cache_type_k", "cache_type_v")
