@@ -95,15 +95,31 @@ class GrpcClient:
             self.channel.close()
 
 
+def _is_loopback_target(target: str) -> bool:
+    """Whether a gRPC target names this machine (host:port, [v6]:port, dns:///, unix:)."""
+    for scheme in ("dns:///", "ipv4:", "ipv6:"):
+        target = target.removeprefix(scheme)
+    if target.startswith("unix:"):
+        return True
+    if target.startswith("["):
+        host = target[1:target.find("]")]
+    else:
+        host = target.rpartition(":")[0] if target.count(":") == 1 else target
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 def init_app(app: Flask, target: str, *, max_message_bytes: int,
              channel: grpc.Channel | None = None, request_timeout_s: float | None = None,
              bridge_secret: str = "") -> GrpcClient:
     owns = channel is None
     if channel is None:
-        channel = grpc.insecure_channel(target, options=[
-            ("grpc.max_send_message_length", max_message_bytes),
-            ("grpc.max_receive_message_length", max_message_bytes),
-        ])
+        options = [("grpc.max_send_message_length", max_message_bytes),
+                   ("grpc.max_receive_message_length", max_message_bytes)]
+        if _is_loopback_target(target):
+            # gRPC honours https_proxy: a machine with a proxy set and no no_proxy for loopback
+            # would send the bridge's calls to its own server through the proxy.
+            options.append(("grpc.enable_http_proxy", 0))
+        channel = grpc.insecure_channel(target, options=options)
     from rest_bridge import policy
 
     policy.init_app(app, channel)  # the raw channel: fetching the policy needs no forwarding

@@ -48,8 +48,10 @@ class SideWorkGate:
         """Returns when the call may run; raises QueueFull when too many wait already."""
         self._generating = generating
         self._refill()
-        if not self._waiting and (not generating() or self._tokens >= _ONE):
-            self._tokens = max(0.0, self._tokens - 1)
+        if not self._waiting and not generating():
+            return  # an idle engine: nothing to share, and the bucket stays full
+        if not self._waiting and self._tokens >= _ONE:
+            self._tokens -= 1
             return
         if self._waiting >= self.max_waiting:
             raise QueueFull(f"{self._waiting} tokenize/detokenize calls are already waiting for "
@@ -91,10 +93,11 @@ class SideWorkGate:
     async def _serve_waiting(self) -> None:
         while self._waiting:
             self._refill()
-            if self._generating() and self._tokens < _ONE:
-                await self._sleep((1 - self._tokens) / self.per_second)
-                continue
-            self._tokens = max(0.0, self._tokens - 1)
+            if self._generating():
+                if self._tokens < _ONE:
+                    await self._sleep((1 - self._tokens) / self.per_second)
+                    continue
+                self._tokens = max(0.0, self._tokens - 1)
             future = self._next_waiter()
             if not future.done():
                 future.set_result(None)

@@ -31,3 +31,13 @@ def test_nobody_passes_the_bridge_s_own_names_through_it(channel):
     forged = [(BRIDGE_SECRET_KEY, "guess"), (BRIDGE_RELAY_KEY, "socket.io"), ("x-api-key", "k2")]
     assert channel.metadata(forged) == (("x-api-key", "k2"),)
     assert dict(channel.as_relay().metadata(forged))[BRIDGE_SECRET_KEY] == SECRET
+
+
+@pytest.mark.parametrize("target, loopback", [
+    ("127.0.0.1:50051", True), ("localhost:50051", True), ("[::1]:50051", True),
+    ("dns:///localhost:50051", True), ("unix:/tmp/tokenwire.sock", True),
+    ("10.0.0.7:50051", False), ("tokenwire.internal:50051", False)])
+def test_the_bridge_bypasses_http_proxies_only_for_its_own_machine(target, loopback):
+    from rest_bridge.grpc_client import _is_loopback_target
+
+    assert _is_loopback_target(target) is loopback
