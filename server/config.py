@@ -356,6 +356,15 @@ class AuthSettings(_Section):
         return bool(self.api_keys or self.admin_api_keys)
 
 
+class KeyRateLimit(_Section):
+    """One API key's own limits (rate_limit.per_key); an absent member is the default's."""
+
+    max_requests: int | None = _opt("Requests per window for this key.", default=None, ge=1)
+    window_size: int | None = _opt("Window length in seconds for this key.", default=None, ge=1)
+    burst: int | None = _opt("Most requests in any one second for this key; 0: no cap.",
+                             default=None, ge=0)
+
+
 class RateLimitSettings(_Section):
     """Requests per client (its API key, else its address) in a fixed window, plus a per-second
     burst cap (Kolosal's rate_limit and Impetus's burst)."""
@@ -367,6 +376,40 @@ class RateLimitSettings(_Section):
     window_size: int = _opt("Window length in seconds.", default=60, ge=1, flags=("--rate-window",))
     burst: int = _opt("Most requests in any one second; 0: no burst cap.", default=0, ge=0,
                       flags=("--rate-burst",))
+    per_key: dict[str, KeyRateLimit] = _opt(
+        "Limits of their own for some API keys (the Rust service's per-key limits): a mapping of "
+        "an API key, or its key id (`key:` and 12 hex digits, as /v1/auth/stats shows it), to "
+        "any of max_requests, window_size, burst; what an entry leaves out is the default above. "
+        "Held by key id only, never the key (env: a JSON object).", default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _per_key_by_key_id(cls, data: Any) -> Any:
+        """API keys -> their key ids before anything else sees them, so neither the settings nor
+        an error message (whose location would name the mapping's key) ever holds a key."""
+        if not isinstance(data, dict) or "per_key" not in data:
+            return data
+        from server.security.keys import KEY_ID, fingerprint
+
+        given = data["per_key"]
+        if isinstance(given, str):  # the environment's JSON
+            try:
+                given = json.loads(given)
+            except json.JSONDecodeError:
+                given = False  # refused below, without echoing the text
+        if given is None:
+            given = {}
+        if not isinstance(given, dict) or not all(isinstance(k, str) and k for k in given):
+            # The section, not the value, is the error's input: it is never echoed.
+            raise ValueError("per_key must map API keys (or key ids) to {max_requests, "
+                             "window_size, burst}")
+        by_id: dict[str, Any] = {}
+        for key, limits in given.items():
+            key_id = key if KEY_ID.fullmatch(key) else fingerprint(key)
+            if key_id in by_id:
+                raise ValueError(f"per_key names {key_id} twice (as a key and as its key id)")
+            by_id[key_id] = limits
+        return {**data, "per_key": by_id}
 
 
 class CorsSettings(_Section):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -17,6 +18,9 @@ ADMIN_ROLE = "admin"
 
 def _digest(value: str) -> bytes:
     return hashlib.sha256(value.encode("utf-8", "surrogateescape")).digest()
+
+
+KEY_ID = re.compile(r"key:[0-9a-f]{12}")  # what fingerprint() gives
 
 
 def fingerprint(value: str) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from server.config import Settings
 from server.errors import FieldViolation, InvalidArgument
 from server.security.keys import ADMIN_ROLE, USER_ROLE, KeyRing
-from server.security.rate_limit import RateLimiter
+from server.security.rate_limit import KeyLimits, RateLimiter
 from tokenwire.v1 import auth_service_pb2 as pb
 
 HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
@@ -68,7 +68,10 @@ class SecurityState:
         self._bridge_secret = hashlib.sha256(secret.encode()).digest() if secret else None
         rl = settings.rate_limit
         self.rate_limit_enabled = settings.rate_limit_enabled()
-        self.limiter = RateLimiter(rl.max_requests, rl.window_size, rl.burst)
+        # Held by key id (the settings never hold the key itself): windows are keyed the same way.
+        self.limiter = RateLimiter(rl.max_requests, rl.window_size, rl.burst, per_client={
+            key_id: KeyLimits(own.max_requests, own.window_size, own.burst)
+            for key_id, own in rl.per_key.items()})
         c = settings.cors
         self.cors = Cors(c.enabled, tuple(c.allowed_origins), tuple(c.allowed_methods),
                          tuple(c.allowed_headers), c.allow_credentials, c.max_age)

@@ -242,8 +242,10 @@ def test_foundry_info_and_config(http, models_dir, tmp_path):
     updated = http.post(f"{F}/config", json={"default_log_level": "DEBUG"}).get_json()
     assert updated["success"] and updated["default_log_level"] == "DEBUG"
     assert updated["cachedir"] == str(models_dir)
+    # Another port cannot apply to a running server: reported per key, nothing else asked for.
     port = http.post(f"{F}/config", json={"port": 1235})
-    assert port.status_code == 400 and port.get_json()["error"]["code"] == "update_failed"
+    assert port.status_code == 200 and not port.get_json()["success"]
+    assert set(port.get_json()["not_applied"]) == {"port"} and port.get_json()["port"] == 80
     level = http.post(f"{F}/config", json={"default_log_level": "LOUD"})
     assert level.status_code == 400
     reset = http.post(f"{F}/config", json={"defaults": True}).get_json()

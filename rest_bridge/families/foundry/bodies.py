@@ -17,6 +17,7 @@ from tokenwire.v1 import server_service_pb2 as server_pb
 
 NAMESPACE = "foundry"
 DEFAULT_START_TIMEOUT_S = 180.0
+DEFAULT_HEALTH_CHECK_INTERVAL_S = 1.0
 DEFAULT_LOG_COUNT = 100
 
 _QWEN = "Qwen2.5-0.5B-Instruct-Q8_0-GGUF"
@@ -28,8 +29,7 @@ _QWEN_3B = "Qwen2.5-3B-Instruct-Q4_K_M-GGUF"
 
 
 class StartOptions(NullIsAbsent):
-    """`health_check_interval_seconds` (the reference document's) is accepted and ignored: the
-    answer comes once the model is loaded."""
+    """start's, start-stream's and switch-model's `options`."""
 
     auto_download: bool = True
     """Download a catalog model that is not on disk first (refused with model_not_downloaded
@@ -37,24 +37,37 @@ class StartOptions(NullIsAbsent):
     timeout_seconds: float | None = Field(None, gt=0, json_schema_extra={
         "default": DEFAULT_START_TIMEOUT_S})
     """How long the model may take to load (server_start_timeout past it)."""
+    health_check_interval_seconds: float | None = Field(None, gt=0, json_schema_extra={
+        "default": DEFAULT_HEALTH_CHECK_INTERVAL_S})
+    """How often the server's readiness is checked while the model loads: start-stream sends a
+    progress event each time it finds the server not ready yet."""
 
     @property
     def timeout(self) -> float:
         return self.timeout_seconds or DEFAULT_START_TIMEOUT_S
 
+    @property
+    def health_check_interval(self) -> float:
+        return self.health_check_interval_seconds or DEFAULT_HEALTH_CHECK_INTERVAL_S
+
 
 class StartRequest(NullIsAbsent):
-    """For start, start-stream and switch-model. `port` (the reference document's) is accepted
-    and ignored: the server is this bridge, on its own port."""
+    """For start, start-stream and switch-model."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [
-        {"model_name": _QWEN, "port": 1234,
+        {"model_name": _QWEN, "port": 8080,
          "options": {"auto_download": True, "timeout_seconds": 300,
                      "health_check_interval_seconds": 2}}]})
     ERROR_CODES = {"model_name": "missing_model_name"}
+    PROTO = engine_pb.SwitchDefaultEngineRequest
+    PROTO_FIELDS = {"port": None}  # compared with this bridge's port, never sent
 
     model_name: Given
     """A catalog name, catalog id or local name."""
+    port: int | None = Field(None, ge=0, le=65535)
+    """The port the model server answers on. The model server is this bridge, so only its own
+    port (or none) is accepted; another answers 400 port_unavailable naming the port it listens
+    on (a running server cannot bind a second port)."""
     options: StartOptions = Field(default_factory=StartOptions)
 
     def to_pb(self) -> engine_pb.SwitchDefaultEngineRequest:
@@ -69,9 +82,11 @@ class ConfigRequest(NullIsAbsent):
     PROTO_FIELDS = {"port": None}
 
     port: int | None = None
-    """This bridge's port only: a running server's port cannot change (update_failed)."""
+    """Accepted when it is this bridge's port; another is not applied (a running server cannot
+    re-bind) and is reported in the answer's `not_applied`."""
     cache_dir: str | None = None
-    """The models directory."""
+    """The models directory. A path of another OS (a Windows drive path on this POSIX server) is
+    not applied and is reported in `not_applied`."""
     default_log_level: str | None = None
     defaults: bool = False
     """Restore the configured values first."""
@@ -337,13 +352,24 @@ class Info(Answer):
 class ConfigUpdated(Answer):
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"success": True, "message": "Configuration updated successfully", "port": 8080,
-         "cachedir": "/data/models", "default_log_level": "DEBUG"}]})
+         "cachedir": "/data/models", "default_log_level": "DEBUG", "not_applied": {}},
+        {"success": True, "message": "Configuration updated; not applied: port, cache_dir",
+         "port": 8080, "cachedir": "/data/models", "default_log_level": "DEBUG",
+         "not_applied": {"port": "this server listens on port 8080 and cannot re-bind while "
+                                 "running; set server.port and restart",
+                         "cache_dir": "'D:\\AI\\Models' is a Windows path; this server runs "
+                                      "on posix"}}]})
 
     success: bool = True
     message: str = "Configuration updated successfully"
     port: int
+    """The port this server listens on."""
     cachedir: str
+    """The models directory now in use."""
     default_log_level: str
+    not_applied: dict[str, str] = Field(default_factory=dict)
+    """Each requested key that cannot take the value given at run time, with why; the other keys
+    are applied. Empty when every key was applied."""
 
 
 # -- monitoring answers ---------------------------------------------------------------------------

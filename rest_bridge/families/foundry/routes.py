@@ -9,6 +9,8 @@ the key they already have. Health and logs of this family live in `foundry_monit
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from typing import Iterator
 from urllib.parse import urlsplit
@@ -133,17 +135,58 @@ def _ensure_downloaded(model_name: str, options: bodies.StartOptions) -> Iterato
     yield "Download completed"
 
 
+def _start_timed_out(exc: grpc.RpcError, timeout: float) -> None:
+    if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+        raise HttpError(408, "Server failed to start within timeout period",
+                        code="server_start_timeout",
+                        details=f"Timeout: {timeout:g} seconds. Try increasing "
+                                "timeout_seconds option.") from None
+
+
 def _switch(body: bodies.StartRequest) -> engine_pb.Engine:
     timeout = body.options.timeout
     try:
         return grpc_client().engines.SwitchDefaultEngine(body.to_pb(), timeout=timeout).engine
     except grpc.RpcError as exc:
-        if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-            raise HttpError(408, "Server failed to start within timeout period",
-                            code="server_start_timeout",
-                            details=f"Timeout: {timeout:g} seconds. Try increasing "
-                                    "timeout_seconds option.") from None
+        _start_timed_out(exc, timeout)
         raise
+
+
+def _switch_watched(body: bodies.StartRequest) -> Iterator[str | engine_pb.Engine]:
+    """Like _switch, checking every `health_check_interval_seconds` whether the server is ready
+    yet: yields a progress line each time it is not, then the engine. A client that leaves (the
+    generator closed) cancels the start, as _switch does."""
+    timeout, interval = body.options.timeout, body.options.health_check_interval
+    future = grpc_client().engines.SwitchDefaultEngine.future(body.to_pb(), timeout=timeout)
+    waited = 0.0
+    try:
+        while True:
+            try:
+                engine = future.result(timeout=interval).engine
+                break
+            except grpc.FutureTimeoutError:
+                waited += interval
+                yield (f"Health check: server not ready yet (model loading, {waited:g}s); "
+                       f"next check in {interval:g}s")
+            except grpc.RpcError as exc:
+                _start_timed_out(exc, timeout)
+                raise
+    finally:
+        if not future.done():
+            future.cancel()
+    yield engine
+
+
+def _check_port(body: bodies.StartRequest) -> None:
+    """Foundry starts its model server on `port`; here the model server is this bridge, which
+    cannot bind a second port: its own port (or none) is accepted, another is refused."""
+    own = _bridge_port()
+    if body.port is not None and body.port != own:
+        raise HttpError(400, f"Cannot start the server on port {body.port}: this server listens "
+                             f"on port {own} and cannot re-bind while running",
+                        param="port", code="port_unavailable",
+                        details=f"Omit port or send {own}; to change it, set server.port (the "
+                                "bridge's port) and restart")
 
 
 def _refuse_if_running() -> None:
@@ -176,6 +219,7 @@ def _progress(message: str) -> bytes:
 def start():
     """Starts the server (loads the default engine) with a model."""
     body = parse(bodies.StartRequest, optional=True)
+    _check_port(body)
     _refuse_if_running()
     for _ in _ensure_downloaded(body.model_name, body.options):
         pass
@@ -186,8 +230,10 @@ def start():
 @calls(ENGINES + "ListEngines", MODELS + "ListLocalModels", MODELS + "ListCatalogModels",
        DOWNLOADS + "StartDownload", DOWNLOADS + "WatchDownload", ENGINES + "SwitchDefaultEngine")
 def start_stream():
-    """Starts the server like /start, reporting each step as server-sent events."""
+    """Starts the server like /start, reporting each step as server-sent events; while the model
+    loads, a progress event each `options.health_check_interval_seconds` it is not ready yet."""
     body = parse(bodies.StartRequest, optional=True)
+    _check_port(body)
     _refuse_if_running()
 
     def events() -> Iterator[bytes]:
@@ -197,7 +243,11 @@ def start_stream():
                 yield _progress(step)
             yield _progress("Starting FoundryLocal server...")
             yield _progress("Waiting for server to be ready...")
-            engine = _switch(body)
+            for step in _switch_watched(body):
+                if isinstance(step, str):
+                    yield _progress(step)
+                else:
+                    engine = step
             yield _progress("Server health check passed")
             yield sse_event(bodies.StartedEvent(data=_started(engine, body.model_name)).body())
         except Exception as exc:  # the stream has begun: errors become its last event
@@ -252,6 +302,7 @@ def status():
 def switch_model():
     """Replaces the running model: the new one loads, then takes over; the old one unloads."""
     body = parse(bodies.StartRequest, optional=True)
+    _check_port(body)
     for _ in _ensure_downloaded(body.model_name, body.options):
         pass
     return jsonify(_started(_switch(body), body.model_name).body())
@@ -384,12 +435,38 @@ def info():
 @calls(SERVER + "UpdateServerConfig")
 def config():
     """Updates the live configuration: cache_dir (the models directory), default_log_level;
-    `{"defaults": true}` restores the configured values first."""
+    `{"defaults": true}` restores the configured values first. A key that cannot take its value
+    at run time (another port, a Windows cache_dir here) is not applied and is named with why in
+    `not_applied`; the others are applied. `success` is false when nothing asked for applied."""
     body = parse(bodies.ConfigRequest, optional=True)
-    if body.port is not None and body.port != _bridge_port():
-        raise HttpError(400, "Failed to update configuration: the port of a running server "
-                             "cannot change; set server.port and restart",
-                        code="update_failed", param="port")
+    requested = {k for k in body.model_fields_set if getattr(body, k) not in (None, False, "")}
+    not_applied = _not_applicable(body)
+    applied = requested - set(not_applied)
+    if "cache_dir" in not_applied:
+        body = body.model_copy(update={"cache_dir": None})
     answer = grpc_client().server.UpdateServerConfig(body.to_pb())
-    return jsonify(bodies.ConfigUpdated(port=_bridge_port(), cachedir=answer.config.models_directory,
-                                        default_log_level=answer.config.log_level).body())
+    message = ("Configuration updated successfully" if not not_applied else
+               f"Configuration {'updated' if applied else 'not updated'}; not applied: "
+               f"{', '.join(not_applied)}")
+    return jsonify(bodies.ConfigUpdated(
+        success=bool(applied) or not not_applied, message=message, port=_bridge_port(),
+        cachedir=answer.config.models_directory, default_log_level=answer.config.log_level,
+        not_applied=not_applied).body())
+
+
+_WINDOWS_PATH = re.compile(r"^(?:[A-Za-z]:[\\/]|\\\\)")  # D:\... D:/... \\server\share
+
+
+def _not_applicable(body: bodies.ConfigRequest) -> dict[str, str]:
+    """The keys of a Foundry config that cannot take their value at run time, with why: the
+    port unless it is this bridge's, and a models directory written for another OS."""
+    reasons = {}
+    own = _bridge_port()
+    if body.port is not None and body.port != own:
+        reasons["port"] = (f"this server listens on port {own} and cannot re-bind while "
+                           "running; set server.port and restart")
+    if body.cache_dir and os.name != "nt" and (_WINDOWS_PATH.match(body.cache_dir)
+                                               or "\\" in body.cache_dir):
+        reasons["cache_dir"] = (f"{body.cache_dir!r} is a Windows path; this server runs on "
+                                f"{os.name}")
+    return reasons
