@@ -205,3 +205,27 @@ def test_the_responses_api_maps_truncation_auto_and_disabled(long_http):
     assert body["truncation"] == "auto"
     assert body["usage"]["truncated_messages"] >= 2
     assert body["usage"]["input_tokens"] < WINDOW
+
+
+def test_the_python_client_asks_for_a_truncation_policy_and_reads_what_was_left_out(long_server):
+    from tokenwire import Client
+    from tokenwire.errors import InvalidArgumentError
+
+    filler = "word " * 400
+    messages = [{"role": "system", "content": SYSTEM},
+                *({"role": r, "content": filler} for r in ("user", "assistant") * 2),
+                {"role": "user", "content": "And now?"}]
+    with Client(long_server.target, timeout=240) as client:
+        with pytest.raises(InvalidArgumentError):
+            client.complete(messages=messages, max_tokens=4, temperature=0, truncation="error")
+        answer = client.complete(messages=messages, max_tokens=4, temperature=0,
+                                 truncation="auto")
+        assert answer.usage.truncated_messages >= 2
+        with pytest.raises(ValueError):
+            client.complete(messages=messages, max_tokens=4, truncation="sometimes")
+        session = f"client-{uuid.uuid4()}"
+        client.create_session(session, system_prompt=SYSTEM,
+                              messages=[{"role": r, "content": filler}
+                                        for r in ("user", "assistant") * 2])
+        deltas = list(client.chat(session, "And now?", max_tokens=4, temperature=0))
+        assert deltas[-1].truncated_messages == deltas[-1].usage.truncated_messages >= 2

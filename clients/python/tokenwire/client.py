@@ -54,6 +54,10 @@ class Usage:
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    #: Of prompt_tokens, those whose KV cache was reused instead of computed.
+    cached_prompt_tokens: int = 0
+    #: Chat messages left out to fit the context window (truncation "auto").
+    truncated_messages: int = 0
 
 
 @dataclass(frozen=True)
@@ -145,7 +149,8 @@ def _tool_calls(calls) -> tuple[ToolCall, ...]:
 
 
 def _usage(pb) -> Usage:
-    return Usage(pb.prompt_tokens, pb.completion_tokens, pb.total_tokens)
+    return Usage(pb.prompt_tokens, pb.completion_tokens, pb.total_tokens,
+                 pb.cached_prompt_tokens, pb.truncated_messages)
 
 
 def _timings(pb) -> Timings:
@@ -184,6 +189,8 @@ class ChatDelta(Delta):
     session_id: str = ""
     reused_prompt_tokens: int = 0
     message_count: int = 0
+    #: Messages of the history left out of this turn's prompt to fit the window.
+    truncated_messages: int = 0
 
 
 def _session(pb) -> Session:
@@ -200,11 +207,12 @@ def _session(pb) -> Session:
 def _chat_delta(pb: session_service_pb2.ChatResponse) -> ChatDelta:
     if pb.finish_reason == generation_pb2.FINISH_REASON_UNSPECIFIED:
         return ChatDelta(pb.text, tuple(pb.token_ids), model=pb.model, session_id=pb.session_id,
-                         logprobs=_logprobs(pb.logprobs))
+                         logprobs=_logprobs(pb.logprobs), truncated_messages=pb.truncated_messages)
     return ChatDelta(pb.text, tuple(pb.token_ids), _FINISH_NAMES[pb.finish_reason], _usage(pb.usage),
                      _timings(pb.timings), pb.model, pb.seed, logprobs=_logprobs(pb.logprobs),
                      session_id=pb.session_id,
-                     reused_prompt_tokens=pb.reused_prompt_tokens, message_count=pb.message_count)
+                     reused_prompt_tokens=pb.reused_prompt_tokens, message_count=pb.message_count,
+                     truncated_messages=pb.truncated_messages)
 
 
 def _fill_sampling(pb, sampling: Mapping, logit_bias: Mapping[int, float] | None) -> None:
@@ -265,10 +273,12 @@ def fill_features(pb, *, json_schema: Mapping | None = None, json_object: bool =
                   grammar: str | None = None, lark: str | None = None, regex: str | None = None,
                   tools: Sequence[Mapping] = (), tool_choice: str | None = None,
                   parallel_tool_calls: bool | None = None, top_logprobs: int | None = None,
-                  n: int | None = None) -> None:
+                  n: int | None = None, truncation: str | None = None) -> None:
     """Structured output (one of json_schema, json_object, grammar (GBNF), lark, regex), tools
     ([{"name", "description", "parameters"}], tool_choice "auto" / "none" / "required" / a tool
-    name), log probabilities (top_logprobs alternatives per token) and n choices."""
+    name), log probabilities (top_logprobs alternatives per token), n choices, and what to do
+    with chat input longer than the window (truncation "auto": leave out the oldest turns, as
+    usage.truncated_messages reports; "error": INVALID_ARGUMENT)."""
     if json_schema is not None:
         pb.constraint.json_schema = json.dumps(json_schema)
     if json_object:
@@ -291,13 +301,20 @@ def fill_features(pb, *, json_schema: Mapping | None = None, json_object: bool =
         pb.top_logprobs = top_logprobs
     if n is not None:
         pb.n = n
+    if truncation is not None:
+        if truncation not in _TRUNCATIONS:
+            raise ValueError(f"truncation must be one of {', '.join(_TRUNCATIONS)}")
+        pb.truncation = _TRUNCATIONS[truncation]
+
+
+_TRUNCATIONS = {"auto": generation_pb2.TRUNCATION_AUTO, "error": generation_pb2.TRUNCATION_ERROR}
 
 
 _FEATURES = frozenset(("json_schema", "json_object", "grammar", "lark", "regex", "tools",
-                       "tool_choice", "parallel_tool_calls", "top_logprobs", "n"))
-# A session turn takes structured output and log probabilities (no tools, one choice).
+                       "tool_choice", "parallel_tool_calls", "top_logprobs", "n", "truncation"))
+# A session turn takes structured output, log probabilities and truncation (no tools, one choice).
 _TURN_FEATURES = frozenset(("json_schema", "json_object", "grammar", "lark", "regex",
-                            "top_logprobs"))
+                            "top_logprobs", "truncation"))
 
 
 class Client:
