@@ -24,7 +24,8 @@ from rest_bridge.config import BridgeConfig
 from server.config import embedded_model_path
 from tests.helpers import ServerThread, make_settings
 
-DOC_004 = Path(__file__).resolve().parents[3] / "shared" / "reference-apis" / "004_8c4f1ad696d8d757.txt"
+DOC_004 = (Path(__file__).resolve().parents[1] / "reference_snippets" / "documents"
+           / "004_8c4f1ad696d8d757.txt")
 F = "/iblink/v1/foundry-local"
 LOCAL = "Smol-Foundry-Q4_1"
 BRIDGE_PORT = 80  # the test client's

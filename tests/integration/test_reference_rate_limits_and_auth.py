@@ -22,7 +22,8 @@ from rest_bridge.config import BridgeConfig
 from tests.helpers import ServerThread, make_settings
 from tests.sentinel import KEY_A, KEY_B, USER_KEY, WRONG_KEY
 
-DOC_003 = Path(__file__).resolve().parents[3] / "shared" / "reference-apis" / "003_1f434176664ca0b5.txt"
+DOC_003 = (Path(__file__).resolve().parents[1] / "reference_snippets" / "documents"
+           / "003_1f434176664ca0b5.txt")
 LIMIT, WINDOW_S = 2, 3600  # a window no slow machine outlasts within the test
 
 
