@@ -87,6 +87,9 @@ AUTH_SERVICE = _service_name(auth_service_pb2, "AuthService")
 # Services whose health follows the default engine; "" is the server as a whole.
 ENGINE_BACKED_SERVICES = ("", GENERATION_SERVICE, SESSION_SERVICE, BENCHMARK_SERVICE,
                           KSERVE_SERVICE)
+#: Seconds the gRPC server gives calls still being answered when it stops after a drain.
+STOP_GRACE_S = 3.0
+
 # Services that answer whether or not a model is loaded, until the server drains.
 ALWAYS_ON_SERVICES = (ENGINE_SERVICE, MODEL_SERVICE, SERVER_SERVICE, DOWNLOAD_SERVICE,
                       HARDWARE_SERVICE, METRICS_SERVICE, STATUS_SERVICE, LOG_SERVICE, AUTH_SERVICE)
@@ -170,7 +173,11 @@ class TokenwireServer:
             task.cancel()
         # Transfers stop with their partial files kept, to resume at the next start.
         await self.downloads.close()
-        await self.grpc_server.stop(grace=0.5 if finished else 0)
+        # Calls that came in while draining are being refused (UNAVAILABLE, which clients and
+        # proxies retry); the grace lets those answers out instead of cancelling them. stop()
+        # returns as soon as no call is left.
+        await self.grpc_server.stop(grace=max(min(STOP_GRACE_S, deadline - loop.time()), 0.5)
+                                    if finished else 0)
         # A model load still under way gets what is left of the grace to finish, then is freed.
         await self.engines.close(max(deadline - loop.time(), 0))
         if self.sessions is not None:
