@@ -389,7 +389,7 @@ class RateLimitSettings(_Section):
         an error message (whose location would name the mapping's key) ever holds a key."""
         if not isinstance(data, dict) or "per_key" not in data:
             return data
-        from server.security.keys import KEY_ID, fingerprint
+        from server.core.key_ids import KEY_ID, fingerprint
 
         given = data["per_key"]
         if isinstance(given, str):  # the environment's JSON

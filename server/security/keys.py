@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
+
+from server.core.key_ids import fingerprint
 
 USER_ROLE = "user"
 ADMIN_ROLE = "admin"
@@ -18,14 +19,6 @@ ADMIN_ROLE = "admin"
 
 def _digest(value: str) -> bytes:
     return hashlib.sha256(value.encode("utf-8", "surrogateescape")).digest()
-
-
-KEY_ID = re.compile(r"key:[0-9a-f]{12}")  # what fingerprint() gives
-
-
-def fingerprint(value: str) -> str:
-    """A short, non-reversible name for a key (rate-limit stats show this, never the key)."""
-    return "key:" + hashlib.sha256(b"tokenwire-key-id:" + value.encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)

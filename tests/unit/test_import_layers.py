@@ -38,7 +38,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "server.convert": FOUNDATION | {"server.core", "server.downloads"},
     "server.interceptors": FOUNDATION,
     "server.monitoring": FOUNDATION | {"server.core", "server.config"},
-    "server.security": FOUNDATION | {"server.config", "server.interceptors"},
+    "server.security": FOUNDATION | {"server.core", "server.config", "server.interceptors"},
     "server.log_config": FOUNDATION | {"server.config", "server.monitoring"},
     # The gRPC surface: protobuf in, domain call, protobuf out.
     "server.servicers": FOUNDATION | {"server.core", "server.downloads", "server.config",

@@ -9,7 +9,8 @@ import logging
 import pytest
 
 from server.config import ConfigError, load_settings
-from server.security.keys import KEY_ID, KeyRing, fingerprint
+from server.core.key_ids import KEY_ID, fingerprint
+from server.security.keys import KeyRing
 from server.security.rate_limit import KeyLimits, RateLimiter
 from server.security.state import SecurityState
 
