@@ -17,7 +17,7 @@ from server.core.session_store import (SessionConflict, SessionRecord, SessionSt
 from server.core.session_store_postgres import MIGRATIONS, SCHEMA_VERSION, PostgresSessionStore, migrate
 from server.core.types import ChatMessage, ToolCall
 from server.errors import SessionExists, SessionNotFound, Unavailable, status_code_for
-from tests.helpers import make_settings
+from tests.helpers import make_settings, wait_for
 from tests.postgres_server import PostgresServer
 
 _names = itertools.count()
@@ -259,10 +259,20 @@ def test_a_store_opened_while_the_database_is_down_migrates_when_it_comes_up(pos
     finally:
         postgres.start()
     try:
-        assert store.list() == []
+        # The pool reconnects in the background, backing off after the failures: the store
+        # serves once it has (a connect timeout of 1 s may end before that first reconnect).
+        assert wait_for(lambda: _listed(store), timeout=60, interval=0.2) == [[]]
         assert _versions(dsn) == [v for v, _ in MIGRATIONS]
     finally:
         store.close()
+
+
+def _listed(store) -> list | None:
+    """[the store's sessions], or None while it cannot reach its database."""
+    try:
+        return [store.list()]
+    except SessionStoreUnavailable:
+        return None
 
 
 def test_settings_select_the_store(postgres, monkeypatch):
