@@ -27,7 +27,7 @@ from tests.e2e.replica_cluster import Nginx, Replica, last_upstream, timed
 from tests.helpers import wait_for
 from tests.postgres_server import PostgresServer
 from tokenwire import Client
-from tokenwire.errors import UnavailableError
+from tokenwire.errors import CancelledError, UnavailableError
 
 GREEDY = {"temperature": 0.0}
 FIGURES: dict[str, object] = {}
@@ -167,12 +167,16 @@ def test_a_rolling_restart_under_8_concurrent_streams_drops_none(cluster):
     counts = {"completed": 0, "dropped": 0, "refused_then_retried": 0}
     dropped: list[str] = []
 
-    def one_stream(c: Client, worker: int, n: int):
+    def one_stream(c: Client, worker: int, n: int, received: list):
         if worker % 2:  # half the streams are session turns, half stateless generations
-            return list(c.chat(f"rolling-{worker}", f"Tell me about {n}.", max_tokens=16,
-                               create_if_missing=True, **GREEDY))
-        return list(c.generate(messages=[{"role": "user", "content": f"Tell me about {n}."}],
-                               max_tokens=16, **GREEDY))
+            stream = c.chat(f"rolling-{worker}", f"Tell me about {n}.", max_tokens=16,
+                            create_if_missing=True, **GREEDY)
+        else:
+            stream = c.generate(messages=[{"role": "user", "content": f"Tell me about {n}."}],
+                                max_tokens=16, **GREEDY)
+        for delta in stream:
+            received.append(delta)
+        return received
 
     def worker(w: int) -> None:
         with Client(nginx.target, timeout=240) as c:
@@ -181,15 +185,23 @@ def test_a_rolling_restart_under_8_concurrent_streams_drops_none(cluster):
                 n += 1
                 deadline = time.monotonic() + 120
                 while True:
+                    received: list = []
                     try:
-                        deltas = one_stream(c, w, n)
+                        deltas = one_stream(c, w, n, received)
                         assert deltas[-1].finish_reason in ("length", "stop")
                         with lock:
                             counts["completed"] += 1
                         break
-                    except UnavailableError as exc:
-                        # Refused before it started (a draining replica, or nginx found none):
-                        # nothing ran, so retrying is safe.
+                    except (UnavailableError, CancelledError) as exc:
+                        # Refused before it started (a draining replica, or nginx found none;
+                        # or nginx reset a stream whose replica was stopping before it answered
+                        # anything): nothing ran, so retrying is safe. A stream cut after its
+                        # first message is a drop (below).
+                        if isinstance(exc, CancelledError) and received:
+                            with lock:
+                                counts["dropped"] += 1
+                                dropped.append(f"worker {w}: cut after {len(received)} messages: {exc}")
+                            break
                         if time.monotonic() > deadline:
                             with lock:
                                 counts["dropped"] += 1
