@@ -26,7 +26,7 @@ class AnyPathConverter(PathConverter):
 
 def create_app(config: BridgeConfig | None = None, *, channel: grpc.Channel | None = None) -> Flask:
     """The bridge app. `channel` lets tests share one; otherwise the app opens and owns its own."""
-    from rest_bridge import cors, docs, families, tracing, transcoder
+    from rest_bridge import admission, cors, docs, families, tracing, transcoder
     from rest_bridge.families import (foundry, health, impetus, kolosal, kserve, openai,
                                       openai_responses, rust)
 
@@ -43,6 +43,7 @@ def create_app(config: BridgeConfig | None = None, *, channel: grpc.Channel | No
     tracing.configure_tracing(config.trace_exporter, service_name=config.trace_service_name,
                               otlp_endpoint=config.otlp_endpoint)
     tracing.init_app(app)
+    admission.init_app(app)  # before CORS preflights and every family's own checks
     # One line per route family; the order is the order their routes are matched and documented.
     openai.FAMILY.init_app(app)
     openai_responses.FAMILY.init_app(app)

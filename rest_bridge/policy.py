@@ -23,6 +23,7 @@ FETCH_TIMEOUT_S = 2.0
 class BridgePolicy:
     cors: pb.CorsSettings
     api_key_header: str
+    local_clients_only: bool = False
 
 
 DEFAULT = BridgePolicy(cors=pb.CorsSettings(enabled=False), api_key_header="X-API-Key")
@@ -41,7 +42,8 @@ class PolicyCache:
                 try:
                     answer = self._stub.GetBridgePolicy(pb.GetBridgePolicyRequest(),
                                                         timeout=FETCH_TIMEOUT_S)
-                    self._value = BridgePolicy(answer.cors, answer.api_key_header or "X-API-Key")
+                    self._value = BridgePolicy(answer.cors, answer.api_key_header or "X-API-Key",
+                                               answer.local_clients_only)
                 except grpc.RpcError:
                     self._value = self._value or DEFAULT
                 self._expires = time.monotonic() + TTL_S

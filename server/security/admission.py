@@ -29,7 +29,7 @@ class AdmissionInterceptor(grpc.aio.ServerInterceptor):
     feature that is off answers NOT_FOUND on its service, naming the setting."""
 
     def __init__(self, settings: Settings, security: SecurityState):
-        self._public = settings.server.allow_public_access
+        self._public = not security.local_clients_only
         self._security = security
         self._disabled: dict[str, NotFound] = {}
         if not settings.features.metrics:

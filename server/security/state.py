@@ -64,6 +64,9 @@ class SecurityState:
                           KeyRing([k.get_secret_value() for k in auth.api_keys],
                                   [k.get_secret_value() for k in auth.admin_api_keys]))
         self.public_reflection = auth.public_reflection
+        # Kolosal's allow_public_access: false admits only this machine's clients (admission.py
+        # over gRPC, rest_bridge/admission.py for what the bridge answers itself).
+        self.local_clients_only = not settings.server.allow_public_access
         secret = auth.bridge_secret.get_secret_value() if auth.bridge_secret else None
         self._bridge_secret = hashlib.sha256(secret.encode()).digest() if secret else None
         rl = settings.rate_limit

@@ -38,7 +38,8 @@ class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
 
     async def GetBridgePolicy(self, request, context):
         return pb.GetBridgePolicyResponse(cors=self.state.cors.to_pb(),
-                                          api_key_header=self.state.keys.header_name)
+                                          api_key_header=self.state.keys.header_name,
+                                          local_clients_only=self.state.local_clients_only)
 
     async def CheckAccess(self, request, context):
         metadata = [(m.key, m.value) for m in context.invocation_metadata() or ()]

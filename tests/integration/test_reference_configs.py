@@ -15,6 +15,7 @@ import pytest
 
 from rest_bridge import create_app
 from rest_bridge.config import BridgeConfig
+from rest_bridge.families.foundry.routes import PREFIX as FOUNDRY_PREFIX
 from server.cli import _overrides, build_parser
 from server.config import embedded_model_path, load_settings
 from tests.conftest import CAPITAL_QUESTION
@@ -104,6 +105,57 @@ def test_with_public_access_off_only_this_machine_may_call(kolosal_server):
         # claims to be elsewhere is judged by its own (loopback) address.
         assert stub.ListEngines(engine_pb.ListEnginesRequest(), timeout=30, metadata=(
             ("x-tokenwire-client-address", REMOTE),)).engines
+
+
+def test_with_public_access_off_the_bridge_own_pages_refuse_other_machines(kolosal_server):
+    """What the bridge answers without calling the server (its pages, the OpenAPI document, CORS
+    preflights) follows the same rule, in each family's error shape."""
+    http, channel = bridge_for(kolosal_server)
+    preflight = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
+    try:
+        for method, path, headers in (("GET", "/docs", {}), ("GET", "/openapi.json", {}),
+                                      ("GET", "/", {}),
+                                      ("OPTIONS", "/v1/chat/completions", preflight)):
+            local = http.open(path, method=method, headers=headers,
+                              environ_base={"REMOTE_ADDR": "127.0.0.1"})
+            assert local.status_code in (200, 204), (path, local.status_code)
+            remote = http.open(path, method=method, headers=headers,
+                               environ_base={"REMOTE_ADDR": REMOTE})
+            assert remote.status_code == 403, (path, remote.data)
+            assert "allow_public_access" in remote.get_data(as_text=True)
+            assert "Access-Control-Allow-Origin" not in remote.headers
+        # A family's own error shape, on a path it owns (Foundry's carries a `details` member).
+        foundry = http.get(FOUNDRY_PREFIX + "/status", environ_base={"REMOTE_ADDR": REMOTE})
+        assert foundry.status_code == 403
+        assert set(foundry.get_json()["error"]) == {"message", "type", "code", "details"}
+    finally:
+        channel.close()
+
+
+def test_with_public_access_off_socketio_refuses_other_machines(kolosal_server):
+    """socket.io's events come from streams the bridge opens itself: its handshake checks the
+    client's address (engine.io polling, driven by hand so that the client can be elsewhere)."""
+    http, channel = bridge_for(kolosal_server)
+
+    def connect(address: str) -> str:
+        environ = {"REMOTE_ADDR": address}
+        opened = http.get("/socket.io/?EIO=4&transport=polling", environ_base=environ)
+        assert opened.status_code == 200, opened.data
+        sid = json.loads(opened.get_data(as_text=True)[1:])["sid"]
+        url = f"/socket.io/?EIO=4&transport=polling&sid={sid}"
+        assert http.post(url, data="40", environ_base=environ).status_code == 200
+        return http.get(url, environ_base=environ).get_data(as_text=True)
+
+    try:
+        refused = connect(REMOTE)
+        assert refused.startswith("44"), refused
+        error = json.loads(refused[2:])
+        assert error["data"] == {"type": "permission_error", "status": 403}
+        assert "allow_public_access" in error["message"]
+        assert connect("127.0.0.1").startswith("40{"), "a local client is admitted"
+    finally:
+        http.application.extensions["tokenwire.socketio"].stop()  # its streams, before the channel
+        channel.close()
 
 
 def test_with_public_access_on_other_machines_are_admitted(tmp_path):

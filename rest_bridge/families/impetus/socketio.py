@@ -24,6 +24,7 @@ import grpc
 from flask import Flask
 from werkzeug.datastructures import EnvironHeaders
 
+from rest_bridge import admission
 from rest_bridge.cors import allowed_origin
 from rest_bridge.families.impetus import bodies
 from rest_bridge.grpc_client import EXTENSION as GRPC_EXTENSION
@@ -157,13 +158,18 @@ class EventRelay:
         except grpc.RpcError as error:
             log.debug("socket.io: no status for a new client (%s)", error.code())
             return
+        except ValueError:  # grpc: the channel is closed, the bridge is stopping
+            return
         for payload in _model_status_shaper()(status_pb.WatchStatusResponse(status=status)):
             self.sio.emit("model_status", payload, to=sid)
 
     def _pump(self, event: str, source: EventSource) -> None:
         pause = RETRY_MIN_S
         while not self._stop.is_set():
-            call = source.open(self.client)
+            try:
+                call = source.open(self.client)
+            except ValueError:  # grpc: the channel is closed, the bridge is stopping
+                return
             self._calls[event] = call
             shape = source.shape() if source.stateful else source.shape
             try:
@@ -256,7 +262,12 @@ def _socketio_app(app: Flask, wsgi_app, client: GrpcClient,
 
     @sio.event
     def connect(sid, environ, auth=None):
-        metadata = _credentials(environ, auth, policies.get().api_key_header)
+        policy = policies.get()
+        refused = admission.refusal(environ.get("REMOTE_ADDR"), policy)
+        if refused is not None:  # the relay's streams come from the bridge itself: check here
+            raise socketio.exceptions.ConnectionRefusedError(
+                refused.message, {"type": "permission_error", "status": 403})
+        metadata = _credentials(environ, auth, policy.api_key_header)
         try:
             client.auth.CheckAccess(auth_pb.CheckAccessRequest(methods=methods), metadata=metadata,
                                     timeout=CHECK_TIMEOUT_S)

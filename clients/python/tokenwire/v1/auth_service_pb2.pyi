@@ -187,9 +187,11 @@ class GetBridgePolicyRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetBridgePolicyResponse(_message.Message):
-    __slots__ = ("cors", "api_key_header")
+    __slots__ = ("cors", "api_key_header", "local_clients_only")
     CORS_FIELD_NUMBER: _ClassVar[int]
     API_KEY_HEADER_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_CLIENTS_ONLY_FIELD_NUMBER: _ClassVar[int]
     cors: CorsSettings
     api_key_header: str
-    def __init__(self, cors: _Optional[_Union[CorsSettings, _Mapping]] = ..., api_key_header: _Optional[str] = ...) -> None: ...
+    local_clients_only: bool
+    def __init__(self, cors: _Optional[_Union[CorsSettings, _Mapping]] = ..., api_key_header: _Optional[str] = ..., local_clients_only: _Optional[bool] = ...) -> None: ...
