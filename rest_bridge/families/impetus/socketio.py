@@ -266,7 +266,7 @@ def _socketio_app(app: Flask, wsgi_app, client: GrpcClient,
         refused = admission.refusal(environ.get("REMOTE_ADDR"), policy)
         if refused is not None:  # the relay's streams come from the bridge itself: check here
             raise socketio.exceptions.ConnectionRefusedError(
-                refused.message, {"type": "permission_error", "status": 403})
+                refused.message, dict(zip(("type", "status"), REFUSALS[refused.code])))
         metadata = _credentials(environ, auth, policy.api_key_header)
         try:
             client.auth.CheckAccess(auth_pb.CheckAccessRequest(methods=methods), metadata=metadata,
