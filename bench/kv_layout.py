@@ -23,6 +23,7 @@ from server.core.types import ChatMessage, GenerationRequest, LoadParams, Sampli
 
 LAYOUTS = {
     "split 4096 / 4 (before)": {"n_ctx": 4096, "kv_unified": False},
+    "split, sized from the model (default)": {"n_ctx": 0, "kv_unified": False},
     "unified, sized from the model": {"n_ctx": 0, "kv_unified": True},
 }
 

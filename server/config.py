@@ -223,7 +223,7 @@ class EngineSettings(_Section):
                       "share (all of it with --kv-unified). 0: sized from the model, each "
                       "sequence getting the model's trained context (GGUF context_length), capped "
                       "so the cache takes at most a quarter of the memory left after the weights.",
-                      default=4096, ge=0, flags=("--context-size",))
+                      default=0, ge=0, flags=("--context-size",))
     cache_type_k: Literal["f16", "q8_0", "q4_0"] = _opt(
         "KV cache element type of K: q8_0 holds about twice the tokens of f16 in the same "
         "memory, q4_0 about 3.5 times.", default="f16", flags=("--cache-type-k",))
@@ -389,7 +389,7 @@ class RateLimitSettings(_Section):
         an error message (whose location would name the mapping's key) ever holds a key."""
         if not isinstance(data, dict) or "per_key" not in data:
             return data
-        from server.core.key_ids import KEY_ID, fingerprint
+        from server.core.key_ids import key_id_of
 
         given = data["per_key"]
         if isinstance(given, str):  # the environment's JSON
@@ -405,7 +405,7 @@ class RateLimitSettings(_Section):
                              "window_size, burst}")
         by_id: dict[str, Any] = {}
         for key, limits in given.items():
-            key_id = key if KEY_ID.fullmatch(key) else fingerprint(key)
+            key_id = key_id_of(key)
             if key_id in by_id:
                 raise ValueError(f"per_key names {key_id} twice (as a key and as its key id)")
             by_id[key_id] = limits

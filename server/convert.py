@@ -248,10 +248,11 @@ def usage_to_pb(usage: Usage, cached_prompt_tokens: int = 0,
 
 _TRUNCATION_FROM_PB = {gen_pb.TRUNCATION_AUTO: Truncation.AUTO,
                        gen_pb.TRUNCATION_ERROR: Truncation.ERROR}
+_TRUNCATION_TO_PB = {v: k for k, v in _TRUNCATION_FROM_PB.items()}
 
 
-def _truncation_from_pb(value: int, default: Truncation,
-                        violations: list[FieldViolation]) -> Truncation:
+def _truncation_from_pb(value: int, default: Truncation | None,
+                        violations: list[FieldViolation]) -> Truncation | None:
     if value == gen_pb.TRUNCATION_UNSPECIFIED:
         return default
     if value not in _TRUNCATION_FROM_PB:
@@ -548,6 +549,8 @@ def session_to_pb(record: SessionRecord) -> session_pb.Session:
         pb.system_prompt = record.system_prompt
     if record.max_tokens is not None:
         pb.max_tokens = record.max_tokens
+    if record.truncation is not None:
+        pb.truncation = _TRUNCATION_TO_PB[record.truncation]
     return pb
 
 
@@ -573,11 +576,12 @@ def session_record_from_pb(pb: session_pb.CreateSessionRequest) -> SessionRecord
     session_id = _optional_session_id(pb, "session_id", violations)
     sampling = sampling_overrides_from_pb(pb.sampling, "sampling", violations)
     max_tokens = _max_tokens(pb, violations)
+    truncation = _truncation_from_pb(pb.truncation, None, violations)
     if violations:
         raise InvalidArgument(violations)
     return SessionRecord(id=session_id, model=pb.model,
                          system_prompt=pb.system_prompt if pb.HasField("system_prompt") else None,
-                         sampling=sampling, max_tokens=max_tokens)
+                         sampling=sampling, max_tokens=max_tokens, truncation=truncation)
 
 
 def imported_messages_from_pb(pb: session_pb.CreateSessionRequest) -> tuple[ChatMessage, ...]:
@@ -623,7 +627,7 @@ def chat_turn_from_pb(pb: session_pb.ChatRequest, *, request_id: str = "") -> Ch
         violations.append(FieldViolation("stop", "stop sequences must not be empty"))
     constraint = constraint_from_pb(pb, violations)
     top_logprobs = _top_logprobs(pb, violations)
-    truncation = _truncation_from_pb(pb.truncation, Truncation.AUTO, violations)
+    truncation = _truncation_from_pb(pb.truncation, None, violations)  # None: the session's
     if violations:
         raise InvalidArgument(violations)
     return ChatTurn(truncation=truncation, session_id=pb.session_id, content=pb.content, sampling=sampling,

@@ -18,9 +18,13 @@ def make_settings(**sections: Mapping[str, Any]) -> Settings:
     # A models directory and a session database of their own, so no test sees (or changes) the
     # user's; a test names a session database to restart on it. request_timeout: a loaded 2-core
     # test machine may need minutes for a long non-streamed answer; tests of the timeout itself
-    # set their own.
+    # set their own. engine.n_ctx: the default sizes the cache from the model (8,192 tokens for each
+    # of 4 sequences, about 720 MiB); a test server needs far less, and the tests of windows are
+    # written against 1,024 tokens per sequence. tests/integration/test_context_sizing.py covers
+    # the default.
     overrides: dict[str, dict[str, Any]] = {
         "server": {"host": "127.0.0.1", "grpc_port": 0, "request_timeout": 600},
+        "engine": {"n_ctx": 4096},
         "model_store": {"directory": tempfile.mkdtemp(prefix="tokenwire-models-")},
         "sessions": {"store_path": f"{tempfile.mkdtemp(prefix='tokenwire-sessions-')}/sessions.db"},
     }

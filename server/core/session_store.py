@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 
-from server.core.types import ChatMessage, ToolCall
+from server.core.types import ChatMessage, ToolCall, Truncation
 from server.errors import SessionConflict, SessionExists, SessionNotFound, Unavailable
 
 
@@ -43,6 +43,8 @@ class SessionRecord:
     message_count: int = 0
     created_unix: float = 0.0
     updated_unix: float = 0.0
+    #: The policy for a history longer than the window (None: auto); a turn may override it.
+    truncation: Truncation | None = None
 
 
 class SessionStore(abc.ABC):
@@ -92,7 +94,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     max_tokens    INTEGER,
     message_count INTEGER NOT NULL,
     created_unix  REAL NOT NULL,
-    updated_unix  REAL NOT NULL
+    updated_unix  REAL NOT NULL,
+    truncation    TEXT
 );
 CREATE TABLE IF NOT EXISTS messages (
     session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
@@ -106,8 +109,10 @@ CREATE INDEX IF NOT EXISTS sessions_by_update ON sessions(updated_unix DESC);
 
 # Columns added after the first release, with what adds them to an older file (idempotent: run
 # only when the column is missing). `tool_json` holds a message's tool calls, tool_call_id and
-# name (JSON; NULL for a plain message).
-_ADDED_COLUMNS = (("messages", "tool_json", "ALTER TABLE messages ADD COLUMN tool_json TEXT"),)
+# name (JSON; NULL for a plain message); `truncation` a session's truncation policy ("auto",
+# "error"; NULL: auto).
+_ADDED_COLUMNS = (("messages", "tool_json", "ALTER TABLE messages ADD COLUMN tool_json TEXT"),
+                  ("sessions", "truncation", "ALTER TABLE sessions ADD COLUMN truncation TEXT"))
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -115,6 +120,14 @@ def _migrate(db: sqlite3.Connection) -> None:
         columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
         if column not in columns:
             db.execute(statement)
+
+
+def _dump_truncation(value: Truncation | None) -> str | None:
+    return value.value if value is not None else None
+
+
+def _load_truncation(value: str | None) -> Truncation | None:
+    return Truncation(value) if value else None
 
 
 def _dump_tool_fields(m: ChatMessage) -> str | None:
@@ -219,7 +232,8 @@ class SqliteSessionStore(SessionStore):
         return SessionRecord(id=row["id"], model=row["model"], system_prompt=row["system_prompt"],
                              sampling=_load_sampling(row["sampling"]), max_tokens=row["max_tokens"],
                              message_count=row["message_count"], created_unix=row["created_unix"],
-                             updated_unix=row["updated_unix"])
+                             updated_unix=row["updated_unix"],
+                             truncation=_load_truncation(row["truncation"]))
 
     def _get(self, db: sqlite3.Connection, session_id: str) -> SessionRecord:
         row = db.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
@@ -262,10 +276,12 @@ class SqliteSessionStore(SessionStore):
         record = replace(record, message_count=len(messages), created_unix=now, updated_unix=now)
         with self._transaction() as db:
             try:
-                db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                db.execute("INSERT INTO sessions (id, model, system_prompt, sampling, max_tokens, "
+                           "message_count, created_unix, updated_unix, truncation) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            (record.id, record.model, record.system_prompt,
                             _dump_sampling(record.sampling), record.max_tokens,
-                            record.message_count, now, now))
+                            record.message_count, now, now, _dump_truncation(record.truncation)))
             except sqlite3.IntegrityError:
                 raise SessionExists(record.id) from None
             self._insert_messages(db, record.id, 0, list(messages))

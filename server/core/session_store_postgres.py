@@ -39,7 +39,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from server.core.session_store import (SessionConflict, SessionRecord, SessionStore,
                                        SessionStoreUnavailable, _dump_sampling, _dump_tool_fields,
-                                       _load_message, _load_sampling)
+                                       _dump_truncation, _load_message, _load_sampling,
+                                       _load_truncation)
 from server.core.types import ChatMessage
 from server.errors import SessionExists, SessionNotFound
 
@@ -71,6 +72,8 @@ CREATE INDEX IF NOT EXISTS tokenwire_sessions_by_update
     # Tool calls, tool_call_id and name of a message (JSON; NULL for a plain message), as the
     # SQLite store's tool_json column.
     (2, "ALTER TABLE tokenwire_messages ADD COLUMN IF NOT EXISTS tool_json JSONB"),
+    # A session's truncation policy ("auto", "error"; NULL: auto), as the SQLite store's.
+    (3, "ALTER TABLE tokenwire_sessions ADD COLUMN IF NOT EXISTS truncation TEXT"),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
@@ -152,10 +155,11 @@ class PostgresSessionStore(SessionStore):
         return SessionRecord(id=row["id"], model=row["model"], system_prompt=row["system_prompt"],
                              sampling=_load_sampling(row["sampling"]), max_tokens=row["max_tokens"],
                              message_count=row["message_count"], created_unix=row["created_unix"],
-                             updated_unix=row["updated_unix"])
+                             updated_unix=row["updated_unix"],
+                             truncation=_load_truncation(row["truncation"]))
 
     _COLUMNS = ("id, model, system_prompt, sampling::text AS sampling, max_tokens, message_count, "
-                "created_unix, updated_unix")
+                "created_unix, updated_unix, truncation")
 
     def _get(self, conn: psycopg.Connection, session_id: str, *, lock: bool = False) -> SessionRecord:
         row = conn.execute(f"SELECT {self._COLUMNS} FROM tokenwire_sessions WHERE id = %s"
@@ -204,10 +208,11 @@ class PostgresSessionStore(SessionStore):
         with self._tx() as conn:
             inserted = conn.execute(
                 "INSERT INTO tokenwire_sessions (id, model, system_prompt, sampling, max_tokens, "
-                "message_count, created_unix, updated_unix) "
-                "VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                "message_count, created_unix, updated_unix, truncation) "
+                "VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
                 (record.id, record.model, record.system_prompt, _dump_sampling(record.sampling),
-                 record.max_tokens, record.message_count, now, now)).rowcount
+                 record.max_tokens, record.message_count, now, now,
+                 _dump_truncation(record.truncation))).rowcount
             if inserted == 0:
                 raise SessionExists(record.id)
             self._insert_messages(conn, record.id, 0, list(messages))

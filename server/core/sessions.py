@@ -51,9 +51,10 @@ class ChatTurn:
     arrived_at: float = 0.0
     constraint: Constraint | None = None
     top_logprobs: int | None = None
-    #: What happens when the history and the new message do not fit the window: AUTO (the
-    #: default) leaves the oldest whole turns out of the prompt (never out of the store).
-    truncation: Truncation = Truncation.AUTO
+    #: What happens when the history and the new message do not fit the window: AUTO leaves the
+    #: oldest whole turns out of the prompt (never out of the store), ERROR refuses. None: the
+    #: session's policy (AUTO unless it has one); a turn that creates its session sets it.
+    truncation: Truncation | None = None
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,8 @@ class SessionManager:
         except SessionNotFound:
             if not turn.create_if_missing:
                 raise
-        return SessionRecord(id=session_id, model=turn.model, system_prompt=turn.system_prompt), True
+        return SessionRecord(id=session_id, model=turn.model, system_prompt=turn.system_prompt,
+                             truncation=turn.truncation), True
 
     async def _store(self, session: SessionRecord, new: bool, history: list[ChatMessage],
                      exchange: list[ChatMessage], system_prompt: str | None,
@@ -188,7 +190,8 @@ class SessionManager:
                 stop=turn.stop, request_id=turn.request_id, arrived_at=turn.arrived_at,
                 cache_key=session_id, warm_from=self._branched_from.get(session_id, ""),
                 reuse_cache=self._kv_reuse and turn.reuse_cache, constraint=turn.constraint,
-                top_logprobs=turn.top_logprobs, truncation=turn.truncation,
+                top_logprobs=turn.top_logprobs,
+                truncation=turn.truncation or session.truncation or Truncation.AUTO,
                 truncation_floor=min(self._cut.get(session_id, 0), len(history)))
             async with self._engines.lease(session.model) as engine:
                 answer: list[str] = []

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from server.config import Settings
+from server.core.key_ids import key_id_of
 from server.errors import FieldViolation, InvalidArgument
 from server.security.keys import ADMIN_ROLE, USER_ROLE, KeyRing
 from server.security.rate_limit import KeyLimits, RateLimiter
@@ -93,7 +94,11 @@ class SecurityState:
             rate_limiter=pb.RateLimitSettings(
                 enabled=self.rate_limit_enabled, max_requests=self.limiter.max_requests,
                 window_seconds=self.limiter.window_seconds,
-                burst_per_second=self.limiter.burst_per_second),
+                burst_per_second=self.limiter.burst_per_second,
+                per_key={key_id: pb.KeyRateLimit(max_requests=own.max_requests,
+                                                 window_seconds=own.window_seconds,
+                                                 burst_per_second=own.burst_per_second)
+                         for key_id, own in self.limiter.per_client.items()}),
             cors=self.cors.to_pb(),
             api_key=pb.ApiKeySettings(enabled=k.enabled, required=k.keys_required,
                                       header_name=k.header_name, keys_count=k.ring.user_count,
@@ -114,6 +119,7 @@ class SecurityState:
             check(rl.window_seconds >= 1, "rate_limiter.window_seconds", "must be at least 1")
         if rl.HasField("burst_per_second"):
             check(rl.burst_per_second >= 0, "rate_limiter.burst_per_second", "must be 0 or more")
+        per_key = _per_key(rl.per_key, check) if rl.HasField("per_key") else None
         if cu.HasField("max_age_seconds"):
             check(cu.max_age_seconds >= 0, "cors.max_age_seconds", "must be 0 or more")
         for name in ("allowed_origins", "allowed_methods", "allowed_headers"):
@@ -158,6 +164,8 @@ class SecurityState:
             rl.max_requests if rl.HasField("max_requests") else self.limiter.max_requests,
             rl.window_seconds if rl.HasField("window_seconds") else self.limiter.window_seconds,
             rl.burst_per_second if rl.HasField("burst_per_second") else self.limiter.burst_per_second)
+        if per_key is not None:
+            self.limiter.per_client = per_key
         c = self.cors
         self.cors = Cors(
             cu.enabled if cu.HasField("enabled") else c.enabled,
@@ -167,6 +175,26 @@ class SecurityState:
             cu.allow_credentials if cu.HasField("allow_credentials") else c.allow_credentials,
             cu.max_age_seconds if cu.HasField("max_age_seconds") else c.max_age_seconds)
 
+
+
+def _per_key(update: pb.PerKeyRateLimits, check) -> dict[str, KeyLimits]:
+    """The new per-key table, by key id. Field paths name key ids, never the keys sent."""
+    table: dict[str, KeyLimits] = {}
+    for key, own in update.limits.items():
+        key_id = key_id_of(key)
+        path = f"rate_limiter.per_key[{key_id}]"
+        check(bool(key) and key.strip() == key, path, "must be an API key or a key id")
+        check(key_id not in table, path, "named twice (as a key and as its key id)")
+        limits = KeyLimits(*(getattr(own, n) if own.HasField(n) else None
+                             for n in ("max_requests", "window_seconds", "burst_per_second")))
+        if limits.max_requests is not None:
+            check(limits.max_requests >= 1, f"{path}.max_requests", "must be at least 1")
+        if limits.window_seconds is not None:
+            check(limits.window_seconds >= 1, f"{path}.window_seconds", "must be at least 1")
+        if limits.burst_per_second is not None:
+            check(limits.burst_per_second >= 0, f"{path}.burst_per_second", "must be 0 or more")
+        table[key_id] = limits
+    return table
 
 
 def _merged_ring(ring: KeyRing, update: pb.ApiKeyUpdate) -> KeyRing:

@@ -1,6 +1,7 @@
 """Sessions longer than the context window (issue 23): the oldest whole turns leave the prompt,
 never the store; the count is reported; `truncation: error` keeps the old refusal; and a single
-request longer than the window gets a 400 that names the window, the prompt and the flag.
+request longer than the window gets a 400 that names the window, the prompt and the flag. A
+session may keep `truncation: error` as its own policy.
 
 A server of its own with a small window (2 sequences of 1,024 tokens), so that 30 turns of
 "Write a detailed paragraph about X" (150 tokens each) go past it several times.
@@ -154,6 +155,51 @@ def test_truncation_error_refuses_the_turn_and_names_the_window(channel):
     assert responses[-1].truncated_messages >= 2
     assert "".join(r.text for r in responses).strip()
     assert len(history(stub, session_id)) == 6
+
+
+def test_a_session_created_with_truncation_error_refuses_every_turn_that_does_not_fit(channel):
+    stub = session_grpc.SessionServiceStub(channel)
+    session_id = f"strict-session-{uuid.uuid4()}"
+    filler = "word " * 400
+    created = stub.CreateSession(session_pb.CreateSessionRequest(
+        session_id=session_id, system_prompt=SYSTEM, truncation=gen_pb.TRUNCATION_ERROR,
+        messages=[gen_pb.ChatMessage(role=r, content=filler) for r in ("user", "assistant") * 2]),
+        timeout=60).session
+    assert created.truncation == gen_pb.TRUNCATION_ERROR
+    got = stub.GetSession(session_pb.GetSessionRequest(session_id=session_id), timeout=60)
+    assert got.session.truncation == gen_pb.TRUNCATION_ERROR  # stored with the session
+    with pytest.raises(grpc.RpcError) as caught:
+        chat(stub, session_id, "And now?")  # the turn names no policy: the session's applies
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert f"holds {WINDOW} tokens" in caught.value.details()
+    assert len(history(stub, session_id)) == 4
+    # A turn's own policy overrides the session's, for that turn only.
+    responses = chat(stub, session_id, "And now?", truncation=gen_pb.TRUNCATION_AUTO)
+    assert responses[-1].truncated_messages >= 2
+    with pytest.raises(grpc.RpcError):
+        chat(stub, session_id, "Once more?")
+    assert len(history(stub, session_id)) == 6
+
+
+def test_the_rust_route_s_first_turn_sets_the_session_s_policy(long_http):
+    session_id = f"rest-strict-{uuid.uuid4()}"
+    filler = "word " * 400
+    first = long_http.post("/chat/completions", json={
+        "model-name": "default", "prompt": filler, "session-id": session_id, "max-token": 4,
+        "temperature": 0, "truncation": "error"})
+    first.get_data()  # the answer streams: read to its end, when the turn is stored
+    assert first.status_code == 200, first.data
+    # Two more long turns do not fit the 1,024-token window; the session refuses, as it was told.
+    second = long_http.post("/chat/completions", json={
+        "model-name": "default", "prompt": filler, "session-id": session_id, "max-token": 4,
+        "temperature": 0})
+    second.get_data()
+    assert second.status_code == 200, second.data
+    third = long_http.post("/chat/completions", json={
+        "model-name": "default", "prompt": filler, "session-id": session_id, "max-token": 4,
+        "temperature": 0})
+    assert third.status_code == 400 and f"holds {WINDOW} tokens" in third.get_data(as_text=True)
+    assert len(long_http.get(f"/chat/history/{session_id}").get_json()) == 4
 
 
 def test_one_request_longer_than_the_window_is_a_400_with_the_flag(channel, long_http):

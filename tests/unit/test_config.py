@@ -9,6 +9,7 @@ import pytest
 
 from server.cli import _overrides, build_parser
 from server.config import ConfigError, embedded_model_path, load_settings
+from server.core.engines import context_plan
 
 KOLOSAL_YAML = """
 server:
@@ -45,7 +46,12 @@ def test_defaults_serve_the_embedded_model_as_default():
     assert s.default_engine_id() == "default"
     assert s.server.grpc_port == 50051 and s.server.port == 8080
     params = s.resolved_load_params(specs[0])
-    assert params.n_ctx == 4096 and params.n_threads >= 1
+    assert params.n_threads >= 1
+    # No context size configured: each of the 4 sequences gets SmolLM2's trained 8,192 tokens
+    # when the memory share allows it (8 GiB free here).
+    assert params.n_ctx == 0 and params.n_parallel == 4
+    plan = context_plan(specs[0].path, params, available_bytes=8 << 30)
+    assert (plan.n_ctx_seq, plan.n_ctx, plan.source) == (8192, 4 * 8192, "trained context")
 
 
 def test_kolosal_yaml_file(tmp_path):

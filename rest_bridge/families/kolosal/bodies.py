@@ -80,8 +80,12 @@ FailedCancellation = _shape("FailedCancellation", model_id=str, status=str, reas
 CancelSummary = _shape("CancelSummary", total_downloads=int, successful_cancellations=int,
                        failed_cancellations=int, startup_cancellations=int,
                        regular_cancellations=int)
+KeyLimit = _shape("KeyLimit", __doc__="One key's own limits; null: the default's.",
+                  max_requests=int | None, window_seconds=int | None, burst=int | None)
 RateLimiter = _shape("RateLimiter", enabled=bool, max_requests=int, window_seconds=int, burst=(
-    int, Field(description="Most requests in one second; 0: no cap.")))
+    int, Field(description="Most requests in one second; 0: no cap.")), per_key=(
+    dict[str, KeyLimit], Field(description="Limits of their own for some API keys, by key id "
+                               "(`key:` and 12 hex digits, as the stats name clients).")))
 Cors = _shape("Cors", enabled=bool, allowed_origins=Strings, allowed_methods=Strings,
               allowed_headers=Strings, allow_credentials=bool,
               max_age=(int, Field(description="Preflight cache duration in seconds.")))
@@ -92,14 +96,22 @@ RateLimitStats = _shape("RateLimitStats", total_clients=int, clients=(dict[str, 
     description="By client address, or `key:` and a key fingerprint.")))
 AuthStats = _shape("AuthStats", rate_limit_stats=RateLimitStats)
 Cleared = _shape("Cleared", message=str, cleared_clients=int)
+KeyLimitUpdate = _shape("KeyLimitUpdate", _Update, max_requests=Positive, window_size=Positive,
+                        window_seconds=Positive, burst=Count,
+                        __doc__="What a key's entry leaves out is the default limit.")
 RateLimiterUpdate = _shape("RateLimiterUpdate", _Update, enabled=bool, max_requests=Positive,
                            window_size=Positive, window_seconds=Positive, burst=Count,
+                           per_key=Annotated[dict[str, KeyLimitUpdate], Field(
+                               description="Replaces every key's own limits ({} removes them): "
+                               "by API key or key id; a key is kept as its key id only.")],
                            __doc__="`window_size` is Kolosal's name for `window_seconds`.")
 CorsUpdate = _shape("CorsUpdate", _Update, enabled=bool, allowed_origins=Strings,
                     allowed_methods=Strings, allowed_headers=Strings, allow_credentials=bool,
                     max_age=Count)
 RateLimiterUpdate.PROTO = auth_pb.RateLimitUpdate
 RateLimiterUpdate.PROTO_FIELDS = {"window_size": "window_seconds", "burst": "burst_per_second"}
+KeyLimitUpdate.PROTO, KeyLimitUpdate.PROTO_FIELDS = (auth_pb.KeyRateLimit,
+                                                     RateLimiterUpdate.PROTO_FIELDS)
 CorsUpdate.PROTO, CorsUpdate.PROTO_FIELDS = auth_pb.CorsUpdate, {"max_age": "max_age_seconds"}
 ApiKeysUpdate = _shape("ApiKeysUpdate", _Update, enabled=bool, required=bool, header_name=str,
                        api_keys=Strings, admin_api_keys=Strings,
@@ -240,8 +252,13 @@ class AuthConfig(Answer):
 
     @classmethod
     def from_pb(cls, c: auth_pb.AuthConfig) -> AuthConfig:
-        return cls(rate_limiter=copy(RateLimiter, c.rate_limiter,
-                                     burst=c.rate_limiter.burst_per_second),
+        rl = c.rate_limiter
+        return cls(rate_limiter=copy(RateLimiter, rl, burst=rl.burst_per_second, per_key={
+            key_id: KeyLimit(**{name: getattr(own, field) if own.HasField(field) else None
+                                for name, field in (("max_requests", "max_requests"),
+                                                    ("window_seconds", "window_seconds"),
+                                                    ("burst", "burst_per_second"))})
+            for key_id, own in rl.per_key.items()}),
                    cors=copy(Cors, c.cors, max_age=c.cors.max_age_seconds),
                    api_key=copy(ApiKeys, c.api_key))
 
@@ -257,10 +274,22 @@ class AuthConfigUpdate(Body):
     api_key: ApiKeysUpdate = Field(default_factory=ApiKeysUpdate)
 
     def to_pb(self) -> auth_pb.UpdateAuthConfigRequest:
-        return auth_pb.UpdateAuthConfigRequest(**{section: {
-            _PROTO_NAMES.get(name, name): {"values": value} if isinstance(value, list) else value
-            for name, value in members.items()}
+        return auth_pb.UpdateAuthConfigRequest(**{
+            section: _proto_members(members)
             for section, members in self.model_dump(exclude_unset=True).items()})
+
+
+def _proto_members(members: dict) -> dict:
+    """A section as sent -> its protobuf message's members (lists and the per-key table are
+    messages of their own there, so that sending one empty means "none")."""
+    def value(name, given):
+        if isinstance(given, list):
+            return {"values": given}
+        if name == "per_key":
+            return {"limits": {key: _proto_members(limits) for key, limits in given.items()}}
+        return given
+
+    return {_PROTO_NAMES.get(name, name): value(name, given) for name, given in members.items()}
 
 
 class ClearRequest(Body):

@@ -52,6 +52,10 @@ class CompletionRequest(_Body):
             sampling=gen_pb.SamplingParams(temperature=self.temperature, top_p=self.top_p))
 
 
+_TRUNCATION = {None: gen_pb.TRUNCATION_UNSPECIFIED, "auto": gen_pb.TRUNCATION_AUTO,
+               "error": gen_pb.TRUNCATION_ERROR}
+
+
 class ChatRequest(_Body):
     """The kebab-case /chat/completions body, also the /chat/ws message."""
 
@@ -81,15 +85,15 @@ class ChatRequest(_Body):
     stop: Stop = []
     device: Literal["cpu", "cuda", "metal"] | None = None
     """Accepted for compatibility; the engine runs where it was loaded."""
-    truncation: Literal["auto", "error"] = "auto"
+    truncation: Literal["auto", "error"] | None = None
     """History longer than the context window: `auto` leaves the oldest whole turns out of the
     prompt (the stored history stays whole; the count is in the `X-Truncated-Messages` header),
-    `error` refuses the turn with a 400."""
+    `error` refuses the turn with a 400. Absent: the session's policy, which the turn that
+    creates the session sets (`auto` unless it says otherwise)."""
 
     def to_pb(self) -> session_pb.ChatRequest:
         return session_pb.ChatRequest(
-            truncation=(gen_pb.TRUNCATION_ERROR if self.truncation == "error"
-                        else gen_pb.TRUNCATION_AUTO),
+            truncation=_TRUNCATION[self.truncation],
             content=self.prompt, model=self.model_name, create_if_missing=True,
             session_id=self.session_id, max_tokens=self.max_token, stop=self.stop,
             system_prompt=self.system_prompt, sampling=gen_pb.SamplingParams(

@@ -19,16 +19,48 @@ class CheckAccessResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class RateLimitSettings(_message.Message):
-    __slots__ = ("enabled", "max_requests", "window_seconds", "burst_per_second")
+    __slots__ = ("enabled", "max_requests", "window_seconds", "burst_per_second", "per_key")
+    class PerKeyEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: KeyRateLimit
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[KeyRateLimit, _Mapping]] = ...) -> None: ...
     ENABLED_FIELD_NUMBER: _ClassVar[int]
     MAX_REQUESTS_FIELD_NUMBER: _ClassVar[int]
     WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
     BURST_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    PER_KEY_FIELD_NUMBER: _ClassVar[int]
     enabled: bool
     max_requests: int
     window_seconds: int
     burst_per_second: int
-    def __init__(self, enabled: _Optional[bool] = ..., max_requests: _Optional[int] = ..., window_seconds: _Optional[int] = ..., burst_per_second: _Optional[int] = ...) -> None: ...
+    per_key: _containers.MessageMap[str, KeyRateLimit]
+    def __init__(self, enabled: _Optional[bool] = ..., max_requests: _Optional[int] = ..., window_seconds: _Optional[int] = ..., burst_per_second: _Optional[int] = ..., per_key: _Optional[_Mapping[str, KeyRateLimit]] = ...) -> None: ...
+
+class KeyRateLimit(_message.Message):
+    __slots__ = ("max_requests", "window_seconds", "burst_per_second")
+    MAX_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BURST_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    max_requests: int
+    window_seconds: int
+    burst_per_second: int
+    def __init__(self, max_requests: _Optional[int] = ..., window_seconds: _Optional[int] = ..., burst_per_second: _Optional[int] = ...) -> None: ...
+
+class PerKeyRateLimits(_message.Message):
+    __slots__ = ("limits",)
+    class LimitsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: KeyRateLimit
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[KeyRateLimit, _Mapping]] = ...) -> None: ...
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    limits: _containers.MessageMap[str, KeyRateLimit]
+    def __init__(self, limits: _Optional[_Mapping[str, KeyRateLimit]] = ...) -> None: ...
 
 class CorsSettings(_message.Message):
     __slots__ = ("enabled", "allowed_origins", "allowed_methods", "allowed_headers", "allow_credentials", "max_age_seconds")
@@ -77,16 +109,18 @@ class StringList(_message.Message):
     def __init__(self, values: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RateLimitUpdate(_message.Message):
-    __slots__ = ("enabled", "max_requests", "window_seconds", "burst_per_second")
+    __slots__ = ("enabled", "max_requests", "window_seconds", "burst_per_second", "per_key")
     ENABLED_FIELD_NUMBER: _ClassVar[int]
     MAX_REQUESTS_FIELD_NUMBER: _ClassVar[int]
     WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
     BURST_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    PER_KEY_FIELD_NUMBER: _ClassVar[int]
     enabled: bool
     max_requests: int
     window_seconds: int
     burst_per_second: int
-    def __init__(self, enabled: _Optional[bool] = ..., max_requests: _Optional[int] = ..., window_seconds: _Optional[int] = ..., burst_per_second: _Optional[int] = ...) -> None: ...
+    per_key: PerKeyRateLimits
+    def __init__(self, enabled: _Optional[bool] = ..., max_requests: _Optional[int] = ..., window_seconds: _Optional[int] = ..., burst_per_second: _Optional[int] = ..., per_key: _Optional[_Union[PerKeyRateLimits, _Mapping]] = ...) -> None: ...
 
 class CorsUpdate(_message.Message):
     __slots__ = ("enabled", "allowed_origins", "allowed_methods", "allowed_headers", "allow_credentials", "max_age_seconds")

@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Session(_message.Message):
-    __slots__ = ("session_id", "model", "system_prompt", "sampling", "max_tokens", "message_count", "created_unix", "updated_unix")
+    __slots__ = ("session_id", "model", "system_prompt", "sampling", "max_tokens", "message_count", "created_unix", "updated_unix", "truncation")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SYSTEM_PROMPT_FIELD_NUMBER: _ClassVar[int]
@@ -18,6 +18,7 @@ class Session(_message.Message):
     MESSAGE_COUNT_FIELD_NUMBER: _ClassVar[int]
     CREATED_UNIX_FIELD_NUMBER: _ClassVar[int]
     UPDATED_UNIX_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATION_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     model: str
     system_prompt: str
@@ -26,23 +27,26 @@ class Session(_message.Message):
     message_count: int
     created_unix: float
     updated_unix: float
-    def __init__(self, session_id: _Optional[str] = ..., model: _Optional[str] = ..., system_prompt: _Optional[str] = ..., sampling: _Optional[_Union[_generation_pb2.SamplingParams, _Mapping]] = ..., max_tokens: _Optional[int] = ..., message_count: _Optional[int] = ..., created_unix: _Optional[float] = ..., updated_unix: _Optional[float] = ...) -> None: ...
+    truncation: _generation_pb2.Truncation
+    def __init__(self, session_id: _Optional[str] = ..., model: _Optional[str] = ..., system_prompt: _Optional[str] = ..., sampling: _Optional[_Union[_generation_pb2.SamplingParams, _Mapping]] = ..., max_tokens: _Optional[int] = ..., message_count: _Optional[int] = ..., created_unix: _Optional[float] = ..., updated_unix: _Optional[float] = ..., truncation: _Optional[_Union[_generation_pb2.Truncation, str]] = ...) -> None: ...
 
 class CreateSessionRequest(_message.Message):
-    __slots__ = ("session_id", "model", "system_prompt", "sampling", "max_tokens", "messages")
+    __slots__ = ("session_id", "model", "system_prompt", "sampling", "max_tokens", "messages", "truncation")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SYSTEM_PROMPT_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATION_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     model: str
     system_prompt: str
     sampling: _generation_pb2.SamplingParams
     max_tokens: int
     messages: _containers.RepeatedCompositeFieldContainer[_generation_pb2.ChatMessage]
-    def __init__(self, session_id: _Optional[str] = ..., model: _Optional[str] = ..., system_prompt: _Optional[str] = ..., sampling: _Optional[_Union[_generation_pb2.SamplingParams, _Mapping]] = ..., max_tokens: _Optional[int] = ..., messages: _Optional[_Iterable[_Union[_generation_pb2.ChatMessage, _Mapping]]] = ...) -> None: ...
+    truncation: _generation_pb2.Truncation
+    def __init__(self, session_id: _Optional[str] = ..., model: _Optional[str] = ..., system_prompt: _Optional[str] = ..., sampling: _Optional[_Union[_generation_pb2.SamplingParams, _Mapping]] = ..., max_tokens: _Optional[int] = ..., messages: _Optional[_Iterable[_Union[_generation_pb2.ChatMessage, _Mapping]]] = ..., truncation: _Optional[_Union[_generation_pb2.Truncation, str]] = ...) -> None: ...
 
 class CreateSessionResponse(_message.Message):
     __slots__ = ("session",)

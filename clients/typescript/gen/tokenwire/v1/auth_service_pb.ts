@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tokenwire/v1/auth_service.proto.
  */
 export const file_tokenwire_v1_auth_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch90b2tlbndpcmUvdjEvYXV0aF9zZXJ2aWNlLnByb3RvEgx0b2tlbndpcmUudjEiJQoSQ2hlY2tBY2Nlc3NSZXF1ZXN0Eg8KB21ldGhvZHMYASADKAkiFQoTQ2hlY2tBY2Nlc3NSZXNwb25zZSJsChFSYXRlTGltaXRTZXR0aW5ncxIPCgdlbmFibGVkGAEgASgIEhQKDG1heF9yZXF1ZXN0cxgCIAEoBRIWCg53aW5kb3dfc2Vjb25kcxgDIAEoBRIYChBidXJzdF9wZXJfc2Vjb25kGAQgASgFIp4BCgxDb3JzU2V0dGluZ3MSDwoHZW5hYmxlZBgBIAEoCBIXCg9hbGxvd2VkX29yaWdpbnMYAiADKAkSFwoPYWxsb3dlZF9tZXRob2RzGAMgAygJEhcKD2FsbG93ZWRfaGVhZGVycxgEIAMoCRIZChFhbGxvd19jcmVkZW50aWFscxgFIAEoCBIXCg9tYXhfYWdlX3NlY29uZHMYBiABKAUidgoOQXBpS2V5U2V0dGluZ3MSDwoHZW5hYmxlZBgBIAEoCBIQCghyZXF1aXJlZBgCIAEoCBITCgtoZWFkZXJfbmFtZRgDIAEoCRISCgprZXlzX2NvdW50GAQgASgFEhgKEGFkbWluX2tleXNfY291bnQYBSABKAUinAEKCkF1dGhDb25maWcSNQoMcmF0ZV9saW1pdGVyGAEgASgLMh8udG9rZW53aXJlLnYxLlJhdGVMaW1pdFNldHRpbmdzEigKBGNvcnMYAiABKAsyGi50b2tlbndpcmUudjEuQ29yc1NldHRpbmdzEi0KB2FwaV9rZXkYAyABKAsyHC50b2tlbndpcmUudjEuQXBpS2V5U2V0dGluZ3MiHAoKU3RyaW5nTGlzdBIOCgZ2YWx1ZXMYASADKAkiwwEKD1JhdGVMaW1pdFVwZGF0ZRIUCgdlbmFibGVkGAEgASgISACIAQESGQoMbWF4X3JlcXVlc3RzGAIgASgFSAGIAQESGwoOd2luZG93X3NlY29uZHMYAyABKAVIAogBARIdChBidXJzdF9wZXJfc2Vjb25kGAQgASgFSAOIAQFCCgoIX2VuYWJsZWRCDwoNX21heF9yZXF1ZXN0c0IRCg9fd2luZG93X3NlY29uZHNCEwoRX2J1cnN0X3Blcl9zZWNvbmQirwIKCkNvcnNVcGRhdGUSFAoHZW5hYmxlZBgBIAEoCEgAiAEBEjEKD2FsbG93ZWRfb3JpZ2lucxgCIAEoCzIYLnRva2Vud2lyZS52MS5TdHJpbmdMaXN0EjEKD2FsbG93ZWRfbWV0aG9kcxgDIAEoCzIYLnRva2Vud2lyZS52MS5TdHJpbmdMaXN0EjEKD2FsbG93ZWRfaGVhZGVycxgEIAEoCzIYLnRva2Vud2lyZS52MS5TdHJpbmdMaXN0Eh4KEWFsbG93X2NyZWRlbnRpYWxzGAUgASgISAGIAQESHAoPbWF4X2FnZV9zZWNvbmRzGAYgASgFSAKIAQFCCgoIX2VuYWJsZWRCFAoSX2FsbG93X2NyZWRlbnRpYWxzQhIKEF9tYXhfYWdlX3NlY29uZHMi3AEKDEFwaUtleVVwZGF0ZRIUCgdlbmFibGVkGAEgASgISACIAQESFQoIcmVxdWlyZWQYAiABKAhIAYgBARIYCgtoZWFkZXJfbmFtZRgDIAEoCUgCiAEBEioKCGFwaV9rZXlzGAQgASgLMhgudG9rZW53aXJlLnYxLlN0cmluZ0xpc3QSMAoOYWRtaW5fYXBpX2tleXMYBSABKAsyGC50b2tlbndpcmUudjEuU3RyaW5nTGlzdEIKCghfZW5hYmxlZEILCglfcmVxdWlyZWRCDgoMX2hlYWRlcl9uYW1lIhYKFEdldEF1dGhDb25maWdSZXF1ZXN0IkEKFUdldEF1dGhDb25maWdSZXNwb25zZRIoCgZjb25maWcYASABKAsyGC50b2tlbndpcmUudjEuQXV0aENvbmZpZyKjAQoXVXBkYXRlQXV0aENvbmZpZ1JlcXVlc3QSMwoMcmF0ZV9saW1pdGVyGAEgASgLMh0udG9rZW53aXJlLnYxLlJhdGVMaW1pdFVwZGF0ZRImCgRjb3JzGAIgASgLMhgudG9rZW53aXJlLnYxLkNvcnNVcGRhdGUSKwoHYXBpX2tleRgDIAEoCzIaLnRva2Vud2lyZS52MS5BcGlLZXlVcGRhdGUiRAoYVXBkYXRlQXV0aENvbmZpZ1Jlc3BvbnNlEigKBmNvbmZpZxgBIAEoCzIYLnRva2Vud2lyZS52MS5BdXRoQ29uZmlnIhUKE0dldEF1dGhTdGF0c1JlcXVlc3QiYQoLQ2xpZW50U3RhdHMSEQoJY2xpZW50X2lkGAEgASgJEhUKDXJlcXVlc3RfY291bnQYAiABKAUSEQoJcmVtYWluaW5nGAMgASgFEhUKDXJlc2V0X3NlY29uZHMYBCABKAUiWQoUR2V0QXV0aFN0YXRzUmVzcG9uc2USFQoNdG90YWxfY2xpZW50cxgBIAEoBRIqCgdjbGllbnRzGAIgAygLMhkudG9rZW53aXJlLnYxLkNsaWVudFN0YXRzIlEKFkNsZWFyUmF0ZUxpbWl0c1JlcXVlc3QSFgoJY2xpZW50X2lkGAEgASgJSACIAQESEQoJY2xlYXJfYWxsGAIgASgIQgwKCl9jbGllbnRfaWQiMgoXQ2xlYXJSYXRlTGltaXRzUmVzcG9uc2USFwoPY2xlYXJlZF9jbGllbnRzGAEgASgFIhgKFkdldEJyaWRnZVBvbGljeVJlcXVlc3QidwoXR2V0QnJpZGdlUG9saWN5UmVzcG9uc2USKAoEY29ycxgBIAEoCzIaLnRva2Vud2lyZS52MS5Db3JzU2V0dGluZ3MSFgoOYXBpX2tleV9oZWFkZXIYAiABKAkSGgoSbG9jYWxfY2xpZW50c19vbmx5GAMgASgIMvAFCgtBdXRoU2VydmljZRJ3Cg1HZXRBdXRoQ29uZmlnEiIudG9rZW53aXJlLnYxLkdldEF1dGhDb25maWdSZXF1ZXN0GiMudG9rZW53aXJlLnYxLkdldEF1dGhDb25maWdSZXNwb25zZSIdqJ8ZA4LT5JMCExIRL3YxL2F1dGgvc2V0dGluZ3MSgwEKEFVwZGF0ZUF1dGhDb25maWcSJS50b2tlbndpcmUudjEuVXBkYXRlQXV0aENvbmZpZ1JlcXVlc3QaJi50b2tlbndpcmUudjEuVXBkYXRlQXV0aENvbmZpZ1Jlc3BvbnNlIiConxkDgtPkkwIWOgEqMhEvdjEvYXV0aC9zZXR0aW5ncxJ3CgxHZXRBdXRoU3RhdHMSIS50b2tlbndpcmUudjEuR2V0QXV0aFN0YXRzUmVxdWVzdBoiLnRva2Vud2lyZS52MS5HZXRBdXRoU3RhdHNSZXNwb25zZSIgqJ8ZA4LT5JMCFhIUL3YxL2F1dGgvcmF0ZS1saW1pdHMSiQEKD0NsZWFyUmF0ZUxpbWl0cxIkLnRva2Vud2lyZS52MS5DbGVhclJhdGVMaW1pdHNSZXF1ZXN0GiUudG9rZW53aXJlLnYxLkNsZWFyUmF0ZUxpbWl0c1Jlc3BvbnNlIimonxkDgtPkkwIfOgEqIhovdjEvYXV0aC9yYXRlLWxpbWl0czpjbGVhchKCAQoPR2V0QnJpZGdlUG9saWN5EiQudG9rZW53aXJlLnYxLkdldEJyaWRnZVBvbGljeVJlcXVlc3QaJS50b2tlbndpcmUudjEuR2V0QnJpZGdlUG9saWN5UmVzcG9uc2UiIqifGQGC0+STAhgSFi92MS9hdXRoL2JyaWRnZS1wb2xpY3kSWAoLQ2hlY2tBY2Nlc3MSIC50b2tlbndpcmUudjEuQ2hlY2tBY2Nlc3NSZXF1ZXN0GiEudG9rZW53aXJlLnYxLkNoZWNrQWNjZXNzUmVzcG9uc2UiBKifGQFCSFpGZ2l0aHViLmNvbS90b2tlbndpcmUvdG9rZW53aXJlL2NsaWVudHMvZ28vZ2VuL3Rva2Vud2lyZS92MTt0b2tlbndpcmV2MWIGcHJvdG8z", [file_google_api_annotations, file_tokenwire_v1_access]);
+  fileDesc("Ch90b2tlbndpcmUvdjEvYXV0aF9zZXJ2aWNlLnByb3RvEgx0b2tlbndpcmUudjEiJQoSQ2hlY2tBY2Nlc3NSZXF1ZXN0Eg8KB21ldGhvZHMYASADKAkiFQoTQ2hlY2tBY2Nlc3NSZXNwb25zZSL1AQoRUmF0ZUxpbWl0U2V0dGluZ3MSDwoHZW5hYmxlZBgBIAEoCBIUCgxtYXhfcmVxdWVzdHMYAiABKAUSFgoOd2luZG93X3NlY29uZHMYAyABKAUSGAoQYnVyc3RfcGVyX3NlY29uZBgEIAEoBRI8CgdwZXJfa2V5GAUgAygLMisudG9rZW53aXJlLnYxLlJhdGVMaW1pdFNldHRpbmdzLlBlcktleUVudHJ5GkkKC1BlcktleUVudHJ5EgsKA2tleRgBIAEoCRIpCgV2YWx1ZRgCIAEoCzIaLnRva2Vud2lyZS52MS5LZXlSYXRlTGltaXQ6AjgBIp4BCgxLZXlSYXRlTGltaXQSGQoMbWF4X3JlcXVlc3RzGAEgASgFSACIAQESGwoOd2luZG93X3NlY29uZHMYAiABKAVIAYgBARIdChBidXJzdF9wZXJfc2Vjb25kGAMgASgFSAKIAQFCDwoNX21heF9yZXF1ZXN0c0IRCg9fd2luZG93X3NlY29uZHNCEwoRX2J1cnN0X3Blcl9zZWNvbmQimQEKEFBlcktleVJhdGVMaW1pdHMSOgoGbGltaXRzGAEgAygLMioudG9rZW53aXJlLnYxLlBlcktleVJhdGVMaW1pdHMuTGltaXRzRW50cnkaSQoLTGltaXRzRW50cnkSCwoDa2V5GAEgASgJEikKBXZhbHVlGAIgASgLMhoudG9rZW53aXJlLnYxLktleVJhdGVMaW1pdDoCOAEingEKDENvcnNTZXR0aW5ncxIPCgdlbmFibGVkGAEgASgIEhcKD2FsbG93ZWRfb3JpZ2lucxgCIAMoCRIXCg9hbGxvd2VkX21ldGhvZHMYAyADKAkSFwoPYWxsb3dlZF9oZWFkZXJzGAQgAygJEhkKEWFsbG93X2NyZWRlbnRpYWxzGAUgASgIEhcKD21heF9hZ2Vfc2Vjb25kcxgGIAEoBSJ2Cg5BcGlLZXlTZXR0aW5ncxIPCgdlbmFibGVkGAEgASgIEhAKCHJlcXVpcmVkGAIgASgIEhMKC2hlYWRlcl9uYW1lGAMgASgJEhIKCmtleXNfY291bnQYBCABKAUSGAoQYWRtaW5fa2V5c19jb3VudBgFIAEoBSKcAQoKQXV0aENvbmZpZxI1CgxyYXRlX2xpbWl0ZXIYASABKAsyHy50b2tlbndpcmUudjEuUmF0ZUxpbWl0U2V0dGluZ3MSKAoEY29ycxgCIAEoCzIaLnRva2Vud2lyZS52MS5Db3JzU2V0dGluZ3MSLQoHYXBpX2tleRgDIAEoCzIcLnRva2Vud2lyZS52MS5BcGlLZXlTZXR0aW5ncyIcCgpTdHJpbmdMaXN0Eg4KBnZhbHVlcxgBIAMoCSL0AQoPUmF0ZUxpbWl0VXBkYXRlEhQKB2VuYWJsZWQYASABKAhIAIgBARIZCgxtYXhfcmVxdWVzdHMYAiABKAVIAYgBARIbCg53aW5kb3dfc2Vjb25kcxgDIAEoBUgCiAEBEh0KEGJ1cnN0X3Blcl9zZWNvbmQYBCABKAVIA4gBARIvCgdwZXJfa2V5GAUgASgLMh4udG9rZW53aXJlLnYxLlBlcktleVJhdGVMaW1pdHNCCgoIX2VuYWJsZWRCDwoNX21heF9yZXF1ZXN0c0IRCg9fd2luZG93X3NlY29uZHNCEwoRX2J1cnN0X3Blcl9zZWNvbmQirwIKCkNvcnNVcGRhdGUSFAoHZW5hYmxlZBgBIAEoCEgAiAEBEjEKD2FsbG93ZWRfb3JpZ2lucxgCIAEoCzIYLnRva2Vud2lyZS52MS5TdHJpbmdMaXN0EjEKD2FsbG93ZWRfbWV0aG9kcxgDIAEoCzIYLnRva2Vud2lyZS52MS5TdHJpbmdMaXN0EjEKD2FsbG93ZWRfaGVhZGVycxgEIAEoCzIYLnRva2Vud2lyZS52MS5TdHJpbmdMaXN0Eh4KEWFsbG93X2NyZWRlbnRpYWxzGAUgASgISAGIAQESHAoPbWF4X2FnZV9zZWNvbmRzGAYgASgFSAKIAQFCCgoIX2VuYWJsZWRCFAoSX2FsbG93X2NyZWRlbnRpYWxzQhIKEF9tYXhfYWdlX3NlY29uZHMi3AEKDEFwaUtleVVwZGF0ZRIUCgdlbmFibGVkGAEgASgISACIAQESFQoIcmVxdWlyZWQYAiABKAhIAYgBARIYCgtoZWFkZXJfbmFtZRgDIAEoCUgCiAEBEioKCGFwaV9rZXlzGAQgASgLMhgudG9rZW53aXJlLnYxLlN0cmluZ0xpc3QSMAoOYWRtaW5fYXBpX2tleXMYBSABKAsyGC50b2tlbndpcmUudjEuU3RyaW5nTGlzdEIKCghfZW5hYmxlZEILCglfcmVxdWlyZWRCDgoMX2hlYWRlcl9uYW1lIhYKFEdldEF1dGhDb25maWdSZXF1ZXN0IkEKFUdldEF1dGhDb25maWdSZXNwb25zZRIoCgZjb25maWcYASABKAsyGC50b2tlbndpcmUudjEuQXV0aENvbmZpZyKjAQoXVXBkYXRlQXV0aENvbmZpZ1JlcXVlc3QSMwoMcmF0ZV9saW1pdGVyGAEgASgLMh0udG9rZW53aXJlLnYxLlJhdGVMaW1pdFVwZGF0ZRImCgRjb3JzGAIgASgLMhgudG9rZW53aXJlLnYxLkNvcnNVcGRhdGUSKwoHYXBpX2tleRgDIAEoCzIaLnRva2Vud2lyZS52MS5BcGlLZXlVcGRhdGUiRAoYVXBkYXRlQXV0aENvbmZpZ1Jlc3BvbnNlEigKBmNvbmZpZxgBIAEoCzIYLnRva2Vud2lyZS52MS5BdXRoQ29uZmlnIhUKE0dldEF1dGhTdGF0c1JlcXVlc3QiYQoLQ2xpZW50U3RhdHMSEQoJY2xpZW50X2lkGAEgASgJEhUKDXJlcXVlc3RfY291bnQYAiABKAUSEQoJcmVtYWluaW5nGAMgASgFEhUKDXJlc2V0X3NlY29uZHMYBCABKAUiWQoUR2V0QXV0aFN0YXRzUmVzcG9uc2USFQoNdG90YWxfY2xpZW50cxgBIAEoBRIqCgdjbGllbnRzGAIgAygLMhkudG9rZW53aXJlLnYxLkNsaWVudFN0YXRzIlEKFkNsZWFyUmF0ZUxpbWl0c1JlcXVlc3QSFgoJY2xpZW50X2lkGAEgASgJSACIAQESEQoJY2xlYXJfYWxsGAIgASgIQgwKCl9jbGllbnRfaWQiMgoXQ2xlYXJSYXRlTGltaXRzUmVzcG9uc2USFwoPY2xlYXJlZF9jbGllbnRzGAEgASgFIhgKFkdldEJyaWRnZVBvbGljeVJlcXVlc3QidwoXR2V0QnJpZGdlUG9saWN5UmVzcG9uc2USKAoEY29ycxgBIAEoCzIaLnRva2Vud2lyZS52MS5Db3JzU2V0dGluZ3MSFgoOYXBpX2tleV9oZWFkZXIYAiABKAkSGgoSbG9jYWxfY2xpZW50c19vbmx5GAMgASgIMvAFCgtBdXRoU2VydmljZRJ3Cg1HZXRBdXRoQ29uZmlnEiIudG9rZW53aXJlLnYxLkdldEF1dGhDb25maWdSZXF1ZXN0GiMudG9rZW53aXJlLnYxLkdldEF1dGhDb25maWdSZXNwb25zZSIdqJ8ZA4LT5JMCExIRL3YxL2F1dGgvc2V0dGluZ3MSgwEKEFVwZGF0ZUF1dGhDb25maWcSJS50b2tlbndpcmUudjEuVXBkYXRlQXV0aENvbmZpZ1JlcXVlc3QaJi50b2tlbndpcmUudjEuVXBkYXRlQXV0aENvbmZpZ1Jlc3BvbnNlIiConxkDgtPkkwIWOgEqMhEvdjEvYXV0aC9zZXR0aW5ncxJ3CgxHZXRBdXRoU3RhdHMSIS50b2tlbndpcmUudjEuR2V0QXV0aFN0YXRzUmVxdWVzdBoiLnRva2Vud2lyZS52MS5HZXRBdXRoU3RhdHNSZXNwb25zZSIgqJ8ZA4LT5JMCFhIUL3YxL2F1dGgvcmF0ZS1saW1pdHMSiQEKD0NsZWFyUmF0ZUxpbWl0cxIkLnRva2Vud2lyZS52MS5DbGVhclJhdGVMaW1pdHNSZXF1ZXN0GiUudG9rZW53aXJlLnYxLkNsZWFyUmF0ZUxpbWl0c1Jlc3BvbnNlIimonxkDgtPkkwIfOgEqIhovdjEvYXV0aC9yYXRlLWxpbWl0czpjbGVhchKCAQoPR2V0QnJpZGdlUG9saWN5EiQudG9rZW53aXJlLnYxLkdldEJyaWRnZVBvbGljeVJlcXVlc3QaJS50b2tlbndpcmUudjEuR2V0QnJpZGdlUG9saWN5UmVzcG9uc2UiIqifGQGC0+STAhgSFi92MS9hdXRoL2JyaWRnZS1wb2xpY3kSWAoLQ2hlY2tBY2Nlc3MSIC50b2tlbndpcmUudjEuQ2hlY2tBY2Nlc3NSZXF1ZXN0GiEudG9rZW53aXJlLnYxLkNoZWNrQWNjZXNzUmVzcG9uc2UiBKifGQFCSFpGZ2l0aHViLmNvbS90b2tlbndpcmUvdG9rZW53aXJlL2NsaWVudHMvZ28vZ2VuL3Rva2Vud2lyZS92MTt0b2tlbndpcmV2MWIGcHJvdG8z", [file_google_api_annotations, file_tokenwire_v1_access]);
 
 /**
  * CheckAccessRequest names the methods a caller is about to use.
@@ -83,6 +83,14 @@ export type RateLimitSettings = Message<"tokenwire.v1.RateLimitSettings"> & {
    * @generated from field: int32 burst_per_second = 4;
    */
   burstPerSecond: number;
+
+  /**
+   * Limits of their own for some API keys, by key id ("key:" and 12 hex digits, as
+   * GetAuthStats names clients); never the keys themselves.
+   *
+   * @generated from field: map<string, tokenwire.v1.KeyRateLimit> per_key = 5;
+   */
+  perKey: { [key: string]: KeyRateLimit };
 };
 
 /**
@@ -91,6 +99,62 @@ export type RateLimitSettings = Message<"tokenwire.v1.RateLimitSettings"> & {
  */
 export const RateLimitSettingsSchema: GenMessage<RateLimitSettings> = /*@__PURE__*/
   messageDesc(file_tokenwire_v1_auth_service, 2);
+
+/**
+ * KeyRateLimit is one API key's own limits; an unset member takes the default's.
+ *
+ * @generated from message tokenwire.v1.KeyRateLimit
+ */
+export type KeyRateLimit = Message<"tokenwire.v1.KeyRateLimit"> & {
+  /**
+   * Requests per window (at least 1).
+   *
+   * @generated from field: optional int32 max_requests = 1;
+   */
+  maxRequests?: number;
+
+  /**
+   * Window length in seconds (at least 1).
+   *
+   * @generated from field: optional int32 window_seconds = 2;
+   */
+  windowSeconds?: number;
+
+  /**
+   * Most requests in any one second (0: no cap).
+   *
+   * @generated from field: optional int32 burst_per_second = 3;
+   */
+  burstPerSecond?: number;
+};
+
+/**
+ * Describes the message tokenwire.v1.KeyRateLimit.
+ * Use `create(KeyRateLimitSchema)` to create a new message.
+ */
+export const KeyRateLimitSchema: GenMessage<KeyRateLimit> = /*@__PURE__*/
+  messageDesc(file_tokenwire_v1_auth_service, 3);
+
+/**
+ * PerKeyRateLimits is the whole table of per-key limits, replacing the one in force.
+ *
+ * @generated from message tokenwire.v1.PerKeyRateLimits
+ */
+export type PerKeyRateLimits = Message<"tokenwire.v1.PerKeyRateLimits"> & {
+  /**
+   * By API key or key id; a key is turned into its key id on arrival and never kept.
+   *
+   * @generated from field: map<string, tokenwire.v1.KeyRateLimit> limits = 1;
+   */
+  limits: { [key: string]: KeyRateLimit };
+};
+
+/**
+ * Describes the message tokenwire.v1.PerKeyRateLimits.
+ * Use `create(PerKeyRateLimitsSchema)` to create a new message.
+ */
+export const PerKeyRateLimitsSchema: GenMessage<PerKeyRateLimits> = /*@__PURE__*/
+  messageDesc(file_tokenwire_v1_auth_service, 4);
 
 /**
  * CorsSettings is which browser origins may call the REST bridge.
@@ -146,7 +210,7 @@ export type CorsSettings = Message<"tokenwire.v1.CorsSettings"> & {
  * Use `create(CorsSettingsSchema)` to create a new message.
  */
 export const CorsSettingsSchema: GenMessage<CorsSettings> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_auth_service, 3);
+  messageDesc(file_tokenwire_v1_auth_service, 5);
 
 /**
  * ApiKeySettings describes API key checking; keys themselves are never returned.
@@ -195,7 +259,7 @@ export type ApiKeySettings = Message<"tokenwire.v1.ApiKeySettings"> & {
  * Use `create(ApiKeySettingsSchema)` to create a new message.
  */
 export const ApiKeySettingsSchema: GenMessage<ApiKeySettings> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_auth_service, 4);
+  messageDesc(file_tokenwire_v1_auth_service, 6);
 
 /**
  * AuthConfig is the whole live security configuration.
@@ -230,7 +294,7 @@ export type AuthConfig = Message<"tokenwire.v1.AuthConfig"> & {
  * Use `create(AuthConfigSchema)` to create a new message.
  */
 export const AuthConfigSchema: GenMessage<AuthConfig> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_auth_service, 5);
+  messageDesc(file_tokenwire_v1_auth_service, 7);
 
 /**
  * StringList is a list whose presence matters: an empty list set on purpose clears the value.
@@ -251,7 +315,7 @@ export type StringList = Message<"tokenwire.v1.StringList"> & {
  * Use `create(StringListSchema)` to create a new message.
  */
 export const StringListSchema: GenMessage<StringList> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_auth_service, 6);
+  messageDesc(file_tokenwire_v1_auth_service, 8);
 
 /**
  * RateLimitUpdate holds the rate-limit settings to change; unset fields stay as they are.
@@ -286,6 +350,13 @@ export type RateLimitUpdate = Message<"tokenwire.v1.RateLimitUpdate"> & {
    * @generated from field: optional int32 burst_per_second = 4;
    */
   burstPerSecond?: number;
+
+  /**
+   * New per-key limits, replacing every key's own limits (empty: none left).
+   *
+   * @generated from field: tokenwire.v1.PerKeyRateLimits per_key = 5;
+   */
+  perKey?: PerKeyRateLimits;
 };
 
 /**
@@ -293,7 +364,7 @@ export type RateLimitUpdate = Message<"tokenwire.v1.RateLimitUpdate"> & {
  * Use `create(RateLimitUpdateSchema)` to create a new message.
  */
 export const RateLimitUpdateSchema: GenMessage<RateLimitUpdate> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_auth_service, 7);
+  messageDesc(file_tokenwire_v1_auth_service, 9);
 
 /**
  * CorsUpdate holds the CORS settings to change; unset fields stay as they are.
@@ -349,7 +420,7 @@ export type CorsUpdate = Message<"tokenwire.v1.CorsUpdate"> & {
  * Use `create(CorsUpdateSchema)` to create a new message.
  */
 export const CorsUpdateSchema: GenMessage<CorsUpdate> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_auth_service, 8);
+  messageDesc(file_tokenwire_v1_auth_service, 10);
 
 /**
  * ApiKeyUpdate holds the API key settings to change; unset fields stay as they are.
@@ -398,7 +469,7 @@ export type ApiKeyUpdate = Message<"tokenwire.v1.ApiKeyUpdate"> & {
  * Use `create(ApiKeyUpdateSchema)` to create a new message.
  */
 export const ApiKeyUpdateSchema: GenMessage<ApiKeyUpdate> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_auth_service, 9);
+  messageDesc(file_tokenwire_v1_auth_service, 11);
 
 /**
  * GetAuthConfigRequest asks for the live settings.
@@ -413,7 +484,7 @@ export type GetAuthConfigRequest = Message<"tokenwire.v1.GetAuthConfigRequest"> 
  * Use `create(GetAuthConfigRequestSchema)` to create a new message.
  */
 export const GetAuthConfigRequestSchema: GenMessage<GetAuthConfigRequest> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_auth_service, 10);
+  messageDesc(file_tokenwire_v1_auth_service, 12);
 
 /**
  * GetAuthConfigResponse holds the live settings.
@@ -434,7 +505,7 @@ export type GetAuthConfigResponse = Message<"tokenwire.v1.GetAuthConfigResponse"
  * Use `create(GetAuthConfigResponseSchema)` to create a new message.
  */
 export const GetAuthConfigResponseSchema: GenMessage<GetAuthConfigResponse> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_auth_service, 11);
+  messageDesc(file_tokenwire_v1_auth_service, 13);
 
 /**
  * UpdateAuthConfigRequest names the settings to change.
@@ -469,7 +540,7 @@ export type UpdateAuthConfigRequest = Message<"tokenwire.v1.UpdateAuthConfigRequ
  * Use `create(UpdateAuthConfigRequestSchema)` to create a new message.
  */
 export const UpdateAuthConfigRequestSchema: GenMessage<UpdateAuthConfigRequest> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_auth_service, 12);
+  messageDesc(file_tokenwire_v1_auth_service, 14);
 
 /**
  * UpdateAuthConfigResponse holds the settings after the change.
@@ -490,7 +561,7 @@ export type UpdateAuthConfigResponse = Message<"tokenwire.v1.UpdateAuthConfigRes
  * Use `create(UpdateAuthConfigResponseSchema)` to create a new message.
  */
 export const UpdateAuthConfigResponseSchema: GenMessage<UpdateAuthConfigResponse> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_auth_service, 13);
+  messageDesc(file_tokenwire_v1_auth_service, 15);
 
 /**
  * GetAuthStatsRequest asks for the rate limiter's clients.
@@ -505,7 +576,7 @@ export type GetAuthStatsRequest = Message<"tokenwire.v1.GetAuthStatsRequest"> & 
  * Use `create(GetAuthStatsRequestSchema)` to create a new message.
  */
 export const GetAuthStatsRequestSchema: GenMessage<GetAuthStatsRequest> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_auth_service, 14);
+  messageDesc(file_tokenwire_v1_auth_service, 16);
 
 /**
  * ClientStats is one rate-limited client.
@@ -547,7 +618,7 @@ export type ClientStats = Message<"tokenwire.v1.ClientStats"> & {
  * Use `create(ClientStatsSchema)` to create a new message.
  */
 export const ClientStatsSchema: GenMessage<ClientStats> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_auth_service, 15);
+  messageDesc(file_tokenwire_v1_auth_service, 17);
 
 /**
  * GetAuthStatsResponse lists the rate limiter's clients.
@@ -575,7 +646,7 @@ export type GetAuthStatsResponse = Message<"tokenwire.v1.GetAuthStatsResponse"> 
  * Use `create(GetAuthStatsResponseSchema)` to create a new message.
  */
 export const GetAuthStatsResponseSchema: GenMessage<GetAuthStatsResponse> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_auth_service, 16);
+  messageDesc(file_tokenwire_v1_auth_service, 18);
 
 /**
  * ClearRateLimitsRequest says whose counts to forget.
@@ -603,7 +674,7 @@ export type ClearRateLimitsRequest = Message<"tokenwire.v1.ClearRateLimitsReques
  * Use `create(ClearRateLimitsRequestSchema)` to create a new message.
  */
 export const ClearRateLimitsRequestSchema: GenMessage<ClearRateLimitsRequest> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_auth_service, 17);
+  messageDesc(file_tokenwire_v1_auth_service, 19);
 
 /**
  * ClearRateLimitsResponse says how many clients were forgotten.
@@ -624,7 +695,7 @@ export type ClearRateLimitsResponse = Message<"tokenwire.v1.ClearRateLimitsRespo
  * Use `create(ClearRateLimitsResponseSchema)` to create a new message.
  */
 export const ClearRateLimitsResponseSchema: GenMessage<ClearRateLimitsResponse> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_auth_service, 18);
+  messageDesc(file_tokenwire_v1_auth_service, 20);
 
 /**
  * GetBridgePolicyRequest asks for the bridge's policy.
@@ -639,7 +710,7 @@ export type GetBridgePolicyRequest = Message<"tokenwire.v1.GetBridgePolicyReques
  * Use `create(GetBridgePolicyRequestSchema)` to create a new message.
  */
 export const GetBridgePolicyRequestSchema: GenMessage<GetBridgePolicyRequest> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_auth_service, 19);
+  messageDesc(file_tokenwire_v1_auth_service, 21);
 
 /**
  * GetBridgePolicyResponse holds the bridge's policy.
@@ -676,7 +747,7 @@ export type GetBridgePolicyResponse = Message<"tokenwire.v1.GetBridgePolicyRespo
  * Use `create(GetBridgePolicyResponseSchema)` to create a new message.
  */
 export const GetBridgePolicyResponseSchema: GenMessage<GetBridgePolicyResponse> = /*@__PURE__*/
-  messageDesc(file_tokenwire_v1_auth_service, 20);
+  messageDesc(file_tokenwire_v1_auth_service, 22);
 
 /**
  * AuthService reads and changes the server's live security settings: API keys, rate limiting and
