@@ -275,3 +275,11 @@ def test_the_python_client_asks_for_a_truncation_policy_and_reads_what_was_left_
                                         for r in ("user", "assistant") * 2])
         deltas = list(client.chat(session, "And now?", max_tokens=4, temperature=0))
         assert deltas[-1].truncated_messages == deltas[-1].usage.truncated_messages >= 2
+        assert client.get_session(session).truncation == "auto"
+        strict = client.create_session(f"client-strict-{uuid.uuid4()}", system_prompt=SYSTEM,
+                                       truncation="error",
+                                       messages=[{"role": r, "content": filler}
+                                                 for r in ("user", "assistant") * 2])
+        assert strict.truncation == "error"
+        with pytest.raises(InvalidArgumentError):
+            list(client.chat(strict.session_id, "And now?", max_tokens=4, temperature=0))

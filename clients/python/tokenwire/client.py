@@ -179,6 +179,8 @@ class Session:
     message_count: int
     created_unix: float
     updated_unix: float
+    #: The session's policy for a history longer than the window ("auto" or "error").
+    truncation: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -201,7 +203,8 @@ def _session(pb) -> Session:
     return Session(pb.session_id, pb.model,
                    pb.system_prompt if pb.HasField("system_prompt") else None, sampling,
                    pb.max_tokens if pb.HasField("max_tokens") else None, pb.message_count,
-                   pb.created_unix, pb.updated_unix)
+                   pb.created_unix, pb.updated_unix,
+                   "error" if pb.truncation == generation_pb2.TRUNCATION_ERROR else "auto")
 
 
 def _chat_delta(pb: session_service_pb2.ChatResponse) -> ChatDelta:
@@ -514,11 +517,15 @@ class Client:
     def create_session(self, session_id: str | None = None, *, model: str = "",
                        system_prompt: str | None = None, max_tokens: int | None = None,
                        logit_bias: Mapping[int, float] | None = None,
-                       messages: Sequence[Mapping] = (), **sampling) -> Session:
-        """A new session; `sampling` and `max_tokens` become the defaults of its turns, and
-        `messages` (as for generate, without system messages) its starting history."""
+                       messages: Sequence[Mapping] = (), truncation: str | None = None,
+                       **sampling) -> Session:
+        """A new session; `sampling`, `max_tokens` and `truncation` ("auto", the default, or
+        "error") become the defaults of its turns, and `messages` (as for generate, without
+        system messages) its starting history."""
         pb = session_service_pb2.CreateSessionRequest(model=model,
                                                       messages=[_message(m) for m in messages])
+        if truncation is not None:
+            fill_features(pb, truncation=truncation)
         if session_id is not None:
             pb.session_id = session_id
         if system_prompt is not None:
