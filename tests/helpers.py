@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 import threading
 import time
@@ -84,3 +85,25 @@ def wait_for(condition: Callable[[], Any], *, timeout: float = 10.0, interval: f
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s: {condition}")
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def serve_with_bridge(settings: Settings, *, wait_loaded: bool = True, **bridge: Any):
+    """A server with `settings` and an in-process bridge (Flask test client) in front of it,
+    holding the suite's bridge secret (believed by servers configured with it)."""
+    import grpc
+
+    from rest_bridge import create_app
+    from rest_bridge.config import BridgeConfig
+    from tests.sentinel import BRIDGE_SECRET
+
+    server = ServerThread(settings).start(wait_loaded=wait_loaded)
+    try:
+        with grpc.insecure_channel(server.target) as channel:
+            config = BridgeConfig(grpc_target=server.target, bridge_secret=BRIDGE_SECRET,
+                                  **{"request_timeout_s": 600, **bridge})
+            app = create_app(config, channel=channel)
+            app.testing = True
+            yield server, app.test_client()
+    finally:
+        server.stop()

@@ -5,13 +5,10 @@ PUT /v1/auth/config."""
 
 from __future__ import annotations
 
-import grpc
 import pytest
 
-from rest_bridge import create_app
-from rest_bridge.config import BridgeConfig
-from tests.helpers import ServerThread, make_settings
 from server.core.key_ids import fingerprint
+from tests.helpers import make_settings, serve_with_bridge
 from tests.sentinel import ADMIN_KEY, KEY_A, KEY_B, SENTINEL
 
 DEFAULT_LIMIT, KEY_B_LIMIT, WINDOW_S = 2, 5, 3600  # a window no slow machine outlasts
@@ -22,12 +19,8 @@ def per_key_http():
     settings = make_settings(auth={"api_keys": [KEY_A, KEY_B]}, rate_limit={
         "enabled": True, "max_requests": DEFAULT_LIMIT, "window_size": WINDOW_S,
         "per_key": {KEY_B: {"max_requests": KEY_B_LIMIT}}})
-    running = ServerThread(settings).start()
-    try:
-        with grpc.insecure_channel(running.target) as channel:
-            yield create_app(BridgeConfig(grpc_target=running.target), channel=channel).test_client()
-    finally:
-        running.stop()
+    with serve_with_bridge(settings) as (_, http):
+        yield http
 
 
 def _calls(http, key: str, n: int) -> list:
@@ -55,12 +48,8 @@ def admin_http():
                              rate_limit={"enabled": True, "max_requests": DEFAULT_LIMIT,
                                          "window_size": WINDOW_S,
                                          "per_key": {ADMIN_KEY: {"max_requests": 100}}})
-    running = ServerThread(settings).start()
-    try:
-        with grpc.insecure_channel(running.target) as channel:
-            yield create_app(BridgeConfig(grpc_target=running.target), channel=channel).test_client()
-    finally:
-        running.stop()
+    with serve_with_bridge(settings) as (_, http):
+        yield http
 
 
 def _put(http, rate_limiter: dict):

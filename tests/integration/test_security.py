@@ -3,7 +3,6 @@ REST and gRPC clients meet them (real server with the embedded model, bridge in 
 
 from __future__ import annotations
 
-import contextlib
 
 import grpc
 import pytest
@@ -13,6 +12,7 @@ from rest_bridge.config import BridgeConfig
 from server.security.keys import fingerprint
 from tests.conftest import BAN_END_OF_GENERATION
 from tests.helpers import ServerThread, make_settings, wait_for
+from tests.helpers import serve_with_bridge as running
 from tests.sentinel import ADMIN_KEY, BRIDGE_SECRET, KEY_A, KEY_B, SENTINEL
 from tokenwire.v1 import engine_service_pb2, engine_service_pb2_grpc
 from tokenwire.v1 import generation_service_pb2 as gen_pb
@@ -24,21 +24,6 @@ RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
-
-
-@contextlib.contextmanager
-def running(settings, *, wait_loaded: bool = True, **bridge):
-    """A server with `settings` and an in-process bridge (Flask test client) in front of it."""
-    server = ServerThread(settings).start(wait_loaded=wait_loaded)
-    try:
-        with grpc.insecure_channel(server.target) as channel:
-            config = BridgeConfig(grpc_target=server.target, bridge_secret=BRIDGE_SECRET,
-                                  **{"request_timeout_s": 600, **bridge})
-            app = create_app(config, channel=channel)
-            app.testing = True
-            yield server, app.test_client()
-    finally:
-        server.stop()
 
 
 # -- rate limits ------------------------------------------------------------------------------------

@@ -255,9 +255,8 @@ class AuthConfig(Answer):
         rl = c.rate_limiter
         return cls(rate_limiter=copy(RateLimiter, rl, burst=rl.burst_per_second, per_key={
             key_id: KeyLimit(**{name: getattr(own, field) if own.HasField(field) else None
-                                for name, field in (("max_requests", "max_requests"),
-                                                    ("window_seconds", "window_seconds"),
-                                                    ("burst", "burst_per_second"))})
+                                for name in KeyLimit.model_fields
+                                for field in [_PROTO_NAMES.get(name, name)]})
             for key_id, own in rl.per_key.items()}),
                    cors=copy(Cors, c.cors, max_age=c.cors.max_age_seconds),
                    api_key=copy(ApiKeys, c.api_key))
@@ -285,7 +284,7 @@ def _proto_members(members: dict) -> dict:
     def value(name, given):
         if isinstance(given, list):
             return {"values": given}
-        if name == "per_key":
+        if isinstance(given, dict):  # the per-key table
             return {"limits": {key: _proto_members(limits) for key, limits in given.items()}}
         return given
 
